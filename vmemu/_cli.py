@@ -1,0 +1,251 @@
+"""The ``vmemu`` command line: run, explore, replay, check, lockdep (DESIGN §5).
+
+Exit codes: 0 nothing found (``check``: all as expected), 1 a failure verdict (``check``:
+a mismatch), 2 bad input or usage. Bad input is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from ._errors import UserError
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {v}")
+    return v
+
+
+def _pos_int(text: str) -> int:
+    v = _nonneg_int(text)
+    if v == 0:
+        raise argparse.ArgumentTypeError("expected a positive number, got 0")
+    return v
+
+
+def _pos_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}")
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text}")
+    return v
+
+
+def _add_common(p: argparse.ArgumentParser, *, scenario: bool = True) -> None:
+    if scenario:
+        p.add_argument("scenario", help="scenario file (.yaml or .py)")
+        p.add_argument("--faults", metavar="F", help="fault plan (faults/*.yaml)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--driver", default="trio", choices=["trio", "direct"],
+                   help="how tasks are resumed (same traces either way; default trio)")
+    p.add_argument("--log", choices=["json", "console"], help="structured event log on stderr")
+
+
+def _add_strategy(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument("--strategy", default=default, help=f"scheduling strategy (default {default})")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed (default 0)")
+    p.add_argument("--depth", type=_pos_int, default=None, help="PCT bug depth d (default 3)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests)."""
+    p = _Parser(prog="vmemu", description="Find and replay concurrency hangs in emulated "
+                "kernels: deadlocks, hung tasks, livelocks, low-memory lock inversions.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("run", help="run one schedule of a scenario")
+    _add_common(r)
+    _add_strategy(r, "random")
+    r.add_argument("--trace", metavar="OUT.json", help="save the trace here")
+
+    e = sub.add_parser("explore", help="search many schedules for a failure")
+    _add_common(e)
+    _add_strategy(e, "random")
+    e.add_argument("--runs", type=_pos_int, default=None, help="schedules to try (default 1000)")
+    e.add_argument("--time", type=_pos_float, default=None, metavar="S",
+                   help="stop trying new schedules after S seconds")
+    e.add_argument("--jobs", type=_pos_int, default=1, metavar="J", help="worker processes")
+    e.add_argument("--all", action="store_true", help="keep going after the first failure")
+    e.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+                   help="where failing traces are saved (default .vmemu/findings)")
+
+    rp = sub.add_parser("replay", help="replay a saved trace")
+    rp.add_argument("trace", help="trace file saved by run --trace or explore")
+    _add_common(rp, scenario=False)
+
+    c = sub.add_parser("check", help="check that each scenario reaches its `expect` verdict")
+    c.add_argument("scenarios", nargs="+", help="scenario files or folders")
+    c.add_argument("--runs", type=_pos_int, default=None, help="schedules per scenario")
+    c.add_argument("--seed", type=_nonneg_int, default=0)
+    _add_common(c, scenario=False)
+
+    ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
+    _add_common(ld)
+    ld.add_argument("--runs", type=_pos_int, default=None, help="schedules to learn from")
+    ld.add_argument("--seed", type=_nonneg_int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        log = _make_log(args.log)
+        return _COMMANDS[args.command](args, log)
+    except UserError as e:
+        print(f"vmemu: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("vmemu: interrupted", file=sys.stderr)
+        return 130
+
+
+def _make_log(kind: str | None) -> Any:
+    if kind is None:
+        return None
+    import structlog
+    renderer = (structlog.processors.JSONRenderer(sort_keys=True) if kind == "json"
+                else structlog.dev.ConsoleRenderer(colors=False))
+    logger = structlog.wrap_logger(structlog.PrintLogger(sys.stderr),
+                                   processors=[renderer])
+
+    def log(ev: list) -> None:
+        tick, task, op, arg, line = ev
+        logger.info(op, tick=tick, task=task, arg=arg, line=line)
+    return log
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    return {"depth": args.depth} if getattr(args, "depth", None) is not None else {}
+
+
+def _emit(result: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
+    if args.json:
+        d = result.to_json()
+        d.update(extra or {})
+        print(json.dumps(d, indent=2))
+    else:
+        from ._report import print_report
+        print_report(result, extra or {})
+
+
+def _cmd_run(args: argparse.Namespace, log: Any) -> int:
+    from ._run import run
+    r = run(args.scenario, seed=args.seed, strategy=args.strategy, faults=args.faults,
+            driver=args.driver, log=log, **_params(args))
+    if args.trace:
+        r.trace_path = r.trace.save(args.trace)
+    _emit(r, args)
+    return EXIT_FOUND if r.failed else EXIT_OK
+
+
+def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
+    from ._explore import DEFAULT_RUNS, explore
+    runs = args.runs or DEFAULT_RUNS
+    x = explore(args.scenario, runs=runs, seed=args.seed, strategy=args.strategy,
+                faults=args.faults, driver=args.driver, time_budget=args.time,
+                keep_going=args.all, **_params(args))
+    for f in x.findings:
+        f.trace_path = save_finding(f, args.findings)
+    extra = {"schedules": x.schedules, "findings": len(x.findings)}
+    if args.all and len(x.findings) > 1 and not args.json:
+        for f in x.findings[1:]:
+            _emit(f, args)
+            print()
+    _emit(x.result, args, extra)
+    return EXIT_FOUND if x.findings else EXIT_OK
+
+
+def save_finding(r: Any, folder: str) -> str:
+    """Save a failing run's trace atomically under ``folder``; returns its path."""
+    name = f"{_slug(r.scenario.name)}-{r.verdict}-{r.trace_hash[:12]}.json"
+    return r.trace.save(Path(folder) / name)
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in s) or "scenario"
+
+
+def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
+    from ._run import replay
+    r = replay(args.trace, driver=args.driver, log=log)
+    _emit(r, args)
+    return EXIT_FOUND if r.failed else EXIT_OK
+
+
+def scenario_files(paths: Sequence[str]) -> list[str]:
+    """Expand folders into their ``*.yaml``/``*.yml``/``*.py`` scenario files, sorted."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(str(q) for q in Path(p).iterdir()
+                           if q.suffix in (".yaml", ".yml", ".py") and q.is_file()
+                           and not q.name.startswith(("_", ".")))
+            if not found:
+                raise UserError("folder has no scenario files (*.yaml, *.py)", file=p)
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _cmd_check(args: argparse.Namespace, log: Any) -> int:
+    from ._explore import DEFAULT_RUNS, explore
+    from ._scenario import load_scenario
+    files = scenario_files(args.scenarios)
+    scenarios = [load_scenario(f) for f in files]   # all bad input is reported up front
+    rows = []
+    mismatches = 0
+    for sc in scenarios:
+        x = explore(sc, runs=args.runs or DEFAULT_RUNS, seed=args.seed, driver=args.driver)
+        ok = x.verdict == sc.expect
+        mismatches += not ok
+        rows.append((sc, x, ok))
+    if args.json:
+        print(json.dumps({"ok": mismatches == 0, "scenarios": [
+            {"scenario": sc.name, "path": sc.path, "expect": sc.expect, "verdict": x.verdict,
+             "ok": ok, "schedules": x.schedules, "replay": x.result.replay_command()}
+            for sc, x, ok in rows]}, indent=2))
+    else:
+        for sc, x, ok in rows:
+            mark = "ok  " if ok else "FAIL"
+            print(f"{mark} {sc.path}: expect {sc.expect}, got {x.verdict} "
+                  f"({x.schedules} schedules)")
+            if not ok:
+                print("     " + x.result.report().replace("\n", "\n     "))
+        print(f"{len(rows) - mismatches} of {len(rows)} scenarios as expected")
+    return EXIT_FOUND if mismatches else EXIT_OK
+
+
+def _cmd_lockdep(args: argparse.Namespace, log: Any) -> int:
+    try:
+        from ._lockdep.cli import cmd_lockdep
+    except ImportError:  # pragma: no cover - until lockdep lands
+        raise UserError("lockdep is not available in this build", key="lockdep")
+    return cmd_lockdep(args, log)
+
+
+_COMMANDS = {"run": _cmd_run, "explore": _cmd_explore, "replay": _cmd_replay,
+             "check": _cmd_check, "lockdep": _cmd_lockdep}

@@ -1,0 +1,52 @@
+"""Error types. User errors (bad input) are distinct from internal errors (our bugs).
+
+A :class:`UserError` is printed by the CLI as exactly one line and exits with code 2;
+anything else escaping is an internal error and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class UserError(Exception):
+    """Bad input from the user: a scenario, fault plan, trace or CLI option.
+
+    The message is one line that names the file (and line/key when known) and a fix.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.bare = message
+        where = ""
+        if file is not None:
+            where = file + (f":{line}" if line is not None else "") + ": "
+        if key is not None:
+            message = f"{key}: {message}"
+        super().__init__((where + message).replace("\n", " "))
+
+
+class ScenarioError(UserError):
+    """A scenario file or Python scenario module is invalid."""
+
+
+class FaultPlanError(UserError):
+    """A fault plan file is invalid."""
+
+
+class TraceError(UserError):
+    """A trace file is unreadable, or belongs to a different scenario."""
+
+
+class DivergenceError(TraceError):
+    """Replay reached a decision the saved trace cannot answer (the scenario changed)."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest choice, or ``""`` if none is close."""
+    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

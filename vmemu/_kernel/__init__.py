@@ -1,0 +1,1 @@
+"""The emulated kernel: tasks, scheduler, sync primitives, memory, watchdog, drivers."""

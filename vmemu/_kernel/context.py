@@ -1,0 +1,137 @@
+"""The task's view of the emulated system: what an ``async def task(ctx)`` can do.
+
+Python scenarios receive a :class:`TaskContext`; scenario files are interpreted by
+``interp.py`` through the very same object, so both kinds of scenario exercise one code path.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, TYPE_CHECKING
+
+from .._errors import did_you_mean
+from .._scenario.model import TASK_FLAGS
+from .sync import Lock, RWSem, WaitQueue, might_sleep
+from .task import Task, VerdictSignal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
+
+
+class TaskContext:
+    """Handed to every emulated task. All awaitables are scheduling points.
+
+    Attributes:
+        name: the task's name.
+        vars: the scenario's shared integer variables (a plain dict).
+    """
+
+    __slots__ = ("k", "task", "name", "vars")
+
+    def __init__(self, k: "Kernel", task: Task) -> None:
+        self.k = k
+        self.task = task
+        self.name = task.name
+        self.vars = k.vars
+
+    # ------------------------------------------------------------ named objects
+    def lock(self, name: str) -> Lock:
+        """The lock called ``name`` (use it as ``async with ctx.lock("A"):``)."""
+        return self._resource(name, Lock, "lock")
+
+    def rwsem(self, name: str) -> RWSem:
+        """The rwsem called ``name`` (``acquire_read``/``release_read`` for the read side)."""
+        return self._resource(name, RWSem, "rwsem")
+
+    def event(self, name: str) -> WaitQueue:
+        """The waitqueue or completion called ``name``."""
+        return self._resource(name, WaitQueue, "event")
+
+    def _resource(self, name: str, cls: type, what: str) -> Any:
+        r = self.k.resources.get(name)
+        if not isinstance(r, cls):
+            names = [n for n, v in self.k.resources.items() if isinstance(v, cls)]
+            raise VerdictSignal("bug", f"unknown {what} {name!r} at run time"
+                                + did_you_mean(name, names))
+        return r
+
+    # ------------------------------------------------------------ time
+    async def yield_(self) -> None:
+        """A bare scheduling point (``cond_resched()``)."""
+        await self.k.checkpoint(self.task)
+
+    async def sleep(self, ticks: int) -> None:
+        """Sleep ``ticks`` of virtual time."""
+        k, t = self.k, self.task
+        might_sleep(k, t, f"sleep {ticks}")
+        await k.checkpoint(t)
+        await k.sleep(t, ticks)
+
+    async def io(self, ticks: int) -> bool:
+        """Block on IO for ``ticks``; False (and var ``ok`` = 0) when an IO fault fails it."""
+        k, t = self.k, self.task
+        might_sleep(k, t, f"io {ticks}")
+        await k.checkpoint(t)
+        ok = True
+        if k.faults is not None:
+            action = k.faults.at("io", t)
+            if action is not None:
+                if action.do == "delay":
+                    ticks += action.n
+                elif action.do == "io_error":
+                    ok = False
+                elif action.do == "preempt":
+                    await k.preempt(t)
+        k.emit(t, "io", f"{ticks}" + ("" if ok else " error"))
+        await k.sleep(t, ticks, "io")
+        k.vars["ok"] = int(ok)
+        return ok
+
+    async def point(self, name: str) -> None:
+        """A named fault-injection site (BUGGIFY): a plan may delay or preempt here."""
+        k, t = self.k, self.task
+        await k.checkpoint(t)
+        k.emit(t, "point", name)
+        if k.faults is not None:
+            action = k.faults.at("point", t, name=name)
+            if action is not None:
+                await k.apply_action(t, action)
+
+    # ------------------------------------------------------------ memory
+    async def alloc(self, pages: int, gfp: str = "GFP_KERNEL", *, may_fail: bool = False) -> Any:
+        """Allocate ``pages``; returns a handle, or None when an allowed failure happened."""
+        return await self._mm().alloc(self.task, pages, gfp, may_fail)
+
+    async def free(self, handle: Any) -> None:
+        """Free what :meth:`alloc` returned (None is ignored, like ``kfree(NULL)``)."""
+        await self._mm().free(self.task, handle)
+
+    async def fill(self, cls: str, pages: int) -> None:
+        """Allocate ``pages`` into page class ``cls`` (dirty if the class has writeback)."""
+        await self._mm().fill(self.task, cls, pages)
+
+    def _mm(self) -> Any:
+        if self.k.mm is None:
+            raise VerdictSignal("bug", "memory operation in a scenario without memory:")
+        return self.k.mm
+
+    # ------------------------------------------------------------ flags and checks
+    @contextmanager
+    def flags(self, *names: str) -> Iterator[None]:
+        """Scoped task flags (``memalloc_noio_save()``/``restore()``); scopes nest."""
+        pf = self.task.pf
+        for n in names:
+            if n not in TASK_FLAGS:
+                raise VerdictSignal("bug", f"unknown task flag {n!r}" + did_you_mean(n, TASK_FLAGS))
+        for n in names:
+            pf[n] = pf.get(n, 0) + 1
+        try:
+            yield
+        finally:
+            for n in names:
+                pf[n] -= 1
+
+    def check(self, condition: Any, message: str = "assertion failed") -> None:
+        """End the run with verdict ``assertion`` unless ``condition`` holds."""
+        if not condition:
+            raise VerdictSignal("assertion", f"{self.name}: {message}")

@@ -1,0 +1,294 @@
+"""The deterministic kernel: task table, virtual clock, run queue and scheduling points.
+
+Exactly one emulated task runs at a time. A task gives the CPU back only at a
+*scheduling point* (``checkpoint``) or when it blocks; the driver then asks
+:meth:`Kernel.next_task` who runs next, and that answer comes from the strategy whenever
+there is more than one runnable task. Every answer is appended to the decision tape, so a
+run is a pure function of (scenario, fault plan, tape).
+
+The kernel is driver-agnostic: a driver (trio, direct) only knows how to resume a task
+and how a task parks itself (``Kernel.park`` is installed by the driver).
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from typing import Any, Callable, Iterable
+
+from .._errors import UserError
+from .._scenario.model import Scenario
+from . import watchdog
+from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
+
+
+class Kernel:
+    """One run of one scenario under one strategy.
+
+    Attributes:
+        now: the virtual clock, in ticks.
+        steps: scheduling points executed so far (bounded by ``limits.steps``).
+        tape: the decision tape: every answer of the strategy, in order.
+        events: the canonical event list ``[tick, task, op, arg, line]`` hashed by the trace.
+        outcome: set once the run has a verdict.
+    """
+
+    def __init__(self, scenario: Scenario, strategy: Any, *, faults: Any = None,
+                 log: Callable[[list], None] | None = None) -> None:
+        self.scenario = scenario
+        self.limits = scenario.limits
+        self.strategy = strategy
+        self.now = 0
+        self.steps = 0
+        self.tape: list[int] = []
+        self.events: list[list] = []
+        self.outcome: Outcome | None = None
+        self.error: UserError | None = None
+        self.final_tasks: list[dict] = []
+        self.final_cycle: list[dict] = []
+        self.stopping = False
+        self.tasks: list[Task] = []
+        self.by_name: dict[str, Task] = {}
+        self.runnable: list[tuple[int, Task]] = []   # sorted by tid: deterministic order
+        self.timers: list[tuple[int, int, Task]] = []  # (deadline, seq, task) heap
+        self._timer_seq = 0
+        self.current: Task | None = None
+        self.avoid: Task | None = None
+        self.vars: dict[str, int] = {"ok": 0, **scenario.vars}
+        self.log = log
+        self.park: Callable[[Task], Any] = _no_driver
+        self.resources: dict[str, Any] = {}
+        self.observers: list[Any] = []   # lockdep and friends: see sync.Lock._acquired
+        self.faults = faults.bind(self) if faults is not None else None
+        self.mm: Any = None
+        from .sync import make_resources  # late: sync imports kernel types
+        self.resources = make_resources(self, scenario)
+        if scenario.memory is not None:
+            from .mm import MemoryManager
+            self.mm = MemoryManager(self, scenario.memory)
+
+    # ---------------------------------------------------------------- task table
+    def add_task(self, name: str, body: Callable[[Task], Any], *, spec: Any = None,
+                 start: int = 0, daemon: bool = False) -> Task:
+        """Create a task whose coroutine is ``body(task)``; it starts at tick ``start``."""
+        t = Task(len(self.tasks), name, spec, daemon=daemon)
+        t.coro = body(t)
+        self.tasks.append(t)
+        self.by_name[name] = t
+        if start > 0:
+            t.state = SLEEPING
+            self._add_timer(start, t)
+        else:
+            insort(self.runnable, (t.tid, t))
+        return t
+
+    def emit(self, task: Task | None, op: str, arg: Any = None) -> None:
+        """Append one event to the canonical event list (and the structured log)."""
+        ev = [self.now, task.name if task else "-", op, arg, task.line if task else 0]
+        self.events.append(ev)
+        if self.log is not None:
+            self.log(ev)
+
+    # ---------------------------------------------------------------- scheduling
+    def next_task(self) -> Task | None:
+        """Pick the task to resume, advancing the clock if nothing can run.
+
+        Returns None when the run is over; ``self.outcome`` then holds the verdict.
+        """
+        if self.outcome is not None:
+            return None
+        runnable = self.runnable
+        while not runnable:
+            if not self._advance_clock():
+                return None
+        self.steps += 1
+        if self.steps > self.limits.steps:
+            self.finish(Outcome("livelock", f"step budget of {self.limits.steps} exhausted "
+                                f"with {len(runnable)} task(s) still runnable"))
+            return None
+        cands = [rt for _, rt in runnable]
+        if self.avoid is not None:
+            # A `preempt` fault: someone else must run now, if anyone can.
+            if len(cands) > 1 and self.avoid in cands:
+                cands.remove(self.avoid)
+            self.avoid = None
+        if len(cands) == 1:
+            t = cands[0]
+        else:
+            try:
+                t = self.strategy.pick_task(cands, self.current)
+            except UserError as e:  # a replay that no longer fits the scenario
+                self.fail_input(e)
+                return None
+            self.tape.append(t.tid)
+        self.current = t
+        return t
+
+    def choose_bool(self, p: float, site: str) -> bool:
+        """A nondeterministic yes/no (does this fault fire?), answered by the strategy."""
+        if p <= 0.0:
+            return False
+        if p >= 1.0:
+            return True
+        v = bool(self.strategy.pick_bool(p, site))
+        self.tape.append(int(v))
+        return v
+
+    def _advance_clock(self) -> bool:
+        """Nothing is runnable: jump to the next timer, or end the run. False when over."""
+        live = [t for t in self.tasks if t.state is not DONE and not t.daemon]
+        if not live:
+            self.finish(Outcome("ok"))
+            return False
+        if not self.timers:
+            self.finish(watchdog.deadlock_outcome(self))
+            return False
+        deadline = self.timers[0][0]
+        hung = watchdog.hung_task(self, deadline)
+        if hung is not None:
+            self.finish(hung)
+            return False
+        if deadline > self.limits.ticks:
+            self.finish(Outcome("livelock", f"tick budget of {self.limits.ticks} exhausted "
+                                "with tasks still waiting on timers"))
+            return False
+        self.now = deadline
+        while self.timers and self.timers[0][0] == deadline:
+            _, _, t = heapq.heappop(self.timers)
+            if t.state is SLEEPING:
+                self.make_runnable(t)
+        return True
+
+    def _add_timer(self, deadline: int, t: Task) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self.timers, (deadline, self._timer_seq, t))
+
+    def make_runnable(self, t: Task) -> None:
+        """Wake ``t``: it may be picked at the next scheduling point."""
+        t.state = RUNNABLE
+        t.waiting_for = None
+        t.wait_what = ""
+        insort(self.runnable, (t.tid, t))
+
+    def _unrun(self, t: Task) -> None:
+        self.runnable.remove((t.tid, t))
+
+    async def checkpoint(self, t: Task) -> None:
+        """A scheduling point: the strategy may let another task run before ``t`` goes on."""
+        if self.stopping:
+            raise Killed()
+        await self.park(t)
+        if self.stopping:
+            raise Killed()
+
+    async def block(self, t: Task, resource: Any, what: str) -> Any:
+        """Block ``t`` on ``resource`` until someone calls :meth:`wake`; returns the wake value."""
+        if self.stopping:
+            raise Killed()
+        self._unrun(t)
+        t.state = BLOCKED
+        t.waiting_for = resource
+        t.wait_what = what
+        t.blocked_since = self.now
+        t.wake_value = None
+        self.emit(t, "block", f"{what} {resource.name}")
+        await self.park(t)
+        if self.stopping:
+            raise Killed()
+        return t.wake_value
+
+    def wake(self, t: Task, value: Any = None, by: Task | None = None) -> None:
+        """Make a BLOCKED task runnable again, handing it ``value``."""
+        t.wake_value = value
+        self.make_runnable(t)
+        self.emit(by or self.current, "wake", t.name)
+
+    async def sleep(self, t: Task, ticks: int, what: str = "sleep") -> None:
+        """Sleep for ``ticks`` of virtual time (a timer wait: always ends)."""
+        if self.stopping:
+            raise Killed()
+        if ticks <= 0:
+            await self.checkpoint(t)
+            return
+        self._unrun(t)
+        t.state = SLEEPING
+        t.wait_what = what
+        self._add_timer(self.now + ticks, t)
+        await self.park(t)
+        if self.stopping:
+            raise Killed()
+
+    async def preempt(self, t: Task) -> None:
+        """A forced preemption: another runnable task (if any) runs before ``t``."""
+        self.avoid = t
+        self.emit(t, "preempt")
+        await self.checkpoint(t)
+
+    async def apply_action(self, t: Task, action: Any) -> None:
+        """Carry out a scheduling fault (``delay: N`` or ``preempt``) at a fault site."""
+        if action.do == "delay":
+            self.emit(t, "delay", action.n)
+            await self.sleep(t, action.n, "delay")
+        elif action.do == "preempt":
+            await self.preempt(t)
+
+    # ---------------------------------------------------------------- ending
+    def count_step(self, t: Task) -> None:
+        """Charge a step that is not a scheduling point (control flow) to the budget.
+
+        Without this a ``while`` loop of pure computation would spin forever.
+        """
+        self.steps += 1
+        if self.steps > self.limits.steps:
+            raise VerdictSignal("livelock", f"step budget of {self.limits.steps} exhausted "
+                                f"while {t.name} was still running")
+
+    def task_finished(self, t: Task, exc: BaseException | None) -> None:
+        """A task's coroutine ended (``exc`` is what escaped it, if anything)."""
+        if isinstance(exc, Killed) or (exc is not None and self.stopping):
+            return
+        was_runnable = t.state is RUNNABLE
+        t.state = DONE
+        if was_runnable:
+            self._unrun(t)
+        if exc is None:
+            self.emit(t, "exit")
+            if t.held and not t.daemon:
+                names = ", ".join(r.name for r in t.held)
+                self.finish(Outcome("bug", f"task {t.name} exited holding {names}", t.name))
+            return
+        t.exc = exc
+        if isinstance(exc, UserError):
+            self.fail_input(exc)
+        elif isinstance(exc, VerdictSignal):
+            self.finish(Outcome(exc.verdict, exc.message, t.name))
+        else:
+            # An exception escaping emulated code is a kernel oops.
+            self.finish(Outcome("bug", f"task {t.name} raised {type(exc).__name__}: {exc}",
+                                t.name))
+
+    def fail_input(self, e: UserError) -> None:
+        """Bad input discovered mid-run (replay divergence): stop; the runner re-raises it."""
+        self.error = e
+        self.finish(Outcome("error", str(e)))
+
+    def finish(self, outcome: Outcome) -> None:
+        """Record the verdict (first one wins) and start unwinding every task."""
+        if self.outcome is None:
+            self.outcome = outcome
+            self.emit(None, "verdict", outcome.verdict)
+            # Snapshot the wait-for graph now: unwinding the tasks changes nothing the
+            # report shows, but the report must describe the moment of the verdict.
+            self.final_tasks = watchdog.task_reports(self)
+            hung = self.by_name.get(outcome.task or "") if outcome.verdict == "hang" else None
+            self.final_cycle = (watchdog.find_cycle(self, hung)
+                                if outcome.verdict in ("deadlock", "hang") else [])
+        self.stopping = True
+
+    def live_tasks(self) -> Iterable[Task]:
+        """Tasks whose coroutine has not finished (to be killed at the end of a run)."""
+        return [t for t in self.tasks if t.state is not DONE]
+
+
+async def _no_driver(t: Task) -> None:  # pragma: no cover - a wiring bug, not user input
+    raise RuntimeError("kernel has no driver")

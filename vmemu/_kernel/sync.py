@@ -1,0 +1,415 @@
+"""Sync primitives: mutex, semaphore, recursive, rwsem, spinlock, waitqueue, completion.
+
+Each primitive is an async context manager with the trio/anyio shape (``async with lock``,
+``acquire``, ``release``, ``locked()``, ``statistics()``) and is bound to one kernel.
+Every acquire and release is a scheduling point. Contended locks hand ownership directly
+to the first waiter (FIFO), which keeps the wait-for graph exact: a blocked task always
+knows who holds what it needs.
+
+Misuse is a ``bug`` verdict, as a kernel would oops: unlock of a lock not held, double
+unlock, and anything that might sleep while a spinlock is held (``might_sleep()``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, TYPE_CHECKING
+
+from .task import Task, VerdictSignal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._scenario.model import Scenario
+    from .kernel import Kernel
+
+
+def might_sleep(k: "Kernel", t: Task, what: str) -> None:
+    """Linux's ``might_sleep()``: sleeping while holding a spinlock is a bug, even if no
+    sleep would actually happen this time."""
+    for r in t.held:
+        if r.kind == "spinlock":
+            raise VerdictSignal("bug", f"BUG: sleeping function called from invalid context: "
+                                f"{t.name} does '{what}' while holding spinlock {r.name}")
+
+
+@dataclass(frozen=True, slots=True)
+class LockStatistics:
+    """What ``statistics()`` returns, like trio's ``LockStatistics``."""
+
+    locked: bool
+    owner: str | None
+    tasks_waiting: int
+
+
+class Resource:
+    """Something a task can wait for. Subclasses define who holds it."""
+
+    kind = "resource"
+
+    def __init__(self, k: "Kernel", name: str) -> None:
+        self.k = k
+        self.name = name
+        self.waiters: deque[tuple[Task, str]] = deque()
+
+    def holders(self) -> list[Task]:
+        return []
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    def nobody_text(self) -> str:
+        return "held by nobody"
+
+    def _notify(self, hook: str, t: Task, mode: str) -> None:
+        for o in self.k.observers:
+            getattr(o, hook)(t, self, mode)
+
+
+class Lock(Resource):
+    """Common code of the locks: ownership bookkeeping, blocking, handoff."""
+
+    sleeps = True           # acquiring may sleep (not a spinlock)
+
+    async def acquire(self) -> None:
+        """Take the lock (write side for an rwsem), blocking while it is unavailable."""
+        await self._lock("lock")
+
+    async def release(self) -> None:
+        """Release the lock; a ``bug`` if the current task may not release it."""
+        k = self.k
+        t = k.current
+        await k.checkpoint(t)
+        self._check_release(t, "lock")
+        self._drop(t)
+        k.emit(t, "unlock", self.name)
+        self._notify("released", t, "lock")
+        self._grant()
+
+    async def __aenter__(self) -> "Lock":
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.release()
+
+    def locked(self) -> bool:
+        return bool(self.holders())
+
+    def statistics(self) -> LockStatistics:
+        h = self.holders()
+        return LockStatistics(bool(h), h[0].name if h else None, len(self.waiters))
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free right now (no scheduling point of its own)."""
+        t = self.k.current
+        self._notify("acquiring", t, "trylock")
+        if not self.waiters and self._can_take(t, "lock"):
+            self._take(t, "lock")
+            self.k.emit(t, "trylock", f"{self.name}=1")
+            return True
+        self.k.emit(t, "trylock", f"{self.name}=0")
+        return False
+
+    async def _lock(self, mode: str) -> None:
+        k = self.k
+        t = k.current
+        if self.sleeps:
+            might_sleep(k, t, f"{mode} {self.name}")
+        await k.checkpoint(t)
+        if k.faults is not None:
+            action = k.faults.at("lock", t, name=self.name)
+            if action is not None:
+                await k.apply_action(t, action)
+        self._notify("acquiring", t, mode)
+        if not self._must_queue(t, mode) and self._can_take(t, mode):
+            self._take(t, mode)
+            k.emit(t, mode, self.name)
+            return
+        self.waiters.append((t, mode))
+        await k.block(t, self, mode)
+        # Ownership was handed over by the releaser (see _grant).
+        k.emit(t, mode, self.name)
+
+    def _must_queue(self, t: Task, mode: str) -> bool:
+        """Fairness: a newcomer queues behind existing waiters."""
+        return bool(self.waiters)
+
+    def _take(self, t: Task, mode: str) -> None:
+        t.held.append(self)
+        self._notify("acquired", t, mode)
+
+    def _drop(self, t: Task) -> None:
+        # Remove the most recent hold (re-entrant locks appear once per level).
+        for i in range(len(t.held) - 1, -1, -1):
+            if t.held[i] is self:
+                del t.held[i]
+                return
+
+    def _grant(self) -> None:
+        """Hand the lock to queued waiters that can now have it, in FIFO order."""
+        while self.waiters:
+            w, mode = self.waiters[0]
+            if not self._can_take(w, mode):
+                return
+            self.waiters.popleft()
+            self._take(w, mode)
+            self.k.wake(w)
+
+    def _bug(self, t: Task, text: str) -> VerdictSignal:
+        return VerdictSignal("bug", f"BUG: {t.name}: {text}")
+
+
+class Mutex(Lock):
+    """An owner-checked, non-recursive sleeping lock. Re-locking by the owner deadlocks."""
+
+    kind = "mutex"
+
+    def __init__(self, k: "Kernel", name: str) -> None:
+        super().__init__(k, name)
+        self.owner: Task | None = None
+
+    def holders(self) -> list[Task]:
+        return [self.owner] if self.owner is not None else []
+
+    def _can_take(self, t: Task, mode: str) -> bool:
+        return self.owner is None
+
+    def _take(self, t: Task, mode: str) -> None:
+        self.owner = t
+        super()._take(t, mode)
+
+    def _check_release(self, t: Task, mode: str) -> None:
+        if self.owner is not t:
+            who = self.owner.name if self.owner else "nobody (double unlock?)"
+            raise self._bug(t, f"unlock of {self.kind} {self.name} not held by it "
+                               f"(held by {who})")
+
+    def _drop(self, t: Task) -> None:
+        self.owner = None
+        super()._drop(t)
+
+
+class Spinlock(Mutex):
+    """A spinlock: like a mutex, but its holder must not sleep (see :func:`might_sleep`)."""
+
+    kind = "spinlock"
+    sleeps = False
+
+
+class Recursive(Mutex):
+    """A recursive lock: the owner may take it again; it is free after as many releases."""
+
+    kind = "recursive"
+
+    def __init__(self, k: "Kernel", name: str) -> None:
+        super().__init__(k, name)
+        self.depth = 0
+
+    def _can_take(self, t: Task, mode: str) -> bool:
+        return self.owner is None or self.owner is t
+
+    def _must_queue(self, t: Task, mode: str) -> bool:
+        return self.owner is not t and bool(self.waiters)
+
+    def _take(self, t: Task, mode: str) -> None:
+        self.depth += 1
+        super()._take(t, mode)
+
+    def _drop(self, t: Task) -> None:
+        self.depth -= 1
+        Lock._drop(self, t)
+        if self.depth == 0:
+            self.owner = None
+
+
+class Semaphore(Lock):
+    """A counting semaphore with no owner (1999's ``lock_super`` was one).
+
+    ``holders()`` are the tasks that took a unit and have not given it back; any task may
+    ``up()`` it, but ``up()`` beyond the initial count is a bug (double unlock).
+    """
+
+    kind = "semaphore"
+
+    def __init__(self, k: "Kernel", name: str, count: int = 1) -> None:
+        super().__init__(k, name)
+        self.initial = count
+        self.count = count
+        self.takers: list[Task] = []
+
+    def holders(self) -> list[Task]:
+        return list(self.takers)
+
+    def _can_take(self, t: Task, mode: str) -> bool:
+        return self.count > 0
+
+    def _take(self, t: Task, mode: str) -> None:
+        self.count -= 1
+        self.takers.append(t)
+        super()._take(t, mode)
+
+    def _check_release(self, t: Task, mode: str) -> None:
+        if self.count >= self.initial:
+            raise self._bug(t, f"up() of semaphore {self.name} that nobody holds "
+                               "(double unlock?)")
+
+    def _drop(self, t: Task) -> None:
+        self.count += 1
+        # No owner: the releaser gives back its own unit if it has one, else the oldest.
+        holder = t if t in self.takers else self.takers[0]
+        self.takers.remove(holder)
+        Lock._drop(self, holder)
+
+
+class RWSem(Lock):
+    """A reader/writer semaphore. ``lock`` is the write side.
+
+    Writer-fair, as Linux rwsems: a new reader queues behind a waiting writer, so a task
+    re-taking a read lock it holds can deadlock against a queued writer.
+    """
+
+    kind = "rwsem"
+
+    def __init__(self, k: "Kernel", name: str) -> None:
+        super().__init__(k, name)
+        self.writer: Task | None = None
+        self.readers: list[Task] = []
+
+    def holders(self) -> list[Task]:
+        return [self.writer] if self.writer is not None else list(dict.fromkeys(self.readers))
+
+    async def acquire_read(self) -> None:
+        """Take the read side."""
+        await self._lock("read_lock")
+
+    async def release_read(self) -> None:
+        """Release the read side."""
+        k = self.k
+        t = k.current
+        await k.checkpoint(t)
+        if t not in self.readers:
+            raise self._bug(t, f"read_unlock of rwsem {self.name} not read-held by it")
+        self.readers.remove(t)
+        Lock._drop(self, t)
+        k.emit(t, "read_unlock", self.name)
+        self._notify("released", t, "read_lock")
+        self._grant()
+
+    def _must_queue(self, t: Task, mode: str) -> bool:
+        return bool(self.waiters)
+
+    def _can_take(self, t: Task, mode: str) -> bool:
+        if mode == "read_lock":
+            return self.writer is None
+        return self.writer is None and not self.readers
+
+    def _take(self, t: Task, mode: str) -> None:
+        if mode == "read_lock":
+            self.readers.append(t)
+        else:
+            self.writer = t
+        super()._take(t, mode)
+
+    def _check_release(self, t: Task, mode: str) -> None:
+        if self.writer is not t:
+            raise self._bug(t, f"unlock of rwsem {self.name} not write-held by it")
+
+    def _drop(self, t: Task) -> None:
+        self.writer = None
+        Lock._drop(self, t)
+
+
+class WaitQueue(Resource):
+    """A waitqueue: ``signal`` wakes one waiter, ``broadcast`` all; a wakeup nobody waits
+    for is lost (the classic lost-wakeup bug)."""
+
+    kind = "waitqueue"
+    sticky = False
+
+    def __init__(self, k: "Kernel", name: str) -> None:
+        super().__init__(k, name)
+        self.done = False
+
+    def nobody_text(self) -> str:
+        return "nobody will signal it"
+
+    async def wait(self, with_lock: Lock | None = None) -> None:
+        """Sleep until signalled; with ``with_lock``, release it while asleep (a condition
+        variable) and take it again before returning."""
+        k = self.k
+        t = k.current
+        might_sleep(k, t, f"wait {self.name}")
+        await k.checkpoint(t)
+        if with_lock is not None:
+            with_lock._check_release(t, "lock")
+            with_lock._drop(t)
+            k.emit(t, "unlock", with_lock.name)
+            with_lock._notify("released", t, "lock")
+            with_lock._grant()
+        if not (self.sticky and self.done):
+            self.waiters.append((t, "wait"))
+            await k.block(t, self, "wait")
+        k.emit(t, "woken", self.name)
+        if with_lock is not None:
+            await with_lock._lock("lock")
+
+    async def signal(self) -> None:
+        """Wake the first waiter, if any."""
+        await self._wake("signal", 1)
+
+    async def broadcast(self) -> None:
+        """Wake every waiter."""
+        await self._wake("broadcast", len(self.waiters))
+
+    async def complete(self) -> None:
+        """For a completion: done forever, wake everyone. For a waitqueue: ``broadcast``."""
+        await self._wake("complete", len(self.waiters))
+
+    async def _wake(self, op: str, n: int) -> None:
+        k = self.k
+        t = k.current
+        await k.checkpoint(t)
+        if self.sticky:
+            # A completion remembers: every waiter, present and future, gets through.
+            self.done = True
+            n = len(self.waiters)
+        if not self.waiters and not self.sticky:
+            k.emit(t, op, f"{self.name} (lost: nobody waiting)")
+            return
+        k.emit(t, op, self.name)
+        for _ in range(n if self.waiters else 0):
+            w, _ = self.waiters.popleft()
+            k.wake(w, by=t)
+            if not self.waiters:
+                break
+
+    def locked(self) -> bool:  # for statistics-shaped symmetry
+        return False
+
+    def statistics(self) -> LockStatistics:
+        return LockStatistics(False, None, len(self.waiters))
+
+
+class Completion(WaitQueue):
+    """A sticky event: once completed, every present and future ``wait`` returns."""
+
+    kind = "completion"
+    sticky = True
+
+    def nobody_text(self) -> str:
+        return "nobody will complete it"
+
+
+LOCK_CLASSES = {"mutex": Mutex, "semaphore": Semaphore, "recursive": Recursive,
+                "rwsem": RWSem, "spinlock": Spinlock}
+EVENT_CLASSES = {"waitqueue": WaitQueue, "completion": Completion}
+
+
+def make_resources(k: "Kernel", scenario: "Scenario") -> dict[str, Resource]:
+    """Instantiate the scenario's locks and events for one run."""
+    out: dict[str, Resource] = {}
+    for name, kind in scenario.locks.items():
+        out[name] = LOCK_CLASSES[kind](k, name)
+    for name, kind in scenario.events.items():
+        out[name] = EVENT_CLASSES[kind](k, name)
+    return out

@@ -1,0 +1,93 @@
+"""Emulated tasks and the control-flow signals the kernel uses internally."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._scenario.model import Loc, TaskSpec
+
+# Task states. Strings, not an Enum, because reports and JSON print them as they are.
+RUNNABLE = "runnable"
+BLOCKED = "blocked"      # waiting on a resource (lock, event, memory): may wait forever
+SLEEPING = "sleeping"    # waiting on a timer (sleep, io, delayed start): always wakes
+DONE = "done"
+
+
+@dataclass(slots=True)
+class Frame:
+    """One level of a task's emulated stack: the task or routine, and the step it is at."""
+
+    name: str
+    loc: "Loc | None" = None
+    step: Any = None
+
+    @property
+    def what(self) -> str:
+        return self.step.describe() if self.step is not None else ""
+
+
+class Task:
+    """The kernel's view of one emulated task (its task_struct)."""
+
+    __slots__ = ("tid", "name", "spec", "state", "waiting_for", "wait_what", "blocked_since",
+                 "held", "stack", "pf", "coro", "handle", "wake_value", "daemon", "killed",
+                 "exc", "reclaiming", "handles")
+
+    def __init__(self, tid: int, name: str, spec: "TaskSpec | None", *, daemon: bool = False):
+        self.tid = tid
+        self.name = name
+        self.spec = spec
+        self.state = RUNNABLE
+        self.waiting_for: Any = None       # the Resource a BLOCKED task waits on
+        self.wait_what = ""                # e.g. "lock", "read_lock", "wait", "memory"
+        self.blocked_since = 0
+        self.held: list[Any] = []          # locks in acquisition order (duplicates for re-entry)
+        self.stack: list[Frame] = [Frame(name, spec.loc if spec else None)]
+        self.pf: dict[str, int] = {}       # task flag -> nesting count (scopes nest)
+        self.coro: Any = None
+        self.handle: Any = None            # the driver's handle (a trio Task)
+        self.wake_value: Any = None        # what the waker handed over (e.g. io result)
+        self.daemon = daemon               # kswapd: not required to finish for `ok`
+        self.killed = False
+        self.exc: BaseException | None = None
+        self.reclaiming = 0                # >0 while inside direct reclaim / writeback
+        self.handles: dict[str, Any] = {}  # alloc `as:` name -> pages, per task
+
+    def has_flag(self, flag: str) -> bool:
+        """True while the task is inside a scope that set ``flag``."""
+        return self.pf.get(flag, 0) > 0
+
+    @property
+    def line(self) -> int:
+        loc = self.stack[-1].loc
+        return loc.line if loc is not None else 0
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} {self.state}>"
+
+
+class Killed(BaseException):
+    """Thrown into parked tasks when a run ends, to unwind them without side effects."""
+
+
+class VerdictSignal(BaseException):
+    """Raised inside a task to end the run with a verdict (assertion, bug, oom, livelock).
+
+    A BaseException so that emulated Python code using ``except Exception`` cannot swallow it.
+    """
+
+    def __init__(self, verdict: str, message: str) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The end of a run as the watchdog decided it."""
+
+    verdict: str
+    message: str = ""
+    task: str | None = None            # the task the verdict is about (bug, assertion, hang)

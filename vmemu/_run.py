@@ -1,0 +1,201 @@
+"""Running scenarios: build a kernel, drive it, and package a :class:`Result`.
+
+This is the seam between the public API / CLI and the kernel. A run is a pure function
+of (scenario, fault plan, strategy answers); the driver only changes how tasks resume.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from ._errors import DivergenceError, UserError, did_you_mean
+from ._kernel.context import TaskContext
+from ._kernel.drivers import DRIVERS
+from ._kernel.interp import run_steps
+from ._kernel.kernel import Kernel
+from ._kernel.task import Task
+from ._result import Result
+from ._scenario import load_scenario
+from ._scenario.model import Scenario, TaskSpec
+from ._strategies import ReplayStrategy, make_strategy
+from ._strategies.base import Strategy
+from ._trace import Trace, events_hash
+
+
+def _as_scenario(scenario: Scenario | str | os.PathLike) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load_scenario(str(scenario))
+
+
+def _load_faults(faults: Any) -> Any:
+    if faults is None or not isinstance(faults, (str, os.PathLike)):
+        return faults
+    try:
+        from .faults import load_fault_plan
+    except ImportError:  # pragma: no cover - faults module not built yet
+        raise UserError("fault plans are not supported by this build", key="--faults")
+    return load_fault_plan(str(faults))
+
+
+def _body(k: Kernel, spec: TaskSpec) -> Callable[[Task], Any]:
+    async def body(t: Task) -> None:
+        ctx = TaskContext(k, t)
+        with ctx.flags(*spec.flags):
+            if spec.fn is not None:
+                await spec.fn(ctx)
+            else:
+                await run_steps(ctx, spec.steps)
+    return body
+
+
+def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
+               log: Callable[[list], None] | None = None) -> Kernel:
+    """A kernel with the scenario's tasks (and kswapd) created, ready to be driven."""
+    k = Kernel(scenario, strategy, faults=faults, log=log)
+    for spec in scenario.tasks:
+        k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start)
+    if k.mm is not None:
+        k.mm.start()
+    return k
+
+
+def _check_driver(driver: str) -> None:
+    if driver not in DRIVERS:
+        raise UserError(f"unknown driver {driver!r}" + did_you_mean(driver, DRIVERS)
+                        + f"; choose one of {', '.join(DRIVERS)}", key="--driver")
+
+
+def _resolve_strategy(strategy: str | Strategy, seed: int, params: dict[str, Any]) -> Strategy:
+    if isinstance(strategy, Strategy):
+        return strategy
+    return make_strategy(strategy, seed, **params)
+
+
+def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
+            driver: str) -> Result:
+    if k.error is not None:
+        raise k.error
+    assert k.outcome is not None
+    o = k.outcome
+    strat_name = getattr(strategy, "recorded", None) or strategy.name
+    thash = events_hash(k.events)
+    faults_path = getattr(faults, "path", None)
+    trace = Trace(
+        scenario=scenario.path, scenario_hash=scenario.content_hash,
+        scenario_name=scenario.name, strategy=strat_name, seed=strategy.seed,
+        tape=list(k.tape), events=k.events, verdict=o.verdict, trace_hash=thash,
+        steps=k.steps, ticks=k.now, params=strategy.params(),
+        faults=faults_path, faults_hash=getattr(faults, "content_hash", None),
+        scenario_abspath=os.path.abspath(scenario.path),
+        faults_abspath=os.path.abspath(faults_path) if faults_path else "",
+    )
+    return Result(verdict=o.verdict, message=o.message, scenario=scenario,
+                  strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
+                  trace_hash=thash, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
+                  culprit=o.task, faults=faults_path, driver=driver)
+
+
+def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
+        strategy: str | Strategy = "random", faults: Any = None, driver: str = "trio",
+        log: Callable[[list], None] | None = None, **params: Any) -> Result:
+    """Run a scenario once, synchronously, and return its :class:`Result`.
+
+    Args:
+        scenario: a loaded :class:`Scenario` or a path to a scenario file.
+        seed: the strategy's seed.
+        strategy: a strategy name (``random``, ``pct`` ...) or a Strategy instance.
+        faults: a fault plan path or object, or None.
+        driver: ``trio`` (default) or ``direct``.
+        log: called with every event (the CLI's structlog hook).
+        **params: strategy parameters (e.g. ``depth=3`` for pct).
+    """
+    _check_driver(driver)
+    sc = _as_scenario(scenario)
+    plan = _load_faults(faults)
+    strat = _resolve_strategy(strategy, seed, params)
+    k = new_kernel(sc, strat, faults=plan, log=log)
+    if driver == "direct":
+        from ._kernel.drivers.direct import run_direct
+        run_direct(k)
+    else:
+        import trio
+
+        from ._kernel.drivers.trio_driver import run_trio
+        trio.run(run_trio, k)
+    return _result(k, sc, strat, plan, driver)
+
+
+async def arun(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
+               strategy: str | Strategy = "random", faults: Any = None,
+               log: Callable[[list], None] | None = None, **params: Any) -> Result:
+    """Like :func:`run`, awaited inside a running trio program (tasks are trio tasks)."""
+    from ._kernel.drivers.trio_driver import run_trio
+    sc = _as_scenario(scenario)
+    plan = _load_faults(faults)
+    strat = _resolve_strategy(strategy, seed, params)
+    k = new_kernel(sc, strat, faults=plan, log=log)
+    await run_trio(k)
+    return _result(k, sc, strat, plan, "trio")
+
+
+def _find(path: str, abspath: str, base: str) -> str:
+    """Locate a file named by a trace: as given, absolute, or beside the trace."""
+    for cand in (path, abspath, os.path.join(base, path)):
+        if cand and os.path.exists(cand):
+            return cand
+    return path
+
+
+def replay(trace: Trace | str | os.PathLike, *, driver: str = "trio",
+           log: Callable[[list], None] | None = None) -> Result:
+    """Replay a saved trace; raises :class:`DivergenceError` if it no longer fits.
+
+    The scenario is re-read from disk; if it changed, the replay either still matches the
+    recorded events (and succeeds) or the first differing step is named in the error.
+    """
+    _check_driver(driver)
+    trace_path = None
+    if not isinstance(trace, Trace):
+        trace_path = str(trace)
+        trace = Trace.load(trace_path)
+    base = os.path.dirname(trace_path or ".")
+    sc = load_scenario(_find(trace.scenario, trace.scenario_abspath, base))
+    plan = None
+    if trace.faults:
+        plan = _load_faults(_find(trace.faults, trace.faults_abspath, base))
+
+    def where(t: Any) -> str:
+        if t is None:
+            return ""
+        f = t.stack[-1]
+        return f" (after {t.name} at {f.loc}: {f.what})" if f.loc else f" (after {t.name})"
+
+    strat = ReplayStrategy(trace.tape, where, recorded=trace.strategy, seed=trace.seed)
+    strat.params = lambda: dict(trace.params)  # type: ignore[method-assign]
+    result = run(sc, strategy=strat, faults=plan, driver=driver, log=log)
+    _compare_events(trace, result, where)
+    result.trace_path = trace_path
+    return result
+
+
+def _compare_events(trace: Trace, result: Result, where: Any) -> None:
+    rec, got = trace.events, result.trace.events
+    if result.trace_hash == trace.trace_hash:
+        return
+    for i, (a, b) in enumerate(zip(rec, got)):
+        if a != b:
+            break
+    else:
+        i = min(len(rec), len(got))
+    def show(ev: list | None) -> str:
+        if ev is None:
+            return "nothing"
+        tick, task, op, arg, line = ev
+        return f"tick {tick}: {task} {op}{' ' + str(arg) if arg is not None else ''}" + \
+            (f" (line {line})" if line else "")
+    a = rec[i] if i < len(rec) else None
+    b = got[i] if i < len(got) else None
+    raise DivergenceError(
+        f"replay diverged at event {i + 1}: the trace recorded [{show(a)}] but the run did "
+        f"[{show(b)}] in {result.scenario.path}; the scenario or fault plan changed since "
+        "the trace was saved")

@@ -1,0 +1,346 @@
+"""The safe expression language of scenario files, and ``{...}`` name templates.
+
+Expressions (``if:``, ``while:``, ``assert:``) are small: integers, variable names,
+parentheses, ``+ - * / // %``, unary ``-``, comparisons ``== != < <= > >=``, ``and or not``
+and ``true``/``false``. Precedence, loosest first::
+
+    or  <  and  <  not  <  comparison  <  + -  <  * / // %  <  unary -
+
+Comparisons and ``and``/``or``/``not`` yield 1 or 0; ``and``/``or`` short-circuit.
+``/`` and ``//`` are both integer floor division and ``%`` takes the sign of the divisor
+(Python semantics). Division by zero raises :class:`ZeroDivisionError` at run time; the
+interpreter turns it into a verdict.
+
+A hand-written tokenizer and recursive-descent parser build a tree of small closures.
+Python's ``eval``/``compile``/``ast`` are never used: scenario files are untrusted input, and
+anything outside the grammar (calls, attributes, strings, ``**`` ...) is a load-time
+:class:`ScenarioError` whose message contains the word ``expr``.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Iterable
+
+from .._errors import ScenarioError, did_you_mean
+from .model import Expr
+
+__all__ = ["compile_expr", "expand_template", "KEYWORDS"]
+
+#: Words that are operators or constants, never variable names.
+KEYWORDS = frozenset({"and", "or", "not", "true", "false"})
+
+_HELP = ("expressions use integers, variables and == != < <= > >= and or not "
+         "+ - * / // % ( )")
+# Parenthesis / unary / not nesting bound: keeps both parsing and evaluation far away from
+# Python's recursion limit (chains like 1+1+...+1 are evaluated by loops, not recursion).
+_MAX_DEPTH = 64
+_MAX_DIGITS = 30
+_TWO_CHAR_OPS = ("==", "!=", "<=", ">=", "//")
+_ONE_CHAR_OPS = "+-*/%<>()"
+_NAME_START = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+_NAME_CHARS = _NAME_START + "0123456789"
+_DIGITS = "0123456789"
+
+_CMP_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+_ADD_OPS: dict[str, Callable[[int, int], int]] = {"+": operator.add, "-": operator.sub}
+_MUL_OPS: dict[str, Callable[[int, int], int]] = {
+    "*": operator.mul, "/": operator.floordiv, "//": operator.floordiv, "%": operator.mod,
+}
+
+_Fn = Callable[[Any], int]
+# A token: (kind, text, 1-based column). kind is "int", "name", "op", "end", or "bad" (a
+# character outside the language; always the last token).
+_Token = tuple[str, str, int]
+
+
+class _Where:
+    """Where an expression came from, so every error names file, line and key."""
+
+    __slots__ = ("text", "file", "line", "key")
+
+    def __init__(self, text: str, file: str | None, line: int | None, key: str | None):
+        self.text, self.file, self.line, self.key = text, file, line, key
+
+    def error(self, message: str) -> ScenarioError:
+        return ScenarioError(message, file=self.file, line=self.line, key=self.key)
+
+    def bad(self, detail: str) -> ScenarioError:
+        return self.error(f"bad expr {self.text!r}: {detail}; {_HELP}")
+
+
+def _tokenize(where: _Where) -> list[_Token]:
+    text = where.text
+    tokens: list[_Token] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        ch = text[pos]
+        if ch in " \t\r\n":
+            pos += 1
+        elif ch in _DIGITS:
+            start = pos
+            while pos < end and text[pos] in _DIGITS:
+                pos += 1
+            if pos - start > _MAX_DIGITS:
+                raise where.bad(f"integer too long at column {start + 1}")
+            tokens.append(("int", text[start:pos], start + 1))
+        elif ch in _NAME_START:
+            start = pos
+            while pos < end and text[pos] in _NAME_CHARS:
+                pos += 1
+            tokens.append(("name", text[start:pos], start + 1))
+        elif text[pos:pos + 2] in _TWO_CHAR_OPS:
+            tokens.append(("op", text[pos:pos + 2], pos + 1))
+            pos += 2
+        elif ch in _ONE_CHAR_OPS:
+            tokens.append(("op", ch, pos + 1))
+            pos += 1
+        else:
+            # Not raised here: the parser reports whichever problem comes first in the text
+            # (``f(x)`` is "unexpected '('", not a complaint about something further on).
+            tokens.append(("bad", ch, pos + 1))
+            return tokens
+    tokens.append(("end", "", end + 1))
+    return tokens
+
+
+class _Parser:
+    """Recursive descent over the token list; each method returns a closure ``env -> int``."""
+
+    def __init__(self, where: _Where, known: frozenset[str] | None) -> None:
+        self.where = where
+        self.known = known
+        self.tokens = _tokenize(where)
+        self.pos = 0
+        self.depth = 0
+        self.names: dict[str, None] = {}  # ordered set: first occurrence order
+
+    # -- token helpers --------------------------------------------------------------
+    def peek(self) -> _Token:
+        return self.tokens[self.pos]
+
+    def take(self) -> _Token:
+        tok = self.tokens[self.pos]
+        self.pos += 1
+        return tok
+
+    def at(self, *texts: str) -> bool:
+        kind, text, _ = self.tokens[self.pos]
+        return kind in ("op", "name") and text in texts
+
+    def unexpected(self) -> ScenarioError:
+        kind, text, col = self.peek()
+        if kind == "end":
+            return self.where.bad("unexpected end of expression")
+        return self.where.bad(f"unexpected {text!r} at column {col}")
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            raise self.where.bad(f"nested more than {_MAX_DEPTH} levels deep")
+
+    # -- grammar ----------------------------------------------------------------------
+    def parse(self) -> _Fn:
+        if self.peek()[0] == "end":
+            raise self.where.bad("empty expression")
+        fn = self.or_expr()
+        if self.peek()[0] != "end":
+            raise self.unexpected()
+        return fn
+
+    def or_expr(self) -> _Fn:
+        parts = [self.and_expr()]
+        while self.at("or"):
+            self.take()
+            parts.append(self.and_expr())
+        if len(parts) == 1:
+            return parts[0]
+
+        def or_(env: Any) -> int:
+            for part in parts:
+                if part(env):
+                    return 1
+            return 0
+        return or_
+
+    def and_expr(self) -> _Fn:
+        parts = [self.not_expr()]
+        while self.at("and"):
+            self.take()
+            parts.append(self.not_expr())
+        if len(parts) == 1:
+            return parts[0]
+
+        def and_(env: Any) -> int:
+            for part in parts:
+                if not part(env):
+                    return 0
+            return 1
+        return and_
+
+    def not_expr(self) -> _Fn:
+        if not self.at("not"):
+            return self.comparison()
+        self.take()
+        self.enter()
+        inner = self.not_expr()
+        self.depth -= 1
+        return lambda env: 0 if inner(env) else 1
+
+    def comparison(self) -> _Fn:
+        left = self.additive()
+        if not (self.peek()[0] == "op" and self.peek()[1] in _CMP_OPS):
+            return left
+        op = _CMP_OPS[self.take()[1]]
+        right = self.additive()
+        kind, text, col = self.peek()
+        if kind == "op" and text in _CMP_OPS:
+            # Python would chain, C would compare a 0/1 result: refuse rather than guess.
+            raise self.where.bad(f"chained comparison {text!r} at column {col} "
+                                 "(write 'a < b and b < c')")
+        return lambda env: 1 if op(left(env), right(env)) else 0
+
+    def _chain(self, operand: Callable[[], _Fn], ops: dict[str, Callable[[int, int], int]]
+               ) -> _Fn:
+        first = operand()
+        rest: list[tuple[Callable[[int, int], int], _Fn]] = []
+        while self.peek()[0] == "op" and self.peek()[1] in ops:
+            rest.append((ops[self.take()[1]], operand()))
+        if not rest:
+            return first
+        if len(rest) == 1:
+            (op, second), = rest
+            return lambda env: op(first(env), second(env))
+
+        def chain(env: Any) -> int:
+            value = first(env)
+            for op, fn in rest:
+                value = op(value, fn(env))
+            return value
+        return chain
+
+    def additive(self) -> _Fn:
+        return self._chain(self.term, _ADD_OPS)
+
+    def term(self) -> _Fn:
+        return self._chain(self.unary, _MUL_OPS)
+
+    def unary(self) -> _Fn:
+        if not (self.peek()[0] == "op" and self.peek()[1] == "-"):
+            return self.primary()
+        self.take()
+        self.enter()
+        inner = self.unary()
+        self.depth -= 1
+        return lambda env: -inner(env)
+
+    def primary(self) -> _Fn:
+        kind, text, col = self.peek()
+        if kind == "int":
+            self.take()
+            value = int(text)
+            return lambda env: value
+        if kind == "name":
+            if text in ("true", "false"):
+                self.take()
+                value = 1 if text == "true" else 0
+                return lambda env: value
+            if text in KEYWORDS:
+                raise self.unexpected()
+            self.take()
+            self.names.setdefault(text, None)
+            return lambda env: env[text]
+        if kind == "op" and text == "(":
+            self.take()
+            self.enter()
+            inner = self.or_expr()
+            self.depth -= 1
+            if not self.at(")"):
+                raise self.unexpected()
+            self.take()
+            return inner
+        raise self.unexpected()
+
+    def check_names(self) -> None:
+        # Only after a successful parse: for ``__import__('os')`` the syntax is the problem.
+        if self.known is None:
+            return
+        for name in self.names:
+            if name not in self.known:
+                raise self.where.error(f"unknown variable {name!r} in expr "
+                                       f"{self.where.text!r}{did_you_mean(name, self.known)}")
+
+
+def compile_expr(text: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None, known_vars: Iterable[str] | None = None) -> Expr:
+    """Compile an expression of the safe expression language.
+
+    Args:
+        text: the expression as written, e.g. ``"ready == 0 and not done"``.
+        file: scenario file, for error messages.
+        line: 1-based line of the expression in ``file``.
+        key: dotted key of the expression, e.g. ``tasks.t.steps[2].assert``.
+        known_vars: if given, every variable read must be one of these.
+
+    Returns:
+        An :class:`~vmemu._scenario.model.Expr`; calling it with a mapping of variable names
+        to ints returns an int (1/0 for comparisons and logic).
+
+    Raises:
+        ScenarioError: the text is not in the language (message contains ``bad expr``), or
+            reads a variable outside ``known_vars`` (``unknown variable 'x' in expr ...``).
+    """
+    where = _Where(text, file, line, key)
+    if not isinstance(text, str):
+        raise where.error(f"bad expr {text!r}: expected a string; {_HELP}")
+    known = None if known_vars is None else frozenset(known_vars)
+    parser = _Parser(where, known)
+    fn = parser.parse()
+    parser.check_names()
+    return Expr(source=text, fn=fn, names=tuple(parser.names))
+
+
+def expand_template(text: str, i: int, n: int, *, file: str | None = None,
+                    line: int | None = None, key: str | None = None) -> str:
+    """Expand every ``{EXPR}`` in a name with ``i`` (instance index) and ``n`` (count).
+
+    ``"fork{(i+1)%n}"`` with ``i=2, n=3`` gives ``"fork0"``. Text outside braces is kept.
+
+    Raises:
+        ScenarioError: unbalanced or nested braces, a bad expression, a variable other
+            than ``i``/``n``, or division by zero.
+    """
+    def fail(detail: str) -> ScenarioError:
+        return ScenarioError(f"bad template {text!r}: {detail}", file=file, line=line, key=key)
+
+    out: list[str] = []
+    pos = 0
+    while True:
+        opening = text.find("{", pos)
+        closing = text.find("}", pos)
+        if closing != -1 and (opening == -1 or closing < opening):
+            raise fail(f"'}}' without '{{' at column {closing + 1}")
+        if opening == -1:
+            out.append(text[pos:])
+            return "".join(out)
+        closing = text.find("}", opening + 1)
+        if closing == -1:
+            raise fail(f"'{{' at column {opening + 1} is never closed")
+        inner = text[opening + 1:closing]
+        if "{" in inner:
+            raise fail(f"nested '{{' at column {opening + 2 + inner.index('{')}")
+        expr = compile_expr(inner, file=file, line=line, key=key)
+        for name in expr.names:
+            if name not in ("i", "n"):
+                raise fail(f"unknown variable {name!r} (templates know only i and n)"
+                           f"{did_you_mean(name, ('i', 'n'))}")
+        try:
+            value = expr({"i": i, "n": n})
+        except ZeroDivisionError:
+            raise fail(f"division by zero with i={i}, n={n}") from None
+        out.append(text[pos:opening])
+        out.append(str(value))
+        pos = closing + 1
