@@ -57,7 +57,7 @@ def _add_common(p: argparse.ArgumentParser, *, scenario: bool = True) -> None:
         p.add_argument("scenario", help="scenario file (.yaml or .py)")
         p.add_argument("--faults", metavar="F", help="fault plan (faults/*.yaml)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--driver", default="trio", choices=["trio", "direct"],
+    p.add_argument("--driver", default="trio", choices=["trio", "direct", "asyncio"],
                    help="how tasks are resumed (same traces either way; default trio)")
     p.add_argument("--log", choices=["json", "console"], help="structured event log on stderr")
 
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("scenarios", nargs="+", help="scenario files or folders")
     c.add_argument("--runs", type=_pos_int, default=None, help="schedules per scenario")
     c.add_argument("--seed", type=_nonneg_int, default=0)
+    c.add_argument("-v", "--verbose", action="store_true",
+                   help="print the full report of every scenario, not only of mismatches")
     _add_common(c, scenario=False)
 
     ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
@@ -233,7 +235,7 @@ def _cmd_check(args: argparse.Namespace, log: Any) -> int:
             mark = "ok  " if ok else "FAIL"
             print(f"{mark} {sc.path}: expect {sc.expect}, got {x.verdict} "
                   f"({x.schedules} schedules)")
-            if not ok:
+            if not ok or (args.verbose and x.result.failed):
                 print("     " + x.result.report().replace("\n", "\n     "))
         print(f"{len(rows) - mismatches} of {len(rows)} scenarios as expected")
     return EXIT_FOUND if mismatches else EXIT_OK

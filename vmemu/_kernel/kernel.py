@@ -253,8 +253,10 @@ class Kernel:
             self._unrun(t)
         if exc is None:
             self.emit(t, "exit")
-            if t.held and not t.daemon:
-                names = ", ".join(r.name for r in t.held)
+            # Semaphores have no owner: another task may up() them later.
+            owned = [r for r in t.held if r.kind != "semaphore"]
+            if owned and not t.daemon:
+                names = ", ".join(r.name for r in owned)
                 self.finish(Outcome("bug", f"task {t.name} exited holding {names}", t.name))
             return
         t.exc = exc

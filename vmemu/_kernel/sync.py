@@ -54,6 +54,10 @@ class Resource:
     def holders(self) -> list[Task]:
         return []
 
+    def blockers(self, t: Task) -> list[Task]:
+        """Whom ``t`` (a waiter) is really waiting for: the wait-for graph's edges."""
+        return self.holders()
+
     def describe(self) -> str:
         return f"{self.kind} {self.name}"
 
@@ -277,6 +281,18 @@ class RWSem(Lock):
 
     def holders(self) -> list[Task]:
         return [self.writer] if self.writer is not None else list(dict.fromkeys(self.readers))
+
+    def blockers(self, t: Task) -> list[Task]:
+        """Conflicting holders, then conflicting waiters queued ahead of ``t`` (fairness:
+        a reader behind a queued writer waits for that writer, not for the readers)."""
+        mode = next((m for w, m in self.waiters if w is t), "lock")
+        out = [h for h in self.holders() if mode != "read_lock" or h is self.writer]
+        for w, m in self.waiters:
+            if w is t:
+                break
+            if (m != "read_lock" or mode != "read_lock") and w not in out:
+                out.append(w)
+        return out
 
     async def acquire_read(self) -> None:
         """Take the read side."""

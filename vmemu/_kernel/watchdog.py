@@ -23,9 +23,12 @@ def describe_wait(t: Task) -> str:
     if r is None:
         return ""
     holders = [h.name for h in r.holders()]
+    queued = [b.name for b in r.blockers(t) if b.name not in holders]
     what = r.describe()
     if t.wait_what == "read_lock":
         what += " (for read)"
+    if queued:
+        what += f" (queued behind {', '.join(queued)})"
     if holders:
         return f"{what} (held by {', '.join(holders)})"
     return f"{what} ({r.nobody_text()})"
@@ -46,7 +49,7 @@ def find_cycle(k: "Kernel", start: Task | None = None) -> list[dict[str, str]]:
             seen[t.tid] = len(path)
             path.append(t)
             nxt = None
-            for h in t.waiting_for.holders():
+            for h in t.waiting_for.blockers(t):
                 if h.state is BLOCKED or h is t or h.tid in seen:
                     nxt = h
                     break
@@ -109,6 +112,8 @@ def task_reports(k: "Kernel") -> list[dict[str, Any]]:
         for f in t.stack:
             stack.append({"frame": f.name, "at": str(f.loc) if f.loc else "",
                           "step": f.what})
+        if t.spec is not None and t.spec.fn is not None and t.state is not DONE:
+            stack = _python_stack(t) or stack
         out.append({
             "name": t.name,
             "state": t.state if t.state is not DONE else "done",
@@ -116,4 +121,21 @@ def task_reports(k: "Kernel") -> list[dict[str, Any]]:
             "holding": holding,
             "stack": stack,
         })
+    return out
+
+
+def _python_stack(t: Task) -> list[dict[str, str]]:
+    """The frames of a Python task's coroutine chain that lie in its scenario file."""
+    import os
+    want = os.path.abspath(t.spec.loc.file) if t.spec.loc else None
+    out = []
+    coro = t.coro
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        if want is not None and os.path.abspath(frame.f_code.co_filename) == want:
+            out.append({"frame": frame.f_code.co_name, "at": f"{t.spec.loc.file}:{frame.f_lineno}",
+                        "step": ""})
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return out

@@ -1,0 +1,50 @@
+"""Shared test helpers: where the contract lives, and how to run the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
+
+
+def contract_files() -> list[Path]:
+    """Every contract scenario (must reach its `expect`)."""
+    return sorted(CONTRACT.glob("*.yaml"))
+
+
+def bad_files() -> list[Path]:
+    """Every bad input (must be rejected with exit 2 and one line)."""
+    return sorted((CONTRACT / "bad").glob("*.yaml"))
+
+
+def vmemu_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run ``python -m vmemu ARGS`` in a fresh process (as a user would)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "vmemu", *args], capture_output=True,
+                          text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
+
+
+def cli_json(*args: str, **kw) -> dict:
+    """Run the CLI with ``--json`` and parse stdout."""
+    p = vmemu_cli(*args, "--json", **kw)
+    assert p.returncode in (0, 1), p.stderr
+    return json.loads(p.stdout)
+
+
+@pytest.fixture
+def write_scenario(tmp_path):
+    """Write a YAML scenario into a temp folder and return its path."""
+    def write(text: str, name: str = "s.yaml") -> str:
+        p = tmp_path / name
+        p.write_text(text)
+        return str(p)
+    return write
