@@ -1,0 +1,88 @@
+"""The command line: exit codes, one-line usage errors, JSON, the structured log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import CONTRACT, vmemu_cli
+
+ABBA = str(CONTRACT / "abba.yaml")
+ORDERED = str(CONTRACT / "abba_ordered.yaml")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", ABBA, "--seed", "-1"], "--seed"),
+    (["run", ABBA, "--seed", "x"], "--seed"),
+    (["explore", ABBA, "--runs", "0"], "--runs"),
+    (["explore", ABBA, "--time", "-3"], "--time"),
+    (["run", ABBA, "--strategy", "rando"], "did you mean 'random'"),
+    (["run", ABBA, "--driver", "fast"], "--driver"),
+    (["run", ABBA, "--log", "xml"], "--log"),
+    (["run", "nope.yaml"], "no such scenario file"),
+    (["run", str(CONTRACT)], "directory"),
+    (["frobnicate"], "frobnicate"),
+    ([], "COMMAND"),
+    (["replay", "missing.json"], "missing.json"),
+])
+def test_usage_errors_are_one_line_exit_2(args, needle):
+    p = vmemu_cli(*args)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr
+    assert needle in lines[0]
+
+
+def test_exit_codes():
+    assert vmemu_cli("explore", ABBA).returncode == 1
+    assert vmemu_cli("explore", ORDERED, "--runs", "50").returncode == 0
+    assert vmemu_cli("check", ABBA, ORDERED, "--runs", "200").returncode == 0
+
+
+def test_check_reports_a_mismatch_with_exit_1(write_scenario):
+    wrong = write_scenario(open(ABBA).read().replace("expect: deadlock", "expect: ok"))
+    p = vmemu_cli("check", wrong, "--runs", "200")
+    assert p.returncode == 1
+    assert "FAIL" in p.stdout and "expect ok, got deadlock" in p.stdout
+    assert "replay: vmemu " in p.stdout
+
+
+def test_run_json_has_the_contract_fields():
+    p = vmemu_cli("run", ABBA, "--seed", "1", "--json")
+    d = json.loads(p.stdout)
+    assert p.returncode == 1 and d["verdict"] == "deadlock"
+    for key in ("verdict", "scenario", "seed", "strategy", "steps", "ticks", "trace_hash",
+                "tasks", "cycle", "trace"):
+        assert key in d
+    assert d["cycle"] == [
+        {"task": "t1", "waits_for": "mutex B", "held_by": "t2"},
+        {"task": "t2", "waits_for": "mutex A", "held_by": "t1"},
+    ]
+
+
+def test_text_report_ends_with_replay_command():
+    p = vmemu_cli("run", ABBA, "--seed", "1")
+    last = p.stdout.strip().splitlines()[-1]
+    assert last == f"replay: vmemu run {ABBA} --seed 1 --strategy random"
+    # ... and that command reproduces the same run.
+    again = vmemu_cli(*last.split()[2:])
+    assert again.stdout == p.stdout
+
+
+def test_structured_log_json():
+    p = vmemu_cli("run", ABBA, "--seed", "1", "--log", "json", "--json")
+    events = [json.loads(line) for line in p.stderr.splitlines()]
+    assert events and {"event", "tick", "task"} <= set(events[0])
+    assert any(e["event"] == "block" for e in events)
+    assert events[-1]["event"] == "verdict"
+
+
+def test_python_m_vmemu_help():
+    p = vmemu_cli("--help")
+    assert p.returncode == 0 and "explore" in p.stdout and "lockdep" in p.stdout
+
+
+def test_check_of_a_folder_without_scenarios(tmp_path):
+    p = vmemu_cli("check", str(tmp_path))
+    assert p.returncode == 2 and "no scenario files" in p.stderr and str(tmp_path) in p.stderr
