@@ -79,7 +79,7 @@ def check_invariants(k):
                 held = sum(1 for x in r.owner.held if x is r)
                 assert held == (r.depth if isinstance(r, Recursive) else 1)
                 assert all(r not in t.held for t in k.tasks if t is not r.owner)
-    runnable = [t for _, t in k.runnable]
+    runnable = list(k.runnable)   # the run queue: tasks sorted by tid
     timers = {t.tid for _, _, t in k.timers}
     for t in k.tasks:
         if t.state is RUNNABLE:

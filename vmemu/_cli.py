@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,13 +53,14 @@ def _pos_float(text: str) -> float:
     return v
 
 
-def _add_common(p: argparse.ArgumentParser, *, scenario: bool = True) -> None:
+def _add_common(p: argparse.ArgumentParser, *, scenario: bool = True,
+                driver: str = "trio") -> None:
     if scenario:
         p.add_argument("scenario", help="scenario file (.yaml or .py)")
         p.add_argument("--faults", metavar="F", help="fault plan (faults/*.yaml)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--driver", default="trio", choices=["trio", "direct", "asyncio"],
-                   help="how tasks are resumed (same traces either way; default trio)")
+    p.add_argument("--driver", default=driver, choices=["trio", "direct", "asyncio"],
+                   help=f"how tasks are resumed (same traces either way; default {driver})")
     p.add_argument("--log", choices=["json", "console"], help="structured event log on stderr")
 
 
@@ -66,6 +68,16 @@ def _add_strategy(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--strategy", default=default, help=f"scheduling strategy (default {default})")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="seed (default 0)")
     p.add_argument("--depth", type=_pos_int, default=None, help="PCT bug depth d (default 3)")
+    # Spelled with '_' too: a replay command appends `--{param}={value}` (Result.replay_command).
+    p.add_argument("--steps-hint", "--steps_hint", dest="steps_hint", type=_pos_int,
+                   default=None, metavar="K", help="PCT run-length estimate k (default: "
+                   "adaptive in explore, 64 alone)")
+    p.add_argument("--bound", choices=["delays", "preemptions"], default=None,
+                   help="dfs: bound delays (default) or preemptions")
+    p.add_argument("--max-bound", "--max_bound", "--max", dest="max_bound", type=_nonneg_int,
+                   default=None, metavar="N", help="dfs: at most N delays/preemptions (default 2)")
+    p.add_argument("--prefix", default=None, help="dfs: the decision prefix of one schedule "
+                   "(from a replay command)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,15 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trace", metavar="OUT.json", help="save the trace here")
 
     e = sub.add_parser("explore", help="search many schedules for a failure")
-    _add_common(e)
-    _add_strategy(e, "random")
-    e.add_argument("--runs", type=_pos_int, default=None, help="schedules to try (default 1000)")
+    # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
+    _add_common(e, driver="direct")
+    _add_strategy(e, "portfolio")
+    e.add_argument("--runs", type=_pos_int, default=None,
+                   help="schedules to try (default 1000, or no limit with --time)")
     e.add_argument("--time", type=_pos_float, default=None, metavar="S",
-                   help="stop trying new schedules after S seconds")
-    e.add_argument("--jobs", type=_pos_int, default=1, metavar="J", help="worker processes")
-    e.add_argument("--all", action="store_true", help="keep going after the first failure")
+                   help="stop starting new schedules after S wall-clock seconds")
+    e.add_argument("--jobs", type=_pos_int, default=1, metavar="J",
+                   help="worker processes (the findings do not depend on J)")
+    e.add_argument("--all", action="store_true",
+                   help="keep going after the first failure; one finding per distinct bug")
     e.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
-                   help="where failing traces are saved (default .vmemu/findings)")
+                   help="where failing traces are saved as found (default .vmemu/findings)")
 
     rp = sub.add_parser("replay", help="replay a saved trace")
     rp.add_argument("trace", help="trace file saved by run --trace or explore")
@@ -122,6 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vmemu: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `vmemu replay T | head`: the reader left; that is not an error of ours.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
 
 
 def _make_log(kind: str | None) -> Any:
@@ -140,7 +163,9 @@ def _make_log(kind: str | None) -> Any:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    return {"depth": args.depth} if getattr(args, "depth", None) is not None else {}
+    # Only options the user set: each strategy rejects parameters it does not take.
+    names = ("depth", "steps_hint", "bound", "max_bound", "prefix")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
 def _emit(result: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
@@ -164,30 +189,36 @@ def _cmd_run(args: argparse.Namespace, log: Any) -> int:
 
 
 def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
-    from ._explore import DEFAULT_RUNS, explore
-    runs = args.runs or DEFAULT_RUNS
-    x = explore(args.scenario, runs=runs, seed=args.seed, strategy=args.strategy,
-                faults=args.faults, driver=args.driver, time_budget=args.time,
-                keep_going=args.all, **_params(args))
-    for f in x.findings:
-        f.trace_path = save_finding(f, args.findings)
-    extra = {"schedules": x.schedules, "findings": len(x.findings)}
-    if args.all and len(x.findings) > 1 and not args.json:
-        for f in x.findings[1:]:
-            _emit(f, args)
-            print()
-    _emit(x.result, args, extra)
+    from ._explore import DEFAULT_RUNS, ExploreInterrupted, explore
+    from ._explore_ui import ProgressBar, explore_json, explore_text
+    # --time alone means "as many schedules as fit"; --runs still caps it when given.
+    runs = args.runs or (DEFAULT_RUNS if args.time is None else 2**62)
+    bar = ProgressBar.maybe(enabled=not args.json)
+    try:
+        with bar:
+            x = explore(args.scenario, runs=runs, seed=args.seed, strategy=args.strategy,
+                        faults=args.faults, driver=args.driver, time_budget=args.time,
+                        keep_going=args.all, jobs=args.jobs, findings_dir=args.findings,
+                        progress=bar.update, on_finding=bar.found, **_params(args))
+    except ExploreInterrupted as e:
+        # The run cut short by Ctrl-C may leave emulated coroutines that never started.
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        saved = "; ".join(f"vmemu replay {p}" for p in e.saved)
+        print(f"vmemu: interrupted after {e.schedules} schedules; "
+              + (f"{len(e.saved)} finding(s) saved: {saved}" if e.saved else "nothing found"),
+              file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(explore_json(x), indent=2))
+    else:
+        print(explore_text(x, args.findings))
     return EXIT_FOUND if x.findings else EXIT_OK
 
 
 def save_finding(r: Any, folder: str) -> str:
     """Save a failing run's trace atomically under ``folder``; returns its path."""
-    name = f"{_slug(r.scenario.name)}-{r.verdict}-{r.trace_hash[:12]}.json"
-    return r.trace.save(Path(folder) / name)
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in s) or "scenario"
+    from ._explore import finding_path
+    return r.trace.save(finding_path(folder, r.scenario.name, r.trace))
 
 
 def _cmd_replay(args: argparse.Namespace, log: Any) -> int:

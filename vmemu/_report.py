@@ -5,14 +5,15 @@ Every failure report ends with the command that replays it.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._result import Result
 
 
-def render_text(r: "Result") -> str:
-    """Plain-text report of one run."""
+def render_text(r: "Result", *, rich: bool = False) -> str:
+    """Text report of one run; a failure's interleaving table is ANSI-styled if ``rich``."""
     lines: list[str] = []
     head = (f"vmemu: {r.verdict.upper()} in {r.scenario.name} ({r.scenario.path}) "
             f"[strategy {r.strategy}"
@@ -27,7 +28,8 @@ def render_text(r: "Result") -> str:
         lines.append("")
         lines.append("  wait-for cycle:")
         for c in r.cycle:
-            lines.append(f"    {c['task']} waits for {c['waits_for']}, held by {c['held_by']}")
+            verb = "could be freed by" if c["waits_for"].startswith("memory (") else "held by"
+            lines.append(f"    {c['task']} waits for {c['waits_for']}, {verb} {c['held_by']}")
     lines.append("")
     lines.append("  tasks:")
     for t in r.tasks:
@@ -44,11 +46,22 @@ def render_text(r: "Result") -> str:
             at = f" ({f['at']})" if f["at"] else ""
             step = f": {f['step']}" if f["step"] else ""
             lines.append(f"      {'at' if depth == 0 else 'in'} {f['frame']}{at}{step}")
+    mem = r.extra.get("memory")
+    if mem:
+        lines.append("")
+        lines.append(f"  memory: {mem['free']} of {mem['pages']} pages free (watermarks min "
+                     f"{mem['min']} low {mem['low']} high {mem['high']}); "
+                     + ", ".join(f"{mem[k]} {k}" for k in ("allocated", "cached", "writeback",
+                                                          "hogged") if mem[k])
+                     + "".join(f"; class {c}: {n} pages" for c, n in mem["classes"].items()))
     extra = r.extra.get("report_sections")
     if extra:
         for section in extra:
             lines.append("")
             lines.extend(section.rstrip("\n").split("\n"))
+    from ._table import render_table  # late: only failure reports draw the table
+    lines.append("")
+    lines.extend("  " + row for row in render_table(r, rich=rich).split("\n"))
     lines.append("")
     lines.append(f"replay: {r.replay_command()}")
     return "\n".join(lines)
@@ -56,7 +69,7 @@ def render_text(r: "Result") -> str:
 
 def print_report(r: "Result", extra: dict) -> None:
     """Print a report on stdout (rich styling on a terminal, plain text otherwise)."""
-    text = render_text(r)
+    text = render_text(r, rich=sys.stdout.isatty())
     if "schedules" in extra:
         head, _, rest = text.partition("\n")
         text = head + f"\n  schedules explored: {extra['schedules']}" + ("\n" + rest if rest else "")

@@ -10,6 +10,8 @@ from ._scenario.model import Scenario
 from ._trace import Trace
 
 FAILURES = ("deadlock", "hang", "livelock", "oom", "assertion", "bug")
+#: Strategies whose schedules only a saved trace reproduces (no `vmemu run` form).
+TAPE_ONLY = ("minimized",)
 
 
 @dataclass
@@ -56,6 +58,9 @@ class Result:
         """The exact command that reproduces this run."""
         if self.trace_path:
             return f"vmemu replay {shlex.quote(self.trace_path)}"
+        if self.strategy in TAPE_ONLY or self.seed is None:
+            # Minimized or Hypothesis-drawn: no seed rebuilds it, only the saved tape does.
+            return "vmemu replay TRACE.json (save it first: result.trace.save('TRACE.json'))"
         cmd = ["vmemu", "run", self.scenario.path]
         if self.faults:
             cmd += ["--faults", self.faults]

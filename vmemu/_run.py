@@ -6,6 +6,7 @@ of (scenario, fault plan, strategy answers); the driver only changes how tasks r
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Callable
 
@@ -30,14 +31,18 @@ def _as_scenario(scenario: Scenario | str | os.PathLike) -> Scenario:
 def _load_faults(faults: Any) -> Any:
     if faults is None or not isinstance(faults, (str, os.PathLike)):
         return faults
-    try:
-        from .faults import load_fault_plan
-    except ImportError:  # pragma: no cover - faults module not built yet
-        raise UserError("fault plans are not supported by this build", key="--faults")
+    from ._faults import load_fault_plan
     return load_fault_plan(str(faults))
 
 
 def _body(k: Kernel, spec: TaskSpec) -> Callable[[Task], Any]:
+    if not spec.flags and (spec.fn is None or inspect.iscoroutinefunction(spec.fn)):
+        # No flag scope to enter: the task's coroutine is the steps' (or the async
+        # function's) own, which saves a delegation level on every scheduling point.
+        if spec.fn is None:
+            return lambda t: run_steps(TaskContext(k, t), spec.steps)
+        return lambda t: spec.fn(TaskContext(k, t))
+
     async def body(t: Task) -> None:
         ctx = TaskContext(k, t)
         with ctx.flags(*spec.flags):
@@ -49,9 +54,13 @@ def _body(k: Kernel, spec: TaskSpec) -> Callable[[Task], Any]:
 
 
 def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
-               log: Callable[[list], None] | None = None) -> Kernel:
-    """A kernel with the scenario's tasks (and kswapd) created, ready to be driven."""
+               log: Callable[[list], None] | None = None, observers: Any = ()) -> Kernel:
+    """A kernel with the scenario's tasks (and kswapd) created, ready to be driven.
+
+    ``observers`` (e.g. lockdep's graph builder) are attached before any task exists.
+    """
     k = Kernel(scenario, strategy, faults=faults, log=log)
+    k.observers.extend(observers)
     for spec in scenario.tasks:
         k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start)
     if k.mm is not None:
@@ -89,15 +98,19 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
         scenario_abspath=os.path.abspath(scenario.path),
         faults_abspath=os.path.abspath(faults_path) if faults_path else "",
     )
-    return Result(verdict=o.verdict, message=o.message, scenario=scenario,
-                  strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
-                  trace_hash=thash, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
-                  culprit=o.task, faults=faults_path, driver=driver)
+    r = Result(verdict=o.verdict, message=o.message, scenario=scenario,
+               strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
+               trace_hash=thash, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
+               culprit=o.task, faults=faults_path, driver=driver)
+    if k.mm is not None:
+        r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind
+    return r
 
 
 def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
         strategy: str | Strategy = "random", faults: Any = None, driver: str = "trio",
-        log: Callable[[list], None] | None = None, **params: Any) -> Result:
+        log: Callable[[list], None] | None = None, observers: Any = (),
+        **params: Any) -> Result:
     """Run a scenario once, synchronously, and return its :class:`Result`.
 
     Args:
@@ -105,18 +118,25 @@ def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
         seed: the strategy's seed.
         strategy: a strategy name (``random``, ``pct`` ...) or a Strategy instance.
         faults: a fault plan path or object, or None.
-        driver: ``trio`` (default) or ``direct``.
+        driver: ``trio`` (default), ``direct`` or ``asyncio`` (anyio on asyncio).
         log: called with every event (the CLI's structlog hook).
+        observers: objects told of every lock operation (see docs/internals.md).
         **params: strategy parameters (e.g. ``depth=3`` for pct).
     """
     _check_driver(driver)
     sc = _as_scenario(scenario)
     plan = _load_faults(faults)
     strat = _resolve_strategy(strategy, seed, params)
-    k = new_kernel(sc, strat, faults=plan, log=log)
+    k = new_kernel(sc, strat, faults=plan, log=log, observers=observers)
     if driver == "direct":
         from ._kernel.drivers.direct import run_direct
         run_direct(k)
+    elif driver == "asyncio":
+        import asyncio
+
+        from ._kernel.drivers.anyio_driver import run_anyio
+        # anyio runs on a plain asyncio loop; asyncio.run costs less per run than anyio.run.
+        asyncio.run(run_anyio(k))
     else:
         import trio
 
@@ -127,15 +147,37 @@ def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
 
 async def arun(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
                strategy: str | Strategy = "random", faults: Any = None,
-               log: Callable[[list], None] | None = None, **params: Any) -> Result:
-    """Like :func:`run`, awaited inside a running trio program (tasks are trio tasks)."""
-    from ._kernel.drivers.trio_driver import run_trio
+               driver: str | None = None, log: Callable[[list], None] | None = None,
+               **params: Any) -> Result:
+    """Like :func:`run`, awaited inside a running trio or asyncio program.
+
+    Emulated tasks become tasks of the host loop. ``driver=None`` picks by the running
+    async library: ``trio`` under trio, ``asyncio`` (the anyio driver) anywhere else.
+    ``direct`` runs the whole schedule without yielding to the host loop.
+    Cancelling the surrounding scope cancels the run (the cancellation propagates).
+    """
+    import sniffio
+    host = sniffio.current_async_library()
+    if driver is None:
+        driver = "trio" if host == "trio" else "asyncio"
+    _check_driver(driver)
+    if driver == "trio" and host != "trio":
+        raise UserError(f"driver 'trio' needs a trio host, but this is {host}; pass "
+                        "driver='asyncio' or leave driver out", key="driver")
     sc = _as_scenario(scenario)
     plan = _load_faults(faults)
     strat = _resolve_strategy(strategy, seed, params)
     k = new_kernel(sc, strat, faults=plan, log=log)
-    await run_trio(k)
-    return _result(k, sc, strat, plan, "trio")
+    if driver == "trio":
+        from ._kernel.drivers.trio_driver import run_trio
+        await run_trio(k)
+    elif driver == "asyncio":
+        from ._kernel.drivers.anyio_driver import run_anyio
+        await run_anyio(k)
+    else:
+        from ._kernel.drivers.direct import run_direct
+        run_direct(k)
+    return _result(k, sc, strat, plan, driver)
 
 
 def _find(path: str, abspath: str, base: str) -> str:

@@ -4,6 +4,19 @@ A trace pins the scenario (path and content hash), the fault plan, the strategy 
 the *decision tape* (every answer the strategy gave, in order) and the canonical event
 list. ``trace_hash`` is the sha256 of the canonical JSON of the event list, so two runs
 with equal hashes did the same things in the same order at the same ticks.
+
+In memory ``Trace.tape`` is a list of ints and ``Trace.events`` the list of
+``[tick, task, op, arg, line]``. On disk (version 2) both are compact strings, because a
+long run has hundreds of thousands of them (see :func:`encode_events`):
+
+- ``tape``: the decisions as base-32 varints, one character for any value below 32;
+- ``events``: ``{"rows": [[task, op, arg, line], ...], "stream": "..."}``: every distinct
+  row once, then per event its row number and, only when the clock moved, the tick delta.
+
+A 100,000-step run costs a few bytes per decision (``bench/bench_trace.py``). Loading
+decodes both and checks the events against ``trace_hash``, so a damaged file is refused
+with one line instead of replaying something else. Version 1 files (plain JSON lists)
+are still read.
 """
 
 from __future__ import annotations
@@ -12,14 +25,24 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ._errors import TraceError
 
 TRACE_FORMAT = "vmemu-trace"
-TRACE_VERSION = 1
+#: The version this vmemu writes.
+TRACE_VERSION = 2
+#: Versions this vmemu reads.
+READABLE_VERSIONS = (1, 2)
+
+# Varint digits: 5 payload bits, plus 32 when more digits follow. All 64 symbols are
+# JSON-safe (no quote, no backslash), so the encoded strings are stored as they are.
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+_DIGIT = {c: i for i, c in enumerate(_ALPHABET)}
+# Every value below 32 is one character: precomputed, as most decisions and rows are.
+_SMALL = list(_ALPHABET[:32])
 
 
 def canonical_json(obj: Any) -> str:
@@ -32,9 +55,126 @@ def events_hash(events: list) -> str:
     return hashlib.sha256(canonical_json(events).encode()).hexdigest()
 
 
+def _varint(v: int, out: list[str]) -> None:
+    """Append non-negative ``v`` as little-endian base-32 digits."""
+    while v >= 32:
+        out.append(_ALPHABET[(v & 31) | 32])
+        v >>= 5
+    out.append(_ALPHABET[v])
+
+
+def encode_ints(values: list[int]) -> str:
+    """Non-negative ints as a varint string (the on-disk decision tape)."""
+    small = _SMALL
+    out: list[str] = []
+    for v in values:
+        if 0 <= v < 32:
+            out.append(small[v])
+        elif v < 0:
+            raise ValueError(f"cannot encode negative decision {v}")
+        else:
+            _varint(v, out)
+    return "".join(out)
+
+
+def decode_ints(text: str) -> list[int]:
+    """Inverse of :func:`encode_ints`; ValueError on a character or ending it never writes."""
+    digit = _DIGIT
+    out: list[int] = []
+    v = shift = 0
+    for c in text:
+        d = digit.get(c)
+        if d is None:
+            raise ValueError(f"unexpected character {c!r}")
+        if d < 32 and not shift:
+            out.append(d)
+            continue
+        v |= (d & 31) << shift
+        if d & 32:
+            shift += 5
+        else:
+            out.append(v)
+            v = shift = 0
+    if shift:
+        raise ValueError("the last number is cut short")
+    return out
+
+
+def encode_events(events: list[list]) -> dict[str, Any]:
+    """The compact on-disk form of an event list (see the module docstring).
+
+    Each event becomes ``2 * row`` or, when its tick differs from the previous event's,
+    ``2 * row + 1`` followed by the zigzag-encoded tick delta.
+    """
+    rows: list[list] = []
+    index: dict[Any, int] = {}
+    out: list[str] = []
+    small = _SMALL
+    prev = 0
+    for tick, task, op, arg, line in events:
+        try:
+            # The class is part of the key: 1, 1.0 and True are equal (and hash the same)
+            # but are written differently, and the trace hash would notice.
+            key: Any = (task, op, arg.__class__, arg, line)
+            r = index.get(key)
+        except TypeError:  # an unhashable arg (a list): key it by its spelling
+            key = ("\0", canonical_json([task, op, arg, line]))
+            r = index.get(key)
+        if r is None:
+            r = index[key] = len(rows)
+            rows.append([task, op, arg, line])
+        d = tick - prev
+        if d == 0:
+            v = r << 1
+            if v < 32:
+                out.append(small[v])
+            else:
+                _varint(v, out)
+        else:
+            _varint((r << 1) | 1, out)
+            _varint(d << 1 if d > 0 else ((-d) << 1) - 1, out)
+            prev = tick
+    return {"rows": rows, "stream": "".join(out)}
+
+
+def decode_events(data: Any) -> list[list]:
+    """Inverse of :func:`encode_events`; ValueError when ``data`` is not such an encoding."""
+    if not isinstance(data, dict) or set(data) != {"rows", "stream"}:
+        raise ValueError('expected {"rows": [...], "stream": "..."}')
+    rows, stream = data["rows"], data["stream"]
+    if not isinstance(rows, list) or not isinstance(stream, str):
+        raise ValueError('expected {"rows": [...], "stream": "..."}')
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 4 and isinstance(row[0], str)
+                and isinstance(row[1], str) and isinstance(row[3], int)):
+            raise ValueError(f"malformed row {str(row)[:40]}")
+    nums = decode_ints(stream)
+    events: list[list] = []
+    append = events.append
+    tick = 0
+    n = len(rows)
+    i = 0
+    end = len(nums)
+    while i < end:
+        v = nums[i]
+        i += 1
+        r = v >> 1
+        if r >= n:
+            raise ValueError(f"event {len(events) + 1} names row {r} of {n}")
+        if v & 1:
+            if i >= end:
+                raise ValueError("the last tick delta is missing")
+            z = nums[i]
+            i += 1
+            tick += (z >> 1) if not z & 1 else -((z + 1) >> 1)
+        task, op, arg, line = rows[r]
+        append([tick, task, op, arg, line])
+    return events
+
+
 @dataclass
 class Trace:
-    """One run, as saved on disk."""
+    """One run, as saved on disk (see the module docstring for the encoding)."""
 
     scenario: str
     scenario_hash: str
@@ -54,8 +194,14 @@ class Trace:
     faults_abspath: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"format": TRACE_FORMAT, "version": TRACE_VERSION}
-        d.update(asdict(self))
+        """The on-disk JSON object (current version, compact tape and events)."""
+        d: dict[str, Any] = {"format": TRACE_FORMAT, "version": TRACE_VERSION}
+        # Not dataclasses.asdict: it deep-copies the (long) event list for nothing.
+        for f in fields(self):
+            d[f.name] = getattr(self, f.name)
+        d["params"] = dict(self.params)
+        d["tape"] = encode_ints(self.tape)
+        d["events"] = encode_events(self.events)
         return d
 
     def save(self, path: str | os.PathLike) -> str:
@@ -80,13 +226,25 @@ class Trace:
         except json.JSONDecodeError as e:
             raise TraceError(f"not a vmemu trace: invalid JSON at line {e.lineno}, column "
                              f"{e.colno} ({e.msg})", file=p, line=e.lineno)
+        except RecursionError:
+            raise TraceError("not a vmemu trace: JSON nested too deeply", file=p)
+        return cls.from_dict(d, p)
+
+    @classmethod
+    def from_dict(cls, d: Any, p: str = "<trace>") -> "Trace":
+        """Validate a parsed trace object (any readable version); ``p`` names it in errors."""
         if not isinstance(d, dict) or d.get("format") != TRACE_FORMAT:
             raise TraceError(f"not a vmemu trace (no \"format\": \"{TRACE_FORMAT}\")", file=p)
-        if d.get("version") != TRACE_VERSION:
-            raise TraceError(f"trace version {d.get('version')!r} is not supported (this vmemu "
-                             f"reads version {TRACE_VERSION}); re-record it", file=p)
+        version = d.get("version")
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
+            raise TraceError(f"trace version {version!r} is not supported (this vmemu "
+                             f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+                             "re-record it", file=p, key="version")
+        d = dict(d)
         d.pop("format")
         d.pop("version")
+        if version >= 2:
+            _decode_v2(d, p)
         required = {"scenario": str, "scenario_hash": str, "scenario_name": str,
                     "strategy": str, "tape": list, "events": list, "verdict": str,
                     "trace_hash": str}
@@ -101,7 +259,25 @@ class Trace:
         unknown = sorted(set(d) - known)
         if unknown:
             raise TraceError(f"unknown field {unknown[0]!r}", file=p, key=unknown[0])
+        if version >= 2 and events_hash(d["events"]) != d["trace_hash"]:
+            raise TraceError("the events do not match trace_hash: the file is damaged or "
+                             "was edited; re-record it", file=p, key="events")
         return cls(**d)
+
+
+def _decode_v2(d: dict[str, Any], p: str) -> None:
+    """Turn the compact ``tape`` and ``events`` of a version-2 trace into lists, in place."""
+    if not isinstance(d.get("tape"), str):
+        raise TraceError("missing or malformed field (expected an encoded string)",
+                         file=p, key="tape")
+    try:
+        d["tape"] = decode_ints(d["tape"])
+    except ValueError as e:
+        raise TraceError(f"damaged decision tape: {e}", file=p, key="tape")
+    try:
+        d["events"] = decode_events(d.get("events"))
+    except ValueError as e:
+        raise TraceError(f"damaged event list: {e}", file=p, key="events")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -38,20 +38,22 @@ def _eval(ctx: TaskContext, step: Step) -> int:
         raise VerdictSignal("bug", f"division by zero in {step.expr.source!r} at {step.loc}")
 
 
-async def _lock(ctx: TaskContext, s: Step) -> None:
-    await ctx.lock(s.target).acquire()
+# The hottest handlers return the primitive's awaitable instead of awaiting it in a
+# coroutine of their own: one coroutine frame less per lock, unlock and yield step.
+def _lock(ctx: TaskContext, s: Step) -> Awaitable[None]:
+    return ctx.lock(s.target)._lock("lock")
 
 
-async def _unlock(ctx: TaskContext, s: Step) -> None:
-    await ctx.lock(s.target).release()
+def _unlock(ctx: TaskContext, s: Step) -> Awaitable[None]:
+    return ctx.lock(s.target).release()
 
 
-async def _read_lock(ctx: TaskContext, s: Step) -> None:
-    await ctx.rwsem(s.target).acquire_read()
+def _read_lock(ctx: TaskContext, s: Step) -> Awaitable[None]:
+    return ctx.rwsem(s.target)._lock("read_lock")
 
 
-async def _read_unlock(ctx: TaskContext, s: Step) -> None:
-    await ctx.rwsem(s.target).release_read()
+def _read_unlock(ctx: TaskContext, s: Step) -> Awaitable[None]:
+    return ctx.rwsem(s.target).release_read()
 
 
 async def _trylock(ctx: TaskContext, s: Step) -> None:
@@ -86,8 +88,8 @@ async def _sleep(ctx: TaskContext, s: Step) -> None:
     await ctx.sleep(s.n)
 
 
-async def _yield(ctx: TaskContext, s: Step) -> None:
-    await ctx.yield_()
+def _yield(ctx: TaskContext, s: Step) -> Awaitable[None]:
+    return ctx.k.checkpoint(ctx.task)
 
 
 async def _call(ctx: TaskContext, s: Step) -> None:

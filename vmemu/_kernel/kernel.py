@@ -13,7 +13,8 @@ and how a task parks itself (``Kernel.park`` is installed by the driver).
 from __future__ import annotations
 
 import heapq
-from bisect import insort
+import types
+from bisect import bisect_left
 from typing import Any, Callable, Iterable
 
 from .._errors import UserError
@@ -47,9 +48,16 @@ class Kernel:
         self.final_tasks: list[dict] = []
         self.final_cycle: list[dict] = []
         self.stopping = False
+        self._step_budget = scenario.limits.steps
+        self._unfinished = 0      # non-daemon tasks not DONE: `ok` when it reaches 0
+        # Tasks blocked by `block` (uninterruptibly) in the order they blocked, so oldest
+        # first as the clock only grows: the hung-task check looks at one task, not all.
+        self._blocked: dict[int, Task] = {}
+        self.bare_yield = False   # set by the direct driver: a bare `yield` parks a task
         self.tasks: list[Task] = []
         self.by_name: dict[str, Task] = {}
-        self.runnable: list[tuple[int, Task]] = []   # sorted by tid: deterministic order
+        self.runnable: list[Task] = []   # sorted by tid: deterministic order
+        self._runnable_tids: list[int] = []   # the same tids: bisecting ints is cheap
         self.timers: list[tuple[int, int, Task]] = []  # (deadline, seq, task) heap
         self._timer_seq = 0
         self.current: Task | None = None
@@ -75,11 +83,13 @@ class Kernel:
         t.coro = body(t)
         self.tasks.append(t)
         self.by_name[name] = t
+        if not daemon:
+            self._unfinished += 1
         if start > 0:
             t.state = SLEEPING
             self._add_timer(start, t)
         else:
-            insort(self.runnable, (t.tid, t))
+            self._enqueue(t)
         return t
 
     def emit(self, task: Task | None, op: str, arg: Any = None) -> None:
@@ -94,6 +104,8 @@ class Kernel:
         """Pick the task to resume, advancing the clock if nothing can run.
 
         Returns None when the run is over; ``self.outcome`` then holds the verdict.
+        The direct driver inlines the case of one runnable task (``drivers/direct.py``):
+        keep the two in step.
         """
         if self.outcome is not None:
             return None
@@ -101,20 +113,22 @@ class Kernel:
         while not runnable:
             if not self._advance_clock():
                 return None
-        self.steps += 1
-        if self.steps > self.limits.steps:
+        self.steps = steps = self.steps + 1
+        if steps > self._step_budget:
             self.finish(Outcome("livelock", f"step budget of {self.limits.steps} exhausted "
                                 f"with {len(runnable)} task(s) still runnable"))
             return None
-        cands = [rt for _, rt in runnable]
+        cands = runnable
         if self.avoid is not None:
             # A `preempt` fault: someone else must run now, if anyone can.
-            if len(cands) > 1 and self.avoid in cands:
-                cands.remove(self.avoid)
+            if len(runnable) > 1 and self.avoid in runnable:
+                cands = [c for c in runnable if c is not self.avoid]
             self.avoid = None
         if len(cands) == 1:
             t = cands[0]
         else:
+            # The live run queue is handed over without a copy (a copy per step would make
+            # a step O(tasks)); strategies must not keep it.
             try:
                 t = self.strategy.pick_task(cands, self.current)
             except UserError as e:  # a replay that no longer fits the scenario
@@ -136,18 +150,18 @@ class Kernel:
 
     def _advance_clock(self) -> bool:
         """Nothing is runnable: jump to the next timer, or end the run. False when over."""
-        live = [t for t in self.tasks if t.state is not DONE and not t.daemon]
-        if not live:
+        if not self._unfinished:
             self.finish(Outcome("ok"))
             return False
         if not self.timers:
             self.finish(watchdog.deadlock_outcome(self))
             return False
         deadline = self.timers[0][0]
-        hung = watchdog.hung_task(self, deadline)
-        if hung is not None:
-            self.finish(hung)
-            return False
+        if self._may_hang(deadline):
+            hung = watchdog.hung_task(self, deadline)
+            if hung is not None:
+                self.finish(hung)
+                return False
         if deadline > self.limits.ticks:
             self.finish(Outcome("livelock", f"tick budget of {self.limits.ticks} exhausted "
                                 "with tasks still waiting on timers"))
@@ -159,6 +173,17 @@ class Kernel:
                 self.make_runnable(t)
         return True
 
+    def _may_hang(self, next_tick: int) -> bool:
+        """Cheap pre-check for :func:`watchdog.hung_task`: is the longest-blocked task over
+        the limit by ``next_tick``? (The watchdog's full scan then decides and reports.)"""
+        blocked = self._blocked
+        while blocked:
+            oldest = next(iter(blocked.values()))
+            if oldest.state is BLOCKED:
+                return next_tick - oldest.blocked_since > self.limits.hung_task_timeout
+            del blocked[oldest.tid]   # woken some other way than make_runnable
+        return False
+
     def _add_timer(self, deadline: int, t: Task) -> None:
         self._timer_seq += 1
         heapq.heappush(self.timers, (deadline, self._timer_seq, t))
@@ -166,23 +191,49 @@ class Kernel:
     def make_runnable(self, t: Task) -> None:
         """Wake ``t``: it may be picked at the next scheduling point."""
         t.state = RUNNABLE
+        self._blocked.pop(t.tid, None)
         t.waiting_for = None
         t.wait_what = ""
-        insort(self.runnable, (t.tid, t))
+        self._enqueue(t)
+
+    def _enqueue(self, t: Task) -> None:
+        # O(log n) search, then one memmove per list: no per-task Python work.
+        i = bisect_left(self._runnable_tids, t.tid)
+        self._runnable_tids.insert(i, t.tid)
+        self.runnable.insert(i, t)
 
     def _unrun(self, t: Task) -> None:
-        self.runnable.remove((t.tid, t))
+        runnable = self.runnable
+        i = bisect_left(self._runnable_tids, t.tid)
+        if i < len(runnable) and runnable[i] is t:
+            del runnable[i]
+            del self._runnable_tids[i]
+        else:
+            raise ValueError(f"{t!r} is not runnable")
 
-    async def checkpoint(self, t: Task) -> None:
-        """A scheduling point: the strategy may let another task run before ``t`` goes on."""
+    @types.coroutine
+    def checkpoint(self, t: Task) -> Any:
+        """A scheduling point: the strategy may let another task run before ``t`` goes on.
+
+        A generator-based coroutine (``await k.checkpoint(t)``): this is the hottest path of
+        the emulator, and with the direct driver the bare ``yield`` *is* the park, which
+        saves two coroutine frames per scheduling point.
+        """
         if self.stopping:
             raise Killed()
-        await self.park(t)
+        if self.bare_yield:
+            yield
+        else:
+            yield from self.park(t)
         if self.stopping:
             raise Killed()
 
-    async def block(self, t: Task, resource: Any, what: str) -> Any:
-        """Block ``t`` on ``resource`` until someone calls :meth:`wake`; returns the wake value."""
+    @types.coroutine
+    def block(self, t: Task, resource: Any, what: str) -> Any:
+        """Block ``t`` on ``resource`` until someone calls :meth:`wake`; returns the wake value.
+
+        Awaited as ``await k.block(...)`` (a generator-based coroutine, like checkpoint).
+        """
         if self.stopping:
             raise Killed()
         self._unrun(t)
@@ -190,9 +241,15 @@ class Kernel:
         t.waiting_for = resource
         t.wait_what = what
         t.blocked_since = self.now
+        self._blocked.pop(t.tid, None)   # re-insert: the dict stays in blocking order
+        if not getattr(resource, "interruptible", False):   # (idle kswapd never hangs)
+            self._blocked[t.tid] = t
         t.wake_value = None
         self.emit(t, "block", f"{what} {resource.name}")
-        await self.park(t)
+        if self.bare_yield:
+            yield
+        else:
+            yield from self.park(t)
         if self.stopping:
             raise Killed()
         return t.wake_value
@@ -203,18 +260,22 @@ class Kernel:
         self.make_runnable(t)
         self.emit(by or self.current, "wake", t.name)
 
-    async def sleep(self, t: Task, ticks: int, what: str = "sleep") -> None:
+    @types.coroutine
+    def sleep(self, t: Task, ticks: int, what: str = "sleep") -> Any:
         """Sleep for ``ticks`` of virtual time (a timer wait: always ends)."""
         if self.stopping:
             raise Killed()
         if ticks <= 0:
-            await self.checkpoint(t)
+            yield from self.checkpoint(t)
             return
         self._unrun(t)
         t.state = SLEEPING
         t.wait_what = what
         self._add_timer(self.now + ticks, t)
-        await self.park(t)
+        if self.bare_yield:
+            yield
+        else:
+            yield from self.park(t)
         if self.stopping:
             raise Killed()
 
@@ -249,6 +310,8 @@ class Kernel:
             return
         was_runnable = t.state is RUNNABLE
         t.state = DONE
+        if not t.daemon:
+            self._unfinished -= 1
         if was_runnable:
             self._unrun(t)
         if exc is None:

@@ -160,6 +160,12 @@ class Lock(Resource):
             self.k.wake(w)
 
     def _bug(self, t: Task, text: str) -> VerdictSignal:
+        """A bad release by ``t``. Observers that define ``bad_unlock(t, lock, text)``
+        hear of it first (lockdep's "bad unlock balance"), since the run ends here."""
+        for o in self.k.observers:
+            hook = getattr(o, "bad_unlock", None)
+            if hook is not None:
+                hook(t, self, text)
         return VerdictSignal("bug", f"BUG: {t.name}: {text}")
 
 

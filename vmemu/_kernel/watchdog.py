@@ -30,7 +30,9 @@ def describe_wait(t: Task) -> str:
     if queued:
         what += f" (queued behind {', '.join(queued)})"
     if holders:
-        return f"{what} (held by {', '.join(holders)})"
+        # Memory is not "held": its holders are the tasks that could free some.
+        verb = getattr(r, "holders_verb", "held by")
+        return f"{what} ({verb} {', '.join(holders)})"
     return f"{what} ({r.nobody_text()})"
 
 
@@ -89,7 +91,8 @@ def hung_task(k: "Kernel", next_tick: int) -> Outcome | None:
     limit = k.limits.hung_task_timeout
     worst: Task | None = None
     for t in k.tasks:
-        if t.state is BLOCKED and next_tick - t.blocked_since > limit:
+        if t.state is BLOCKED and next_tick - t.blocked_since > limit \
+                and not getattr(t.waiting_for, "interruptible", False):  # idle kswapd
             if worst is None or t.blocked_since < worst.blocked_since:
                 worst = t
     if worst is None:

@@ -17,16 +17,41 @@ from .replay import ReplayStrategy
 REGISTRY: dict[str, Callable[..., Strategy]] = {
     "random": RandomStrategy,
 }
+#: name -> the parameters its factory takes (CLI ``--depth`` ...); absent means none.
+PARAMS: dict[str, tuple[str, ...]] = {}
+
+
+def _portfolio(seed: int = 0, **params: Any) -> Strategy:
+    # A portfolio is a sequence of schedules, not one: explore uses `schedules()`, and each
+    # schedule it runs is recorded under its own name (random or pct) for replay.
+    raise UserError("portfolio mixes random and pct schedules for `explore`; for one run "
+                    "use --strategy random or --strategy pct (a portfolio finding's replay "
+                    "command names the one it used)", key="--strategy")
+
+
+REGISTRY["portfolio"] = _portfolio
+PARAMS["portfolio"] = ("depth", "steps_hint")
 
 
 def make_strategy(name: str, seed: int = 0, **params: Any) -> Strategy:
-    """Build the strategy called ``name`` for one run seeded with ``seed``."""
+    """Build the strategy called ``name`` for one run seeded with ``seed``.
+
+    ``params`` whose value is None are ignored (unset CLI options); any other parameter
+    the strategy does not take is a :class:`UserError`.
+    """
     _load_optional()
     try:
         factory = REGISTRY[name]
     except KeyError:
         raise UserError(f"unknown strategy {name!r}" + did_you_mean(name, REGISTRY)
                         + f"; choose one of {', '.join(sorted(REGISTRY))}", key="--strategy")
+    params = {k: v for k, v in params.items() if v is not None}
+    allowed = PARAMS.get(name, ())
+    for k in sorted(params):
+        if k not in allowed:
+            takes = ", ".join("--" + a.replace("_", "-") for a in allowed) or "no parameters"
+            raise UserError(f"strategy {name} does not take --{k.replace('_', '-')} "
+                            f"(it takes {takes})", key="--strategy")
     return factory(seed, **params)
 
 
@@ -47,5 +72,7 @@ def _load_optional() -> None:
                 raise
 
 
+from ._iterate import ScheduleIterator, is_exhaustive, schedules  # noqa: E402
+
 __all__ = ["Strategy", "RandomStrategy", "ReplayStrategy", "make_strategy", "strategy_names",
-           "REGISTRY"]
+           "REGISTRY", "PARAMS", "schedules", "is_exhaustive", "ScheduleIterator"]

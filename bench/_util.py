@@ -1,0 +1,45 @@
+"""Shared helpers of the benchmarks: scenario files, best-of timing, JSON lines.
+
+Timings are noisy on a shared machine, so every benchmark runs the measured thing and its
+baseline alternately, several rounds, and keeps the best round of each: the ratio of two
+best rounds is far steadier than either number alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT.parent / "shared" / "contract"
+sys.path.insert(0, str(ROOT))
+
+_TMP = tempfile.TemporaryDirectory(prefix="vmemu-bench-")
+
+
+def write_yaml(name: str, text: str) -> str:
+    """Write a generated scenario into this run's temp folder; returns its path."""
+    p = Path(_TMP.name) / f"{name}.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def best_of(rounds: int, **fns: Callable[[], Any]) -> dict[str, float]:
+    """Seconds of the fastest of ``rounds`` calls of each function, calls interleaved."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
+
+
+def emit(**fields: Any) -> None:
+    """Print one JSON line (floats rounded for reading)."""
+    out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in fields.items()}
+    print(json.dumps(out), flush=True)

@@ -1,0 +1,158 @@
+"""Steps per second of the direct and trio drivers, against baselines in this process.
+
+Baselines (the cheapest possible version of what each driver does per step):
+
+- direct: a bare coroutine ``send()`` loop: an ``async def`` that awaits a
+  ``types.coroutine`` yielding N times, driven by ``send(None)``. Target: the direct
+  driver at >= 0.4x its steps/s.
+- trio: a bare ``trio.lowlevel.reschedule`` / ``wait_task_rescheduled`` ping-pong between
+  two trio tasks; one round trip (there and back) per step, as the driver's loop task and
+  an emulated task do. Target: the trio driver at >= 0.5x.
+
+Workloads (a step is one kernel scheduling point):
+
+- ``yield-1task``: one Python-scenario task that only yields (no strategy call: the
+  kernel, the driver and a ``ctx.yield_()``, nothing else);
+- ``yield-2tasks``: two such tasks under ``random``: every step asks the strategy;
+- ``yaml-locks``: 4 YAML tasks looping ``lock m / yield / unlock m`` (the interpreter,
+  mutex handoff, events), for reference: far more work per step than the baseline.
+
+Only driving is timed (kernel construction and result packaging are per run, not per
+step). Usage: ``.venv/bin/python bench/bench_drivers.py [--steps N] [--rounds R]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+
+import _util  # noqa: F401  (puts the repo on sys.path)
+from _util import best_of, emit, write_yaml
+
+import trio
+from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
+
+from vmemu._kernel.drivers.direct import run_direct
+from vmemu._kernel.drivers.trio_driver import run_trio
+from vmemu._run import new_kernel
+from vmemu._scenario import load_scenario
+from vmemu._scenario.model import Limits, Scenario, TaskSpec
+from vmemu._strategies import make_strategy
+
+BIG = 10**9
+
+
+@types.coroutine
+def _bare_park():
+    yield
+
+
+async def _bare_task(n: int) -> None:
+    for _ in range(n):
+        await _bare_park()
+
+
+def bare_send_loop(n: int) -> None:
+    """The direct driver's baseline: N yields of a coroutine driven by send()."""
+    c = _bare_task(n)
+    try:
+        while True:
+            c.send(None)
+    except StopIteration:
+        pass
+
+
+def _abort(_: object) -> Abort:
+    return Abort.SUCCEEDED
+
+
+async def _pingpong(n: int) -> None:
+    main = current_task()
+    partner_task = None
+
+    async def partner() -> None:
+        nonlocal partner_task
+        partner_task = current_task()
+        reschedule(main)
+        while True:
+            await wait_task_rescheduled(_abort)
+            reschedule(main)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partner)
+        await wait_task_rescheduled(_abort)
+        for _ in range(n):
+            reschedule(partner_task)
+            await wait_task_rescheduled(_abort)
+        nursery.cancel_scope.cancel()
+
+
+def bare_trio_pingpong(n: int) -> None:
+    """The trio driver's baseline: N round trips between two trio tasks."""
+    trio.run(_pingpong, n)
+
+
+def yield_scenario(tasks: int, steps: int) -> Scenario:
+    per_task = steps // tasks
+
+    async def body(ctx) -> None:
+        for _ in range(per_task):
+            await ctx.yield_()
+    return Scenario(name=f"yield-{tasks}", path="<bench>", content_hash="-",
+                    limits=Limits(steps=BIG, ticks=BIG, hung_task_timeout=BIG),
+                    tasks=tuple(TaskSpec(f"t{i}", fn=body) for i in range(tasks)))
+
+
+def lock_scenario(steps: int) -> Scenario:
+    reps = max(1, steps // 20)   # ~5 steps per iteration and task, 4 tasks
+    return load_scenario(write_yaml("locks", (
+        f"name: locks\nlimits: {{steps: {BIG}, ticks: {BIG}, hung_task_timeout: {BIG}}}\n"
+        "locks: {m: mutex}\ntasks:\n  w:\n    count: 4\n    steps:\n"
+        f"      - repeat: {reps}\n        do:\n          - lock: m\n          - yield\n"
+        "          - unlock: m\n")))
+
+
+def drive(sc: Scenario, driver: str) -> dict:
+    """A callable that drives one fresh kernel of ``sc``, and where it records its steps."""
+    box: dict = {}
+
+    def go() -> None:
+        k = new_kernel(sc, make_strategy("random", 1))
+        box["k"] = k
+        if driver == "direct":
+            run_direct(k)
+        else:
+            trio.run(run_trio, k)
+    box["go"] = go
+    return box
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=200_000, help="steps per direct round")
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    n = args.steps
+    nt = max(2_000, n // 10)       # trio is ~10x slower: keep rounds short
+    workloads = {"yield-1task": lambda s: yield_scenario(1, s),
+                 "yield-2tasks": lambda s: yield_scenario(2, s),
+                 "yaml-locks": lock_scenario}
+    for driver, steps, baseline, base_name, target in (
+            ("direct", n, bare_send_loop, "bare coroutine send() loop", 0.4),
+            ("trio", nt, bare_trio_pingpong, "bare trio reschedule ping-pong", 0.5)):
+        for name, make in workloads.items():
+            box = drive(make(steps), driver)
+            t = best_of(args.rounds, baseline=lambda: baseline(steps), driver=box["go"])
+            k = box["k"]
+            assert k.outcome is not None and k.outcome.verdict == "ok", k.outcome
+            drv_rate = k.steps / t["driver"]
+            base_rate = steps / t["baseline"]
+            emit(bench="drivers", driver=driver, workload=name, steps=k.steps,
+                 steps_per_s=round(drv_rate), ns_per_step=1e9 / drv_rate,
+                 baseline=base_name, baseline_per_s=round(base_rate),
+                 ratio=drv_rate / base_rate, target=target,
+                 meets_target=drv_rate / base_rate >= target)
+
+
+if __name__ == "__main__":
+    main()

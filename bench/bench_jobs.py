@@ -1,0 +1,46 @@
+"""``explore --jobs 2`` against ``--jobs 1``: schedules per second on a scenario that never
+fails, a fixed number of schedules (so both do exactly the same work).
+
+Measured through the API (``vmemu.explore``), the default strategy (portfolio) and
+driver (direct), in this process: ``jobs=1`` runs in it, ``jobs=2`` starts two worker
+processes (their start-up is part of the time: that is what a user waits for). Best of
+``--rounds``, alternating. Target on 2 cores: ratio >= 1.7.
+
+Usage: ``.venv/bin/python bench/bench_jobs.py [--runs N] [--rounds R] [--scenario PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import _util  # noqa: F401  (puts the repo on sys.path)
+from _util import CONTRACT, best_of, emit
+
+from vmemu._explore import explore
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenario", default=str(CONTRACT / "abba_ordered.yaml"))
+    ap.add_argument("--runs", type=int, default=60_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    results = {}
+
+    def go(jobs: int) -> None:
+        x = explore(args.scenario, runs=args.runs, jobs=jobs)
+        assert x.verdict == "ok" and x.schedules == args.runs, (x.verdict, x.schedules)
+        results[jobs] = x.result.trace_hash
+
+    t = best_of(args.rounds, jobs1=lambda: go(1), jobs2=lambda: go(2))
+    assert results[1] == results[2]          # the same answer, whatever the job count
+    one, two = args.runs / t["jobs1"], args.runs / t["jobs2"]
+    emit(bench="jobs", scenario=os.path.basename(args.scenario), runs=args.runs,
+         cpus=len(os.sched_getaffinity(0)), jobs1_schedules_per_s=round(one),
+         jobs2_schedules_per_s=round(two), ratio=two / one, target=1.7,
+         meets_target=two / one >= 1.7)
+
+
+if __name__ == "__main__":
+    main()

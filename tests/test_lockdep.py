@@ -1,0 +1,372 @@
+"""`vmemu lockdep`: lock-order and reclaim cycles predicted from runs that never deadlock."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import CONTRACT, ROOT, vmemu_cli
+from vmemu._cli import main
+from vmemu._explore import explore
+from vmemu._lockdep import lockdep
+from vmemu._run import run
+
+SELFTEST = ROOT / "scenarios" / "selftest"
+LOCKDEP = ROOT / "scenarios" / "lockdep"
+EXT2 = str(LOCKDEP / "ext2_ample_memory.yaml")
+EXT2_NOFS = str(LOCKDEP / "ext2_ample_memory_nofs.yaml")
+
+
+def cli(capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI in this process; returns (exit code, stdout)."""
+    code = main(list(args))
+    return code, capsys.readouterr().out
+
+
+def cycle_sets(res) -> list[frozenset[str]]:
+    return [frozenset(c.locks) for c in res.cycles]
+
+
+def line_of(path: str | Path, text: str, nth: int = 1) -> int:
+    """The 1-based line of the ``nth`` line containing ``text``."""
+    hits = [i for i, ln in enumerate(Path(path).read_text().splitlines(), 1) if text in ln]
+    return hits[nth - 1]
+
+
+def scenario(write_scenario, text: str) -> str:
+    return write_scenario(textwrap.dedent(text).lstrip("\n"))
+
+
+# ---------------------------------------------------------------- the 1999 ext2 bug
+
+def test_ext2_with_ample_memory_never_deadlocks_but_lockdep_sees_the_cycle(capsys):
+    assert explore(EXT2, runs=200).verdict == "ok"
+    code, out = cli(capsys, "lockdep", EXT2, "--runs", "20", "--json")
+    d = json.loads(out)
+    assert code == 1 and d["found"] is True
+    [cycle] = d["cycles"]
+    assert cycle["chain"] == "superblock -> fs_reclaim -> superblock"
+    assert cycle["confirmed"] is False and cycle["replay"] is None
+    first, back = cycle["edges"]
+    # superblock -> fs_reclaim: the GFP_KERNEL allocation in bread, under the lock.
+    assert (first["from"], first["to"], first["task"]) == \
+        ("superblock", "fs_reclaim", "ext2_new_block")
+    assert first["at"] == f"{EXT2}:{line_of(EXT2, 'alloc: 1')}"
+    assert [f["frame"] for f in first["stack"]] == ["ext2_new_block", "bread"]
+    assert first["held"][0]["at"] == f"{EXT2}:{line_of(EXT2, '- lock: superblock', 2)}"
+    # fs_reclaim -> superblock: learned from the synthetic writeback of the shm class.
+    assert (back["from"], back["to"]) == ("fs_reclaim", "superblock")
+    assert back["at"] == f"{EXT2}:{line_of(EXT2, '- lock: superblock', 1)}"
+    assert back["seed"] is None and "synthetic" in back["run"]
+    assert d["synthetic_writeback"] == ["shm"]
+
+
+def test_ext2_text_report_has_lockdeps_shape(capsys):
+    code, out = cli(capsys, "lockdep", EXT2, "--runs", "5")
+    assert code == 1
+    for needle in ("WARNING: possible circular locking dependency detected",
+                   "ext2_new_block is trying to acquire lock:\n  (fs_reclaim) at bread",
+                   "but task is already holding lock:\n  (superblock) at ext2_new_block",
+                   "the existing dependency chain (in reverse order) is:",
+                   "-> #1 (superblock):", "-> #0 (fs_reclaim):",
+                   "superblock --> fs_reclaim --> superblock",
+                   "Possible unsafe locking scenario:", "*** DEADLOCK ***",
+                   "1 lock held by ext2_new_block:", "not reproduced: none of the 5 schedules"):
+        assert needle in out, needle
+    table = out[out.index("Possible unsafe locking scenario"):out.index("*** DEADLOCK")]
+    heads = table.splitlines()[2].split()
+    assert heads == ["ext2_new_block", "reclaim:shm"]   # one column per task
+
+
+def test_nofs_scope_around_the_bitmap_read_removes_the_cycle(capsys):
+    res = lockdep(EXT2_NOFS, runs=10)
+    assert explore(EXT2_NOFS, runs=100).verdict == "ok"
+    assert res.cycles == [] and not res.found
+    # The writeback dependency was still learned: the cycle is gone, not unobserved.
+    assert ("fs_reclaim", "superblock") in res.graph.edges
+    assert ("superblock", "fs_reclaim") not in res.graph.edges
+    code, out = cli(capsys, "lockdep", EXT2_NOFS, "--runs", "3")
+    assert code == 0 and "no lock-order problems found" in out
+
+
+def test_gfp_nofs_allocation_also_removes_the_cycle(write_scenario):
+    text = Path(EXT2).read_text().replace("gfp: GFP_KERNEL", "gfp: GFP_NOFS")
+    assert lockdep(write_scenario(text), runs=5).cycles == []
+
+
+def test_memory_pressure_deadlock_confirms_the_prediction():
+    # The contract scenario really deadlocks: the report carries the replay command.
+    res = lockdep(str(CONTRACT / "ext2_bitmap_reclaim.yaml"), runs=5)
+    [c] = [c for c in res.cycles if set(c.locks) == {"superblock", "fs_reclaim"}]
+    assert c.replay and c.replay.startswith("vmemu run ")
+    seed = int(shlex.split(c.replay)[shlex.split(c.replay).index("--seed") + 1])
+    assert run(str(CONTRACT / "ext2_bitmap_reclaim.yaml"), seed=seed).verdict == "deadlock"
+
+
+def test_noio_scope_removes_io_reclaim_edges(write_scenario):
+    base = """
+        name: noio
+        memory:
+          pages: 1024
+          watermarks: {min: 2, low: 4, high: 8}
+          classes:
+            swap: {writeback: swap_out, needs: [io]}
+        locks: {queue: mutex}
+        routines:
+          swap_out:
+            - lock: queue
+            - unlock: queue
+        tasks:
+          user:
+            - fill: {class: swap, pages: 2}
+          driver:
+            - lock: queue
+            - %s
+            - free: p
+            - unlock: queue
+        """
+    alloc = "{alloc: 1, gfp: GFP_NOFS, as: p}"
+    res = lockdep(scenario(write_scenario, base % alloc), runs=3)
+    assert [c.locks for c in res.cycles] == [["queue", "io_reclaim"]]
+    noio = "{flags: [PF_MEMALLOC_NOIO], do: [%s]}" % alloc
+    res = lockdep(scenario(write_scenario, base % noio), runs=3)
+    assert res.cycles == [] and ("io_reclaim", "queue") in res.graph.edges
+
+
+# ---------------------------------------------------------------- lib/locking-selftest.c
+
+CYCLES = {"abba": "AB", "abbcca": "ABC", "abcabc": "ABC", "abbccdda": "ABCD",
+          "abcdbdda": "ABD", "abcdbcda": "ABCD"}
+
+
+@pytest.mark.parametrize("name", sorted(CYCLES))
+def test_selftest_cycles_are_reported_though_no_run_deadlocks(name):
+    path = SELFTEST / f"{name}.yaml"
+    assert explore(path, runs=20).verdict == "ok"
+    res = lockdep(path, runs=3)
+    assert cycle_sets(res) == [frozenset(CYCLES[name])]
+    [c] = res.cycles
+    assert c.replay is None and res.found
+    # The closing edge is the last task's (the "fail" line of the selftest).
+    assert c.chain[0].first.task == f"t{len(name) // 2}"
+
+
+@pytest.mark.parametrize("name", sorted(CYCLES))
+def test_selftest_orderly_variants_are_not_reported(name):
+    res = lockdep(SELFTEST / f"{name}_ordered.yaml", runs=3)
+    assert res.graph.edges and not res.found
+
+
+def test_aa_on_a_mutex_is_recursive_locking_and_deadlocks_for_real(capsys):
+    path = SELFTEST / "aa.yaml"
+    res = lockdep(path, runs=3)
+    assert res.cycles == []
+    [r] = res.graph.recursions.values()
+    assert (r.lock, r.first.task, r.first.at) == ("A", "t1", f"{path}:{line_of(path, 'should fail')}")
+    assert r.held.at == f"{path}:{line_of(path, '- lock: A')}"
+    assert r.replay == f"vmemu run {path} --seed 0 --strategy random"
+    code, out = cli(capsys, "lockdep", str(path), "--runs", "3")
+    assert code == 1 and "WARNING: possible recursive locking detected" in out
+    assert "reproduced: a schedule deadlocked on A; replay: vmemu run" in out
+
+
+@pytest.mark.parametrize("name,lock,text", [
+    ("double_unlock", "A", "fail"),
+    ("unlock_not_held", "A", "unlock: A"),
+])
+def test_bad_unlocks_are_reported(capsys, name, lock, text):
+    path = SELFTEST / f"{name}.yaml"
+    res = lockdep(path, runs=2)
+    [b] = res.graph.bad_unlocks.values()
+    assert (b.lock, b.first.at) == (lock, f"{path}:{line_of(path, text)}")
+    assert b.replay == f"vmemu run {path} --seed 0 --strategy random"
+    code, out = cli(capsys, "lockdep", str(path), "--runs", "2")
+    assert code == 1 and "WARNING: bad unlock balance detected!" in out
+    assert f"t1 is trying to release lock ({lock}) at:" in out
+
+
+def test_every_selftest_and_lockdep_scenario_reaches_its_expect(capsys):
+    code, out = cli(capsys, "check", str(SELFTEST), str(LOCKDEP), "--runs", "30")
+    assert code == 0, out
+
+
+# ---------------------------------------------------------------- rwsem rules
+
+def test_read_write_inversion_is_reported():
+    res = lockdep(LOCKDEP / "rwsem_read_write_inversion.yaml", runs=3)
+    [c] = res.cycles
+    assert set(c.locks) == {"mm", "inode"}
+    modes = {(e.src, e.dst): (e.src_mode, e.dst_mode) for e in c.edges}
+    assert modes == {("mm", "inode"): ("read", "write"), ("inode", "mm"): ("write", "write")}
+    assert c.needs_writer == []
+
+
+def test_retaking_a_held_read_lock_is_reported():
+    res = lockdep(SELFTEST / "rsem_aa1.yaml", runs=3)
+    [r] = res.graph.recursions.values()
+    assert (r.lock, r.mode, r.held.mode) == ("X", "read", "read")
+
+
+def test_readers_that_never_nest_are_not_reported():
+    res = lockdep(LOCKDEP / "rwsem_readers_only.yaml", runs=20)
+    assert res.verdicts == {"ok": 20} and not res.found
+
+
+def test_read_then_write_on_one_rwsem_deadlocks_and_is_recursive(write_scenario):
+    path = scenario(write_scenario, """
+        name: rsem-aa2
+        locks: {X: rwsem}
+        tasks:
+          t:
+            - read_lock: X
+            - lock: X
+        """)
+    [r] = lockdep(path, runs=2).graph.recursions.values()
+    assert (r.mode, r.held.mode) == ("write", "read") and r.replay
+
+
+def test_a_read_only_cycle_is_reported_and_says_it_needs_a_writer(write_scenario, capsys):
+    text = """
+        name: read-cycle
+        locks: {A: rwsem, B: rwsem}
+        tasks:
+          t1:
+            - read_lock: A
+            - read_lock: B
+            - read_unlock: B
+            - read_unlock: A
+          t2:
+            start: 5
+            steps:
+              - read_lock: B
+              - read_lock: A
+              - read_unlock: A
+              - read_unlock: B
+          %s
+        """
+    path = scenario(write_scenario, text % "")
+    [c] = lockdep(path, runs=2).cycles
+    assert c.needs_writer == ["A", "B"]
+    code, out = cli(capsys, "lockdep", path, "--runs", "2")
+    assert "note: no task takes A, B for write" in out
+    writers = "w: {start: 9, steps: [{lock: A}, {unlock: A}, {lock: B}, {unlock: B}]}"
+    path = scenario(write_scenario, text % writers)
+    [c] = lockdep(path, runs=2).cycles
+    assert c.needs_writer == []
+
+
+# ---------------------------------------------------------------- other lock rules
+
+def test_recursive_lock_reentry_is_not_reported(write_scenario):
+    path = scenario(write_scenario, """
+        name: reentry
+        locks: {R: recursive, M: mutex}
+        tasks:
+          t:
+            - lock: R
+            - lock: R
+            - lock: M
+            - unlock: M
+            - unlock: R
+            - unlock: R
+        """)
+    res = lockdep(path, runs=2)
+    assert not res.found and list(res.graph.edges) == [("R", "M")]
+
+
+def test_trylock_adds_no_edge_but_what_is_taken_under_it_does(write_scenario):
+    text = """
+        name: trylock
+        locks: {A: mutex, B: mutex}
+        tasks:
+          t1:
+            - %s: A
+            - lock: B
+            - unlock: B
+            - unlock: A
+          t2:
+            start: 5
+            steps:
+              - lock: B
+              - trylock: A
+              - unlock: A
+              - unlock: B
+        """
+    res = lockdep(scenario(write_scenario, text % "trylock"), runs=2)
+    # t1: A (trylock) held while B is taken -> A->B. t2 only trylocks A: no B->A.
+    assert list(res.graph.edges) == [("A", "B")] and not res.found
+    text2 = text.replace("trylock: A\n              - unlock: A",
+                         "lock: A\n              - unlock: A")
+    res = lockdep(scenario(write_scenario, text2 % "trylock"), runs=2)
+    assert cycle_sets(res) == [frozenset("AB")]
+
+
+def test_semaphore_released_by_another_task_is_no_longer_held(write_scenario):
+    path = scenario(write_scenario, """
+        name: sem-handoff
+        locks: {S: semaphore, M: mutex}
+        events: {given: completion}
+        tasks:
+          taker:
+            - lock: S
+            - wait: given
+            - lock: M
+            - unlock: M
+          giver:
+            start: 5
+            steps:
+              - unlock: S
+              - complete: given
+          other:
+            start: 10
+            steps:
+              - lock: M
+              - lock: S
+              - unlock: S
+              - unlock: M
+        """)
+    res = lockdep(path, runs=5)
+    assert res.verdicts == {"ok": 5}
+    assert ("S", "M") not in res.graph.edges and not res.found
+
+
+def test_a_real_abba_is_confirmed_with_a_replay_that_deadlocks():
+    res = lockdep(CONTRACT / "abba.yaml", runs=20)
+    [c] = res.cycles
+    assert c.replay
+    args = shlex.split(c.replay)
+    assert run(args[2], seed=int(args[args.index("--seed") + 1])).verdict == "deadlock"
+
+
+def test_dining_philosophers_table_has_one_column_per_philosopher(capsys):
+    code, out = cli(capsys, "lockdep", str(CONTRACT / "dining_philosophers.yaml"),
+                    "--runs", "10")
+    assert code == 1 and "fork0 --> fork1 --> fork2 --> fork0" in out
+    table = out[out.index("Possible unsafe locking scenario"):out.index("*** DEADLOCK")]
+    assert table.splitlines()[2].split() == ["philosopher0", "philosopher1", "philosopher2"]
+    # Each philosopher first takes its left fork, then all block on their right fork.
+    ops = [ln.strip() for ln in table.splitlines()[4:] if ln.strip()]
+    assert ops == ["lock(fork0);", "lock(fork1);", "lock(fork2);",
+                   "lock(fork0);", "lock(fork2);", "lock(fork1);"]
+
+
+# ---------------------------------------------------------------- determinism, input
+
+def test_lockdep_json_is_deterministic_across_drivers_and_processes():
+    a = lockdep(EXT2, runs=5, driver="direct").to_json()
+    b = lockdep(EXT2, runs=5, driver="trio").to_json()
+    assert a == b
+    p = vmemu_cli("lockdep", EXT2, "--runs", "5", "--json", env={"PYTHONHASHSEED": "7"})
+    assert p.returncode == 1 and json.loads(p.stdout) == json.loads(json.dumps(a))
+
+
+def test_bad_input_is_one_line_exit_2():
+    p = vmemu_cli("lockdep", "no_such.yaml")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "no_such.yaml" in p.stderr
+    p = vmemu_cli("lockdep", EXT2, "--runs", "0")
+    assert p.returncode == 2 and "--runs" in p.stderr

@@ -1,0 +1,123 @@
+"""Minimization keeps the bug (verdict and cycle shape) and never adds preemptions."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vmemu
+from vmemu._cli import main
+from vmemu._explore import signature
+from vmemu._minimize import TolerantReplay, minimize, preemptions
+from vmemu._run import replay
+
+CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
+ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
+DINING = vmemu.load(str(CONTRACT / "dining_philosophers.yaml"))
+LOST_WAKEUP = vmemu.load(str(CONTRACT / "lost_wakeup.yaml"))
+
+
+def _failing(sc, *, start=0, faults=None, strategy="random"):
+    for seed in range(start, start + 200):
+        r = vmemu.run(sc, seed=seed, strategy=strategy, faults=faults, driver="direct")
+        if r.failed:
+            return r
+    raise AssertionError(f"no failing schedule of {sc.name}")
+
+
+def _most_preempting(sc, seeds=range(60)):
+    """The failing random run with the most preemptions: the most to minimize."""
+    rs = [vmemu.run(sc, seed=s, driver="direct") for s in seeds]
+    return max((r for r in rs if r.failed), key=lambda r: (preemptions(r), -r.seed))
+
+
+def test_abba_minimizes_to_one_preemption_and_replays_exactly():
+    r = _most_preempting(ABBA)
+    assert preemptions(r) > 1
+    m = minimize(r)
+    assert m.verdict == "deadlock" and signature(m) == signature(r)
+    assert preemptions(m) == 1
+    assert m.strategy == "minimized" and m.seed == r.seed
+    # No `vmemu run` form rebuilds it: the report says to save and replay the trace.
+    assert m.replay_command().startswith("vmemu replay TRACE.json")
+    again = replay(m.trace, driver="direct")
+    assert again.trace_hash == m.trace_hash
+    assert replay(m.trace, driver="trio").trace_hash == m.trace_hash
+
+
+def test_dining_philosophers_minimize_keeps_cycle_and_never_adds_preemptions():
+    r = _most_preempting(DINING)
+    m = minimize(r)
+    assert m.verdict == r.verdict and m.cycle == r.cycle
+    assert preemptions(m) < preemptions(r)
+    assert replay(m.trace, driver="direct").trace_hash == m.trace_hash
+
+
+def test_minimized_trace_saved_replays_from_the_cli(tmp_path, capsys):
+    m = minimize(_failing(LOST_WAKEUP))
+    path = m.trace.save(tmp_path / "min.json")
+    capsys.readouterr()
+    assert main(["replay", path, "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["trace_hash"] == m.trace_hash and out["verdict"] == "deadlock"
+    assert out["strategy"] == "minimized"
+
+
+def test_ok_result_is_returned_unchanged():
+    r = vmemu.run(ABBA, seed=0, driver="direct")
+    assert r.verdict == "ok"
+    assert minimize(r) is r
+
+
+def test_max_runs_bounds_the_work_and_still_keeps_the_bug():
+    r = _most_preempting(DINING)
+    m = minimize(r, max_runs=1)   # only the re-recording of the original
+    assert m.trace.tape == r.trace.tape and m.trace_hash == r.trace_hash
+
+
+def test_minimize_drops_needless_faults(tmp_path):
+    # The bug needs exactly one io_error; random runs fire several.
+    (tmp_path / "sc.yaml").write_text(textwrap.dedent("""
+        name: io-retry
+        expect: assertion
+        vars: {errors: 0}
+        tasks:
+          reader:
+            - repeat: 4
+              do:
+                - io: 1
+                - if: "ok == 0"
+                  then: [{add: {errors: 1}}]
+            - assert: "errors == 0"
+          other: [yield, yield]
+    """))
+    (tmp_path / "f.yaml").write_text("name: flaky\nfaults:\n"
+                                     "  - {at: io, do: io_error, probability: 0.9}\n")
+    sc, plan = vmemu.load(str(tmp_path / "sc.yaml")), str(tmp_path / "f.yaml")
+    r = _failing(sc, faults=plan)
+    m = minimize(r)
+    assert m.verdict == "assertion"
+    assert _fired(sc, plan, r) > 1 and _fired(sc, plan, m) == 1
+    assert replay(m.trace, driver="direct").trace_hash == m.trace_hash
+
+
+def _fired(sc, plan, r):
+    probe = TolerantReplay(r.trace.tape)
+    vmemu.run(sc, strategy=probe, faults=plan, driver="direct")
+    return sum(1 for kind, v, _, _ in probe.log if kind == "bool" and v)
+
+
+@settings(max_examples=15, deadline=None, database=None)
+@given(seed=st.integers(0, 10_000), sc=st.sampled_from([ABBA, DINING, LOST_WAKEUP]))
+def test_minimize_never_loses_the_bug_or_adds_preemptions(seed, sc):
+    r = vmemu.run(sc, seed=seed, strategy="pct", steps_hint=8, driver="direct")
+    if not r.failed:
+        r = _failing(sc, start=seed)
+    m = minimize(r, max_runs=40)
+    assert signature(m) == signature(r)
+    assert preemptions(m) <= preemptions(r)
+    assert replay(m.trace, driver="direct").trace_hash == m.trace_hash

@@ -1,0 +1,288 @@
+"""Strategies: PCT, bounded DFS, the seeded hypothesis strategy, schedule iteration."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+from itertools import islice
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import vmemu
+from vmemu._cli import main
+from vmemu._errors import UserError
+from vmemu._strategies import is_exhaustive, make_strategy, schedules
+from vmemu._strategies.dfs import DFSSearch, decode_prefix, encode_prefix
+from vmemu._strategies.pct import PCTStrategy
+
+CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
+ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
+ABBA_ORDERED = vmemu.load(str(CONTRACT / "abba_ordered.yaml"))
+DINING = vmemu.load(str(CONTRACT / "dining_philosophers.yaml"))
+LOST_WAKEUP = vmemu.load(str(CONTRACT / "lost_wakeup.yaml"))
+
+
+def _run(sc, strat):
+    return vmemu.run(sc, strategy=strat, driver="direct")
+
+
+def _first_failure(sc, name, seed, budget, **params):
+    """(1-based schedule index, result) of the first failing schedule, or (None, None)."""
+    for i, strat in enumerate(islice(schedules(name, seed, **params), budget), 1):
+        r = _run(sc, strat)
+        if r.failed:
+            return i, r
+    return None, None
+
+
+def _replay_via_cli(r, capsys):
+    """Run ``r.replay_command()`` through the CLI; return (exit code, JSON output)."""
+    argv = shlex.split(r.replay_command())[1:] + ["--json", "--driver", "direct"]
+    capsys.readouterr()
+    code = main(argv)
+    return code, json.loads(capsys.readouterr().out)
+
+
+# ------------------------------------------------------------------ PCT
+
+@pytest.mark.parametrize("sc", [ABBA, DINING, LOST_WAKEUP], ids=lambda s: s.name)
+def test_pct_finds_contract_deadlocks_within_50_schedules(sc):
+    # The bench (bench/bench_find.py) measures the median over 20 seeds; here 5 seeds
+    # must each find the deadlock well within the 50-schedule bar.
+    for seed in (0, 100_000, 200_000, 300_000, 400_000):
+        i, r = _first_failure(sc, "pct", seed, 50)
+        assert i is not None, f"pct seed {seed} missed {sc.name}"
+        assert r.verdict == "deadlock" and r.strategy == "pct"
+
+
+def test_pct_depth_1_never_preempts_so_abba_never_deadlocks():
+    # With d=1 there is no change point: the highest-priority task runs until it ends,
+    # which is exactly the schedule that cannot deadlock ABBA.
+    for seed in range(40):
+        assert _run(ABBA, make_strategy("pct", seed, depth=1)).verdict == "ok"
+    assert any(_run(ABBA, make_strategy("pct", s, depth=2, steps_hint=4)).failed
+               for s in range(40))
+
+
+def test_pct_lowers_running_task_at_exactly_depth_minus_1_change_points():
+    tasks = [SimpleNamespace(tid=i, name=f"t{i}") for i in range(4)]
+    s = PCTStrategy(7, depth=4, steps_hint=10)
+    assert len(s.change_at) == 3 and all(1 <= c <= 10 for c in s.change_at)
+    current = None
+    lowered = []
+    for step in range(1, 13):
+        before = dict(s.priority)
+        chosen = s.pick_task(tasks, current)
+        # The highest-priority runnable task always runs.
+        assert s.priority[chosen.tid] == max(s.priority[t.tid] for t in tasks)
+        changed = [tid for tid in before if before[tid] != s.priority[tid]]
+        if step in s.change_at and current is not None:
+            assert changed == [current.tid] and s.priority[current.tid] == s.change_at[step]
+            lowered.append(step)
+        else:
+            assert changed == []
+        current = chosen
+    assert len(set(s.priority.values())) == 4            # distinct priorities
+    assert lowered == sorted(c for c in s.change_at if c > 1)
+
+
+def test_pct_is_reproducible_from_seed_and_params():
+    a = _run(DINING, make_strategy("pct", 11, depth=3, steps_hint=9))
+    b = _run(DINING, make_strategy("pct", 11, depth=3, steps_hint=9))
+    assert a.trace_hash == b.trace_hash
+    assert a.trace.params == {"depth": 3, "steps_hint": 9}
+    hashes = {_run(DINING, make_strategy("pct", s, steps_hint=9)).trace_hash for s in range(12)}
+    assert len(hashes) > 1
+
+
+def test_pct_adapts_steps_hint_to_the_longest_run_seen():
+    it = schedules("pct", 0)
+    first = next(it)
+    assert first.params()["steps_hint"] == 64
+    _run(ABBA_ORDERED, first)
+    second = next(it)
+    assert second.params()["steps_hint"] == first.decisions < 64
+    fixed = schedules("pct", 0, steps_hint=5)
+    for s in islice(fixed, 3):
+        _run(ABBA_ORDERED, s)
+        assert s.params()["steps_hint"] == 5
+
+
+@pytest.mark.parametrize("name", ["pct", "portfolio", "dfs"])
+def test_every_finding_replays_from_its_replay_command(name, capsys):
+    i, r = _first_failure(DINING, name, 3, 300)
+    assert r is not None
+    code, out = _replay_via_cli(r, capsys)
+    assert code == 1
+    assert out["trace_hash"] == r.trace_hash and out["strategy"] == r.strategy
+
+
+def test_pct_same_hash_under_any_pythonhashseed():
+    code = textwrap.dedent(f"""
+        import vmemu
+        r = vmemu.run({str(CONTRACT / 'dining_philosophers.yaml')!r}, seed=5,
+                      strategy="pct", steps_hint=8, driver="direct")
+        print(r.trace_hash)
+    """)
+    outs = set()
+    for hs in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=hs)
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                capture_output=True, text=True).stdout.strip())
+    local = vmemu.run(DINING, seed=5, strategy="pct", steps_hint=8, driver="direct")
+    assert outs == {local.trace_hash}
+
+
+# ------------------------------------------------------------------ DFS
+
+def _dfs_all(sc, **params):
+    it = schedules("dfs", 0, **params)
+    results = [_run(sc, s) for s in islice(it, 5000)]
+    return it, results
+
+
+def test_dfs_explores_abba_ordered_exhaustively_without_repeats():
+    it, results = _dfs_all(ABBA_ORDERED)
+    assert it.exhausted and is_exhaustive("dfs") and not is_exhaustive("random")
+    assert all(r.verdict == "ok" for r in results)
+    tapes = [tuple(r.trace.tape) for r in results]
+    assert len(set(tapes)) == len(tapes) > 1
+
+
+def test_dfs_delay_bound_0_is_the_single_round_robin_schedule():
+    it, results = _dfs_all(ABBA, max_bound=0)
+    assert it.exhausted and len(results) == 1 and results[0].verdict == "ok"
+    # One delay is enough for ABBA: skip t1 at its yield.
+    assert any(r.verdict == "deadlock" for r in _dfs_all(ABBA, max_bound=1)[1])
+
+
+def test_dfs_bigger_bound_explores_a_superset():
+    def hashes(**p):
+        return {r.trace_hash for r in _dfs_all(DINING, **p)[1]}
+    d1, d2 = hashes(max_bound=1), hashes(max_bound=2)
+    p0, p1 = hashes(bound="preemptions", max_bound=0), hashes(bound="preemptions", max_bound=1)
+    assert d1 < d2 and p0 < p1
+    assert len(p0) > 1   # switches at blocking points are free under preemption bounding
+
+
+def test_dfs_preemption_bound_finds_dining_with_one_not_zero():
+    # One preemption suffices: p0 takes fork0, p2 preempts it and blocks on fork0, and the
+    # free switch to p1 closes the cycle. Without preemptions p0 always finishes first.
+    found = {b: any(r.verdict == "deadlock"
+                    for r in _dfs_all(DINING, bound="preemptions", max_bound=b)[1])
+             for b in (0, 1)}
+    assert found == {0: False, 1: True}
+
+
+def test_dfs_schedules_rebuild_from_their_prefix_param():
+    it = schedules("dfs", 0, bound="delays", max_bound=1)
+    for s in islice(it, 20):
+        r = _run(DINING, s)
+        again = _run(DINING, make_strategy("dfs", 0, **r.trace.params))
+        assert again.trace_hash == r.trace_hash
+
+
+def test_dfs_branches_on_fault_decisions_within_the_bound():
+    # A synthetic program: three fault coins and nothing else.
+    search = DFSSearch("delays", 3)
+    seen = []
+    s = search.first()
+    while s is not None:
+        seen.append(tuple(s.pick_bool(0.5, f"f{j}") for j in range(3)))
+        s = search.next(s)
+    assert sorted(seen) == sorted({(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)})
+    search = DFSSearch("delays", 1)
+    s, seen = search.first(), []
+    while s is not None:
+        seen.append(tuple(s.pick_bool(0.5, f"f{j}") for j in range(3)))
+        s = search.next(s)
+    assert sorted(seen) == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (1, 0, 0)]
+
+
+def test_dfs_finds_a_fault_only_bug_and_bound_0_does_not(tmp_path):
+    sc, plan = _io_error_scenario(tmp_path)
+    for b, want in ((0, {"ok"}), (1, {"ok", "assertion"})):
+        it = schedules("dfs", 0, max_bound=b)
+        got = {vmemu.run(sc, strategy=s, faults=plan, driver="direct").verdict
+               for s in islice(it, 500)}
+        assert it.exhausted and got == want
+
+
+def _io_error_scenario(tmp_path):
+    (tmp_path / "sc.yaml").write_text(textwrap.dedent("""
+        name: io-error
+        expect: assertion
+        locks: {L: mutex}
+        tasks:
+          reader: [{lock: L}, {io: 1}, {assert: "ok == 1"}, {unlock: L}]
+          other: [{lock: L}, yield, {unlock: L}]
+    """))
+    (tmp_path / "f.yaml").write_text(textwrap.dedent("""
+        name: flaky-io
+        faults:
+          - {at: io, do: io_error, probability: 0.5}
+    """))
+    return vmemu.load(str(tmp_path / "sc.yaml")), str(tmp_path / "f.yaml")
+
+
+def test_dfs_prefix_encoding_round_trips():
+    for p in ([], [0, 0, 1], [2, 0, 0, 3, 1]):
+        assert decode_prefix(encode_prefix(p)) == p[:_last_nz(p)]   # trailing zeros elided
+    with pytest.raises(UserError, match="--prefix"):
+        decode_prefix("3:1,2:1")
+
+
+def _last_nz(p):
+    return max((i + 1 for i, v in enumerate(p) if v), default=0)
+
+
+# ------------------------------------------------------------------ iteration, portfolio
+
+def test_portfolio_alternates_random_and_pct_with_consecutive_seeds():
+    got = [(s.name, s.seed) for s in islice(schedules("portfolio", 10), 6)]
+    assert got == [("random", 10), ("pct", 11), ("random", 12), ("pct", 13),
+                   ("random", 14), ("pct", 15)]
+
+
+def test_schedule_i_is_the_same_as_running_seed_plus_i_alone():
+    for name in ("random", "hypothesis"):
+        for i, s in enumerate(islice(schedules(name, 40), 5)):
+            alone = vmemu.run(DINING, seed=40 + i, strategy=name, driver="direct")
+            assert _run(DINING, s).trace_hash == alone.trace_hash
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "ABBA", "--strategy", "portfolio"], "portfolio mixes random and pct"),
+    (["run", "ABBA", "--strategy", "random", "--depth", "3"], "does not take --depth"),
+    (["run", "ABBA", "--strategy", "dfs", "--prefix", "x"], "bad dfs prefix"),
+    (["run", "ABBA", "--strategy", "pct", "--bound", "delays"], "does not take --bound"),
+])
+def test_bad_strategy_options_are_one_line_exit_2(argv, needle, capsys):
+    argv = [str(CONTRACT / "abba.yaml") if a == "ABBA" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_schedules_rejects_unknown_strategy_and_params():
+    with pytest.raises(UserError, match="did you mean 'pct'"):
+        schedules("pcr", 0)
+    with pytest.raises(UserError, match="does not take --max-bound"):
+        schedules("portfolio", 0, max_bound=2)
+    with pytest.raises(UserError, match="--depth"):
+        schedules("portfolio", 0, depth=0)
+
+
+def test_seeded_hypothesis_strategy_prefers_not_preempting():
+    # Half of its answers keep the current task: fewer preemptions than random.
+    def preempting_decisions(name):
+        from vmemu._minimize import preemptions
+        return sum(preemptions(vmemu.run(DINING, seed=s, strategy=name, driver="direct"))
+                   for s in range(30))
+    assert preempting_decisions("hypothesis") < preempting_decisions("random")

@@ -1,0 +1,98 @@
+"""vmemu.testing: Hypothesis searches schedules and shrinks failures to few preemptions."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import find, given, settings
+
+import vmemu
+import vmemu.testing
+from vmemu._minimize import preemptions
+
+CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
+ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
+ABBA_ORDERED = vmemu.load(str(CONTRACT / "abba_ordered.yaml"))
+FAST = settings(max_examples=200, deadline=None, database=None, derandomize=True)
+
+
+def test_failing_abba_property_shrinks_to_exactly_one_preemption():
+    failing = []
+
+    @FAST
+    @given(vmemu.testing.schedules(ABBA))
+    def never_deadlocks(sched):
+        r = sched.run()
+        if r.verdict != "ok":
+            failing.append(sched)
+        assert r.verdict == "ok"
+
+    with pytest.raises(AssertionError):
+        never_deadlocks()
+    # Hypothesis runs the shrunk falsifying example last.
+    minimal = failing[-1]
+    assert minimal.verdict == "deadlock"
+    assert minimal.preemptions == 1
+    # Counted independently: replay the tape and count switches away from a runnable task.
+    assert preemptions(minimal.result) == 1
+    assert "1 preemption," in repr(minimal)
+
+
+def test_find_gives_the_same_minimal_schedule_and_it_replays_on_every_driver():
+    s = find(vmemu.testing.schedules(str(CONTRACT / "abba.yaml")),
+             lambda s: s.verdict == "deadlock", settings=FAST)
+    assert s.preemptions == 1
+    for driver in ("trio", "direct"):
+        assert s.run(driver=driver).trace_hash == s.result.trace_hash
+
+
+def test_a_property_that_holds_passes():
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(vmemu.testing.schedules(ABBA_ORDERED))
+    def never_deadlocks(sched):
+        assert sched.run().verdict == "ok"
+
+    never_deadlocks()
+
+
+def test_fault_decisions_are_drawn_and_shrink_to_one_firing(tmp_path):
+    (tmp_path / "sc.yaml").write_text(textwrap.dedent("""
+        name: io-retry
+        expect: assertion
+        vars: {errors: 0}
+        tasks:
+          reader:
+            - repeat: 3
+              do:
+                - io: 1
+                - if: "ok == 0"
+                  then: [{add: {errors: 1}}]
+            - assert: "errors == 0"
+          other: [yield, yield]
+    """))
+    (tmp_path / "f.yaml").write_text("name: flaky\nfaults:\n"
+                                     "  - {at: io, do: io_error, probability: 0.5}\n")
+    strat = vmemu.testing.schedules(str(tmp_path / "sc.yaml"), faults=str(tmp_path / "f.yaml"))
+    s = find(strat, lambda s: s.verdict == "assertion", settings=FAST)
+    assert s.faults_fired == 1 and s.preemptions == 0
+
+
+def test_saved_schedule_replays_from_the_cli(tmp_path):
+    s = find(vmemu.testing.schedules(ABBA), lambda s: s.verdict == "deadlock", settings=FAST)
+    path = s.save(tmp_path / "t.json")
+    assert vmemu.replay(path).trace_hash == s.result.trace_hash
+    assert s.result.replay_command() == f"vmemu replay {path}"
+
+
+def test_unsaved_drawn_schedule_does_not_claim_a_seed_reproduces_it():
+    s = find(vmemu.testing.schedules(ABBA), lambda s: s.verdict == "deadlock", settings=FAST)
+    assert "--seed" not in s.result.replay_command()
+    assert s.result.report().rstrip().endswith(
+        "vmemu replay TRACE.json (save it first: result.trace.save('TRACE.json'))")
+
+
+def test_bad_scenario_is_a_user_error_at_call_time(tmp_path):
+    with pytest.raises(vmemu.UserError, match="nope.yaml"):
+        vmemu.testing.schedules(str(tmp_path / "nope.yaml"))

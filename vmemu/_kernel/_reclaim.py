@@ -1,0 +1,159 @@
+"""Reclaim: direct reclaim, the shrinker walk over page classes, and writeback.
+
+Mixed into :class:`mm.MemoryManager` (kept apart only to keep modules short). Reclaim walks
+the page classes in the order ``memory.classes`` lists them, oldest page first within a
+class. A clean class is dropped at once; a dirty class is written back by its routine, run
+in the reclaiming task's own context, and only when the GFP mask in effect has what the
+class ``needs``. The reclaiming task has ``PF_MEMALLOC`` set for the duration, so
+allocations inside writeback use the reserve and never re-enter reclaim.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._scenario.model import PageClass
+from ._gfp import FS, IO
+from .task import Frame, Task
+
+#: Page states used here (see mm).
+CACHED, WRITEBACK = "c", "w"
+_NEEDS = {"io": IO, "fs": FS}
+
+
+class FrameNote:
+    """What a reclaim frame shows in a task's stack (``Frame.step`` needs ``describe()``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def describe(self) -> str:
+        return self.text
+
+
+class Reclaim:
+    """The reclaim half of the memory manager (a mixin; see the module docstring)."""
+
+    async def synthetic_writeback(self, t: Task, cls: str) -> None:
+        """Run ``cls``'s writeback routine once in ``t``'s context, as reclaim would.
+
+        No page is taken or freed: this is for lockdep, which learns the locks a writeback
+        takes (between ``writeback_begin``/``writeback_end`` observer calls) without needing
+        memory pressure. Frames, ``PF_MEMALLOC`` and observers are exactly as in a real
+        direct reclaim. Must be awaited from a running task (e.g. the body of a task added
+        with ``k.add_task``). Classes without a writeback routine do nothing.
+        """
+        pc = self.classes[cls]
+        if pc.writeback is None:
+            return
+        with self.reclaim_scope(t, "synthetic reclaim", f"synthetic writeback of {cls}"):
+            await self._writeback(t, pc, None)
+
+    async def direct_reclaim(self, t: Task, eff: frozenset[str], n: int, gfp: str) -> int:
+        """``try_to_free_pages()`` in ``t``'s context; returns the pages freed.
+
+        It frees until ``free >= low + n``: enough for the allocation to succeed and leave
+        the pool at ``low``, so the next allocation does not re-enter reclaim at once.
+        ``gfp`` is how the mask reads in reports (a name, or the flags left by a scope).
+        """
+        target = self.low + n
+        self.k.emit(t, "reclaim", f"for {n}: {len(self.free_list)} free, {gfp}")
+        with self.reclaim_scope(t, "direct reclaim", "try_to_free_pages") as note:
+            freed = await self.shrink(t, eff, target, note, gfp)
+        self.k.emit(t, "reclaim_done", f"freed {freed}: {len(self.free_list)} free")
+        return freed
+
+    def reclaim_scope(self, t: Task, frame: str, text: str) -> "ReclaimScope":
+        """A ``with`` block inside which ``t`` reclaims (see :class:`ReclaimScope`)."""
+        return ReclaimScope(t, frame, text)
+
+    def allowed(self, pc: PageClass, eff: frozenset[str]) -> bool:
+        """May reclaim under mask ``eff`` free pages of class ``pc``?"""
+        if pc.writeback is None:
+            return True                    # clean: dropped without IO or fs calls
+        return all(_NEEDS[need] in eff for need in pc.needs)
+
+    async def shrink(self, t: Task, eff: frozenset[str], target: int, note: FrameNote,
+                     gfp: str) -> int:
+        """Free pages (classes in order, oldest first) until ``free >= target``."""
+        k = self.k
+        freed = 0
+        for pc in self.model.classes:
+            lru = self.lru[pc.name]
+            if len(self.free_list) >= target:
+                break
+            if not lru or not self.allowed(pc, eff):
+                continue
+            if pc.writeback is None:
+                m = min(len(lru), target - len(self.free_list))
+                for _ in range(m):
+                    self._release(lru.popleft(), CACHED)
+                freed += m
+                k.emit(t, "reclaim_clean", f"{m} {pc.name}: {len(self.free_list)} free")
+                continue
+            while lru and len(self.free_list) < target:
+                page = lru.popleft()
+                self.state[page] = WRITEBACK
+                self.writeback_pages += 1
+                need = "+".join(pc.needs) or "nothing"
+                note.text = (f"write back dirty {pc.name} page {page} with {pc.writeback} "
+                             f"(class needs {need}; {gfp} allows it)")
+                await self._writeback(t, pc, page)
+                self.writeback_pages -= 1
+                self._release(page, WRITEBACK)
+                freed += 1
+                # Writeback takes time: let memory waiters retry after every page.
+                self._wake_waiters(t)
+        if freed:
+            self._wake_waiters(t)
+        return freed
+
+    async def _writeback(self, t: Task, pc: PageClass, page: int | None) -> None:
+        """Run ``pc``'s writeback routine in ``t``'s context (it may lock and allocate)."""
+        from .context import TaskContext   # late: context imports the kernel's pieces
+        from .interp import run_steps
+        k = self.k
+        k.emit(t, "writeback", f"{pc.name} by {pc.writeback}: "
+               + (f"page {page}" if page is not None else "synthetic"))
+        for o in k.observers:
+            o.writeback_begin(t, pc.name)
+        # The routine is its own call chain: its `as:` names must not clobber the
+        # interrupted code's handles (like C locals in a different function).
+        # No try/finally here or in ReclaimScope: when a verdict is raised inside the
+        # routine, the frames must still be on the stack for the report (as for `call:`).
+        saved, t.handles = t.handles, {}
+        t.stack.append(Frame(pc.writeback, None))
+        await run_steps(TaskContext(k, t), k.scenario.routines[pc.writeback])
+        t.stack.pop()
+        t.handles = saved
+        for o in k.observers:
+            o.writeback_end(t, pc.name)
+
+
+class ReclaimScope:
+    """``PF_MEMALLOC`` + ``t.reclaiming`` + a stack frame for the length of a reclaim."""
+
+    __slots__ = ("t", "frame", "note")
+
+    def __init__(self, t: Task, frame: str, text: str) -> None:
+        self.t = t
+        self.note = FrameNote(text)
+        # At the allocation's own line, so the stack reads alloc -> reclaim -> writeback.
+        self.frame = Frame(frame, t.stack[-1].loc, self.note)
+
+    def __enter__(self) -> FrameNote:
+        t = self.t
+        t.pf["PF_MEMALLOC"] = t.pf.get("PF_MEMALLOC", 0) + 1
+        t.reclaiming += 1
+        t.stack.append(self.frame)
+        return self.note
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            return            # the run is ending: leave the frame for the report
+        t = self.t
+        t.stack.pop()
+        t.reclaiming -= 1
+        t.pf["PF_MEMALLOC"] -= 1

@@ -1,0 +1,399 @@
+"""The memory manager: a page pool with watermarks, direct reclaim, writeback and kswapd.
+
+The model (DESIGN §2, docs/tutorial.md) in one paragraph: the pool has ``pages`` pages
+and watermarks ``min < low < high``. An allocation of ``n`` pages succeeds at once while
+``free - n >= low``; below that it wakes kswapd and still succeeds while
+``free - n >= floor``, where the floor is ``min`` (``min - min // 2`` with ``__GFP_HIGH``,
+``0`` for a ``PF_MEMALLOC`` task: the reserve). Past the floor, an allocation that may
+sleep enters **direct reclaim** with ``PF_MEMALLOC`` set (so it never recurses), which
+frees pages until ``free >= low + n``. If that is not enough, a sleeping allocation is
+"too small to fail": it **waits for memory** and retries whenever pages are freed. Only a
+non-sleeping allocation (``GFP_ATOMIC``, ``GFP_NOWAIT``) or one with ``may_fail`` fails.
+
+Reclaim walks the page classes in the order ``memory.classes`` lists them, oldest page
+first within a class (LRU). A clean class is freed at once; a dirty class (one with a
+``writeback`` routine) is freed by running that routine **in the reclaiming task's
+context**, and only when the effective GFP mask has what the class ``needs`` (``io`` ->
+``__GFP_IO``, ``fs`` -> ``__GFP_FS``). The routine may take locks and allocate: that is how
+the 1999 superblock deadlock happens.
+
+Every page has exactly one state at any time (free, allocated, cached in a class, under
+writeback, or taken by an ``exhaust`` fault), so ``free + allocated + cached + writeback +
+hogged == pages`` always holds; :meth:`MemoryManager.check` verifies it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, TYPE_CHECKING
+
+from .._errors import did_you_mean
+from .._scenario.model import Memory, PageClass
+from ._gfp import DIRECT_RECLAIM, GFP_MASKS, HIGH, current_gfp_context, may_sleep, show_mask
+from ._kswapd import KswapdIdle, kswapd_body
+from ._reclaim import CACHED, WRITEBACK, FrameNote, Reclaim
+from .sync import Resource, might_sleep
+from .task import BLOCKED, DONE, RUNNABLE, Frame, Task, VerdictSignal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
+
+#: Page states (one character each: the per-page table is scanned by :meth:`check`).
+FREE, ALLOCATED, HOGGED = "f", "a", "h"   # CACHED, WRITEBACK: see _reclaim
+#: The mask user pages get (``fill``): GFP_HIGHUSER behaves like GFP_KERNEL here.
+FILL_GFP = "GFP_KERNEL"
+
+
+class Pages:
+    """The handle an allocation returns: which pages, and the task that allocated them."""
+
+    __slots__ = ("pages", "owner", "gfp", "freed")
+
+    def __init__(self, pages: list[int], owner: Task, gfp: str) -> None:
+        self.pages = pages
+        self.owner = owner
+        self.gfp = gfp
+        self.freed = False
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def __repr__(self) -> str:
+        return f"<Pages {len(self.pages)} ({self.gfp}) of {self.owner.name}>"
+
+
+class MemoryWait(Resource):
+    """What a "too small to fail" allocation waits on when reclaim cannot help.
+
+    Its holders are the tasks that could still free memory: kswapd while it is reclaiming
+    (or about to), tasks inside a writeback routine, then tasks holding allocated pages.
+    The watchdog follows the first blocked one, so a chain like ``ext2_new_block ->
+    memory -> kswapd -> superblock -> ext2_new_block`` is reported as one cycle.
+    """
+
+    kind = "memory"
+    holders_verb = "could be freed by"
+
+    def __init__(self, k: "Kernel", mm: "MemoryManager") -> None:
+        super().__init__(k, "memory")
+        self.mm = mm
+
+    def holders(self) -> list[Task]:
+        mm, out = self.mm, []
+        ks = mm.kswapd
+        if ks is not None and ks.state is not DONE and (ks.reclaiming or ks.state is RUNNABLE):
+            out.append(ks)
+        for t in self.k.tasks:
+            if t.state is not DONE and t.reclaiming and t is not ks:
+                out.append(t)
+        for t in self.k.tasks:
+            if t.state is not DONE and mm.held.get(t.tid) and t not in out:
+                out.append(t)
+        return out
+
+    def blockers(self, t: Task) -> list[Task]:
+        """The freers, with the waiter itself last: a task that could free pages but is
+        stuck waiting is a cycle of one only when nobody else is in the chain."""
+        out = self.holders()
+        if t in out:
+            out.remove(t)
+            out.append(t)
+        return out
+
+    def describe(self) -> str:
+        mm = self.mm
+        return f"memory ({len(mm.free_list)} of {mm.total} pages free, min {mm.min})"
+
+    def nobody_text(self) -> str:
+        return "no task can free any: nothing reclaimable under its GFP mask"
+
+
+class MemoryManager(Reclaim):
+    """The page pool of one run (``Kernel.mm``). See the module docstring for the model.
+
+    Attributes:
+        total, min, low, high: pool size and watermarks.
+        free_list: free page numbers (a stack: the most recently freed page is reused first).
+        lru: class name -> its cached pages, oldest first.
+        held: task id -> pages that task allocated and has not freed.
+        hog: pages an ``exhaust`` fault took (never given back: memory stays low).
+        kswapd: the kswapd task, if ``memory.kswapd`` is set (after :meth:`start`).
+    """
+
+    def __init__(self, k: "Kernel", model: Memory) -> None:
+        self.k = k
+        self.model = model
+        self.total = model.pages
+        self.min, self.low, self.high = model.min, model.low, model.high
+        self.classes: dict[str, PageClass] = {c.name: c for c in model.classes}
+        self.lru: dict[str, deque[int]] = {c.name: deque() for c in model.classes}
+        self.free_list: list[int] = list(range(self.total - 1, -1, -1))
+        self.state: list[str] = [FREE] * self.total
+        self.held: dict[int, int] = {}
+        self.hog: list[int] = []
+        self.writeback_pages = 0
+        self.wait = MemoryWait(k, self)
+        self.kswapd: Task | None = None
+        self.kswapd_idle = KswapdIdle(k, self)
+        self.kswapd_pending = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Create kswapd (a daemon, after the scenario's tasks), asleep on its waitqueue."""
+        if not self.model.kswapd:
+            return
+        k = self.k
+        t = k.add_task("kswapd", lambda t: kswapd_body(self, t), daemon=True)
+        # kswapd starts asleep: its coroutine first runs when an allocation wakes it, so
+        # an idle kswapd costs no scheduling decisions.
+        k._unrun(t)
+        t.state = BLOCKED
+        t.waiting_for = self.kswapd_idle
+        t.wait_what = "wait"
+        self.kswapd_idle.waiters.append((t, "wait"))
+        self.kswapd = t
+
+    # ------------------------------------------------------------------ public API
+    async def alloc(self, t: Task, pages: int, gfp: str = "GFP_KERNEL",
+                    may_fail: bool = False) -> Pages | None:
+        """Allocate ``pages`` pages for ``t``; None only when a failure is allowed.
+
+        An unhandled failure (no ``may_fail``) ends the run with verdict ``oom``.
+        """
+        k = self.k
+        mask = self._mask(gfp)
+        if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
+            raise VerdictSignal("bug", f"BUG: {t.name}: alloc of {pages!r} pages")
+        eff = self._enter(t, mask, f"alloc {pages} ({gfp})")
+        await k.checkpoint(t)
+        fail = await self._fault(t, gfp, pages, None)
+        got = None if fail else await self._get(t, pages, eff, may_fail, _label(t, gfp, eff))
+        if got is None:
+            return self._failed(t, pages, gfp, may_fail,
+                                "a fault plan failed it" if fail else self._why(t, pages, eff))
+        h = Pages(got, t, gfp)
+        self.held[t.tid] = self.held.get(t.tid, 0) + pages
+        k.emit(t, "alloc", f"{pages} {gfp}: {len(self.free_list)} free")
+        if may_fail:
+            k.vars["ok"] = 1
+        return h
+
+    async def free(self, t: Task, handle: Pages | None) -> None:
+        """Free an allocation (None is ignored, like ``kfree(NULL)``); wakes memory waiters."""
+        k = self.k
+        await k.checkpoint(t)
+        if handle is None:
+            return
+        if not isinstance(handle, Pages):
+            raise VerdictSignal("bug", f"BUG: {t.name}: free of {handle!r}, which is not "
+                                "a page handle")
+        if handle.freed:
+            raise VerdictSignal("bug", f"BUG: {t.name}: double free of {len(handle)} page(s) "
+                                f"allocated by {handle.owner.name}")
+        handle.freed = True
+        for p in handle.pages:
+            self._release(p, ALLOCATED)
+        self.held[handle.owner.tid] -= len(handle)
+        k.emit(t, "free", f"{len(handle)}: {len(self.free_list)} free")
+        self._wake_waiters(t)
+
+    async def fill(self, t: Task, cls: str, pages: int) -> None:
+        """Allocate ``pages`` user pages (GFP_KERNEL, one at a time) into class ``cls``."""
+        k = self.k
+        if cls not in self.classes:
+            raise VerdictSignal("bug", f"unknown page class {cls!r} at run time"
+                                + did_you_mean(cls, self.classes))
+        if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
+            raise VerdictSignal("bug", f"BUG: {t.name}: fill of {pages!r} pages")
+        eff = self._enter(t, GFP_MASKS[FILL_GFP], f"fill {pages} pages of {cls}")
+        await k.checkpoint(t)
+        if await self._fault(t, FILL_GFP, pages, cls):
+            self._failed(t, pages, FILL_GFP, False, "a fault plan failed it")
+        lru = self.lru[cls]
+        # Page by page, as user pages are faulted in: reclaim may take this class's own
+        # older pages to make room for newer ones, which is what an LRU does.
+        for _ in range(pages):
+            got = await self._get(t, 1, eff, False, _label(t, FILL_GFP, eff))
+            if got is None:
+                self._failed(t, 1, FILL_GFP, False, self._why(t, 1, eff))
+            self.state[got[0]] = CACHED
+            lru.append(got[0])
+        k.emit(t, "fill", f"{pages} {cls}: {len(self.free_list)} free")
+
+    # ------------------------------------------------------------------ accounting
+    def accounting(self) -> dict[str, int]:
+        """Pages by state; the values always add up to ``total``."""
+        return {"free": len(self.free_list), "allocated": sum(self.held.values()),
+                "cached": sum(len(q) for q in self.lru.values()),
+                "writeback": self.writeback_pages, "hogged": len(self.hog)}
+
+    def check(self) -> None:
+        """Assert the pool's invariants (conservation; every list agrees with the table)."""
+        acc = self.accounting()
+        assert sum(acc.values()) == self.total, acc
+        counts = {s: self.state.count(s) for s in (FREE, ALLOCATED, CACHED, WRITEBACK, HOGGED)}
+        assert counts[FREE] == acc["free"] == len(set(self.free_list)), (counts, acc)
+        assert all(self.state[p] == FREE for p in self.free_list)
+        assert counts[ALLOCATED] == acc["allocated"] and counts[HOGGED] == acc["hogged"]
+        assert counts[CACHED] == acc["cached"] and counts[WRITEBACK] == acc["writeback"]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The pool for reports and JSON: watermarks, pages by state, pages per class."""
+        return {"pages": self.total, "min": self.min, "low": self.low, "high": self.high,
+                **self.accounting(), "classes": {c: len(q) for c, q in self.lru.items()}}
+
+    # ------------------------------------------------------------------ the slow path
+    def _mask(self, gfp: str) -> frozenset[str]:
+        mask = GFP_MASKS.get(gfp)
+        if mask is None:
+            raise VerdictSignal("bug", f"unknown GFP mask {gfp!r} at run time"
+                                + did_you_mean(str(gfp), GFP_MASKS))
+        return mask
+
+    def _enter(self, t: Task, mask: frozenset[str], what: str) -> frozenset[str]:
+        """Checks every allocation makes before its scheduling point; returns the mask
+        in effect (``current_gfp_context``)."""
+        eff = current_gfp_context(t, mask)
+        if may_sleep(eff):
+            # might_sleep() fires whatever the free memory: the bug is the context.
+            might_sleep(self.k, t, what)
+            if not t.has_flag("PF_MEMALLOC"):
+                for o in self.k.observers:
+                    o.reclaim_point(t, eff)
+        return eff
+
+    async def _fault(self, t: Task, gfp: str, pages: int, cls: str | None) -> bool:
+        """Consult the fault plan at an allocation; True when it must fail."""
+        k = self.k
+        if k.faults is None:
+            return False
+        action = k.faults.at("alloc", t, name=cls, gfp=gfp, size=pages)
+        if action is None:
+            return False
+        if action.do == "fail":
+            return True
+        if action.do == "exhaust":
+            # An invisible hog takes pages until free == min; it never gives them back,
+            # so conservation holds (they count as "hogged") and memory stays low.
+            n = len(self.free_list) - self.min
+            for _ in range(max(0, n)):
+                p = self.free_list.pop()
+                self.state[p] = HOGGED
+                self.hog.append(p)
+            k.emit(t, "exhaust", f"took {max(0, n)}: {len(self.free_list)} free")
+        else:
+            await k.apply_action(t, action)
+        return False
+
+    def _floor(self, t: Task, eff: frozenset[str]) -> int:
+        """How low free memory may go for this allocation (the reserve rules)."""
+        if t.has_flag("PF_MEMALLOC"):
+            return 0                       # ALLOC_NO_WATERMARKS: the whole reserve
+        if HIGH in eff:
+            return self.min - self.min // 2   # ALLOC_HIGH, as __zone_watermark_ok()
+        return self.min
+
+    async def _get(self, t: Task, n: int, eff: frozenset[str], may_fail: bool,
+                   label: str) -> list[int] | None:
+        """Take ``n`` pages, reclaiming or waiting as the mask allows; None = failure."""
+        k = self.k
+        if n > self.total:
+            return None                    # can never succeed: do not wait forever
+        floor = self._floor(t, eff)
+        first = True
+        while True:
+            if not first:
+                k.count_step(t)            # every retry is charged: no unbounded loops
+            first = False
+            free = len(self.free_list)
+            if free - n < self.low:
+                self.wake_kswapd(t)
+            if free - n >= floor:
+                return self._take(n)
+            if DIRECT_RECLAIM not in eff:
+                return None
+            if not t.has_flag("PF_MEMALLOC"):
+                freed = await self.direct_reclaim(t, eff, n, label)
+                if freed:
+                    continue
+            if may_fail:
+                return None
+            await self._wait_for_memory(t, n, eff, label)
+
+    def _take(self, n: int) -> list[int]:
+        got = [self.free_list.pop() for _ in range(n)]
+        for p in got:
+            self.state[p] = ALLOCATED
+        return got
+
+    def _release(self, p: int, expected: str) -> None:
+        if self.state[p] != expected:  # pragma: no cover - would be a bug in this module
+            raise RuntimeError(f"page {p} is {self.state[p]!r}, expected {expected!r}")
+        self.state[p] = FREE
+        self.free_list.append(p)
+
+    def _failed(self, t: Task, pages: int, gfp: str, may_fail: bool, why: str) -> None:
+        k = self.k
+        k.emit(t, "alloc_fail", f"{pages} {gfp}: {why}")
+        if may_fail:
+            k.vars["ok"] = 0
+            return None
+        loc = t.stack[-1].loc
+        k.emit(t, "oom", f"{pages} {gfp}")
+        raise VerdictSignal("oom", f"{t.name}: allocation of {pages} page(s) ({gfp}) failed"
+                            + (f" at {loc}" if loc else "") + f": {why}; nothing handles "
+                            "the failure (add may_fail: true to handle it)")
+
+    def _why(self, t: Task, n: int, eff: frozenset[str]) -> str:
+        free = len(self.free_list)
+        if n > self.total:
+            return f"the pool has only {self.total} pages"
+        if DIRECT_RECLAIM not in eff:
+            return (f"{n} of {free} free pages would leave {free - n}, below the watermark "
+                    f"it may use ({self._floor(t, eff)}), and it may not sleep to reclaim")
+        return f"{free} free and reclaim freed nothing"
+
+    async def _wait_for_memory(self, t: Task, n: int, eff: frozenset[str], label: str) -> None:
+        """Sleep until someone frees pages ("too small to fail": the caller retries).
+
+        A frame on the task's stack says why, so a report shows it beside the allocation.
+        """
+        k = self.k
+        k.emit(t, "memwait", f"{n}: {len(self.free_list)} free")
+        if t.has_flag("PF_MEMALLOC"):
+            why = "PF_MEMALLOC may not enter reclaim, and the reserve is used up"
+        else:
+            barred = [f"{pc.name} (needs {'+'.join(pc.needs)})" for pc in self.model.classes
+                      if self.lru[pc.name] and not self.allowed(pc, eff)]
+            why = "reclaim found nothing it may free" + (
+                f"; may not write back {', '.join(barred)}" if barred else "")
+        note = FrameNote(f"{label}: {why}")
+        t.stack.append(Frame("wait for memory", t.stack[-1].loc, note))
+        self.wait.waiters.append((t, "alloc"))
+        await k.block(t, self.wait, "alloc")
+        t.stack.pop()
+
+    def _wake_waiters(self, by: Task) -> None:
+        """Pages were freed: every memory waiter retries (in FIFO order)."""
+        waiters = self.wait.waiters
+        while waiters:
+            w, _ = waiters.popleft()
+            self.k.wake(w, by=by)
+
+    def wake_kswapd(self, by: Task) -> None:
+        """``wakeup_kswapd()``: free memory fell below ``low``."""
+        ks = self.kswapd
+        if ks is None or ks is by:
+            return
+        self.kswapd_pending = True
+        if ks.state is BLOCKED and ks.waiting_for is self.kswapd_idle:
+            self.kswapd_idle.waiters.clear()
+            self.k.wake(ks, by=by)
+
+
+def _label(t: Task, gfp: str, eff: frozenset[str]) -> str:
+    """How an allocation's mask reads in reports: ``GFP_KERNEL``, or what a scope left of it."""
+    if eff == GFP_MASKS[gfp]:
+        return gfp
+    scope = "PF_MEMALLOC_NOIO" if t.has_flag("PF_MEMALLOC_NOIO") else "PF_MEMALLOC_NOFS"
+    return f"{gfp} in a {scope} scope ({show_mask(eff)})"

@@ -1,0 +1,369 @@
+"""The lock dependency graph and the observer that builds it from runs.
+
+A :class:`Recorder` is attached to one run (``k.observers``); every run of a lockdep
+session feeds the same :class:`DepGraph`, which keeps only the *first occurrence* of each
+dependency, recursion and bad unlock (in the order they were first seen, so reports are
+deterministic). Nodes are lock names; counted locks (``fork0``, ``fork1`` ...) are
+separate locks because the scenario format has no lock classes.
+
+The rules are lockdep's (``Documentation/locking/lockdep-design.rst``):
+
+- taking ``B`` while the most recent held lock is ``A`` records ``A -> B``; if ``A`` was
+  taken by a trylock, the lock below it gets an edge too (a trylock itself never waits,
+  so it records no edge, but what is taken while it is held can);
+- re-taking a held lock is *recursive locking*, except on a ``recursive`` lock; rwsem
+  readers are non-recursive (a writer may queue in between), so read-after-read counts;
+- an allocation that may enter reclaim "takes" the reclaim pseudo-lock of every kind of
+  writeback its GFP context allows (``fs_reclaim`` needs ``__GFP_FS``, ``io_reclaim``
+  ``__GFP_IO``, ``reclaim`` only ``__GFP_DIRECT_RECLAIM``), and a writeback routine runs
+  while holding its class's pseudo-lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .._kernel._gfp import DIRECT_RECLAIM, FS, IO
+from .._scenario.model import PageClass, Scenario
+
+#: Reclaim pseudo-locks, by what the writeback needs.
+FS_RECLAIM, IO_RECLAIM, RECLAIM = "fs_reclaim", "io_reclaim", "reclaim"
+PSEUDO_LOCKS = (FS_RECLAIM, IO_RECLAIM, RECLAIM)
+#: Elementary cycles listed at most (a dense graph has exponentially many).
+MAX_CYCLES = 64
+#: Edge visits the cycle search may spend before it stops (the tool never hangs).
+SEARCH_BUDGET = 200_000
+
+
+def pseudo_lock(pc: PageClass) -> str:
+    """The pseudo-lock a writeback of class ``pc`` runs under."""
+    if "fs" in pc.needs:
+        return FS_RECLAIM
+    if "io" in pc.needs:
+        return IO_RECLAIM
+    return RECLAIM
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A lock held by a task: which, in which mode, and where it was taken."""
+
+    lock: str
+    mode: str               # "write" (exclusive) or "read"
+    frame: str
+    at: str                 # "file:line", or "" when unknown
+    step: str
+    trylock: bool = False
+
+    def where(self) -> str:
+        return _where(self.frame, self.at, self.step)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lock": self.lock, "mode": self.mode, "frame": self.frame, "at": self.at,
+                "step": self.step}
+
+
+@dataclass(slots=True)
+class Occurrence:
+    """The first time something was seen: task, run, emulated stack, locks held."""
+
+    task: str
+    run: str                # "schedule seed 3 (random)" or "synthetic writeback of shm"
+    seed: int | None        # the schedule's seed (None for a synthetic run)
+    stack: tuple[tuple[str, str, str], ...]   # (frame, at, step), outermost first
+    held: tuple[Held, ...]
+    replay: str | None = None   # the command re-running that schedule (set after it ends)
+
+    @property
+    def at(self) -> str:
+        return self.stack[-1][1] if self.stack else ""
+
+    def where(self) -> str:
+        return _where(*self.stack[-1]) if self.stack else self.task
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "run": self.run, "seed": self.seed, "replay": self.replay,
+                "at": self.at,
+                "stack": [{"frame": f, "at": a, "step": s} for f, a, s in self.stack],
+                "held": [h.to_json() for h in self.held]}
+
+
+@dataclass(slots=True)
+class Edge:
+    """A dependency ``src -> dst``: ``dst`` was taken (in ``dst_mode``) while ``src`` was
+    held (in ``src_mode``); ``order`` ranks first occurrences over the whole session."""
+
+    src: str
+    dst: str
+    src_mode: str
+    dst_mode: str
+    first: Occurrence
+    order: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"from": self.src, "to": self.dst, "from_mode": self.src_mode,
+                "to_mode": self.dst_mode, **self.first.to_json()}
+
+
+@dataclass(slots=True)
+class Recursion:
+    """A task took ``lock`` (in ``mode``) while already holding it (``held``)."""
+
+    lock: str
+    mode: str
+    held: Held
+    first: Occurrence
+    order: int
+    replay: str | None = None     # a schedule where it deadlocked for real, if any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lock": self.lock, "mode": self.mode, "held_mode": self.held.mode,
+                "held_at": self.held.at, "replay": self.replay, **self.first.to_json()}
+
+
+@dataclass(slots=True)
+class BadUnlock:
+    """A release of a lock the task did not hold (double unlock, unlock not held)."""
+
+    lock: str
+    message: str
+    first: Occurrence
+    order: int
+    replay: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lock": self.lock, "message": self.message, "replay": self.replay,
+                **self.first.to_json()}
+
+
+class DepGraph:
+    """The dependency graph merged over every run of a lockdep session.
+
+    Attributes:
+        edges: ``(src, dst) -> Edge``, first occurrence only.
+        recursions: lock name -> first :class:`Recursion`.
+        bad_unlocks: ``(lock, file:line) -> BadUnlock``.
+        kinds: lock name -> kind (``pseudo`` for the reclaim pseudo-locks).
+        written: rwsems some task took (or tried to take) for write.
+        pseudo: the pseudo-locks this scenario's writeback routines run under.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        classes = scenario.memory.classes if scenario.memory is not None else ()
+        self.classes: dict[str, PageClass] = {c.name: c for c in classes}
+        # Only pseudo-locks with a writeback behind them can close a cycle; recording
+        # edges into the others would only add noise to the graph.
+        self.pseudo = {pseudo_lock(c) for c in classes if c.writeback is not None}
+        self.edges: dict[tuple[str, str], Edge] = {}
+        self.recursions: dict[str, Recursion] = {}
+        self.bad_unlocks: dict[tuple[str, str], BadUnlock] = {}
+        self.kinds: dict[str, str] = {}
+        self.written: set[str] = set()
+        self._order = 0
+
+    def recorder(self, run: str, seed: int | None, *, synthetic: bool = False) -> "Recorder":
+        """A fresh observer for one run that feeds this graph."""
+        return Recorder(self, run, seed, synthetic)
+
+    def _next(self) -> int:
+        self._order += 1
+        return self._order
+
+    @property
+    def locks(self) -> list[str]:
+        """Every lock that appears in a dependency, sorted."""
+        return sorted({n for e in self.edges for n in e})
+
+    def cycles(self) -> tuple[list[list[Edge]], bool]:
+        """Every elementary cycle (up to :data:`MAX_CYCLES`), and whether the list is cut.
+
+        Each cycle is a list of edges ``X0 -> X1 -> ... -> X0`` rotated so that its last
+        edge is the newest one learned from a schedule: the dependency whose addition
+        closed the cycle, which is what lockdep reports as "trying to acquire".
+        """
+        succ: dict[str, list[str]] = {}
+        for src, dst in self.edges:
+            succ.setdefault(src, []).append(dst)
+        for v in succ.values():
+            v.sort()
+        nodes = sorted(set(succ) | {d for v in succ.values() for d in v})
+        rank = {n: i for i, n in enumerate(nodes)}
+        found: list[list[str]] = []
+        work = 0
+        cut = False
+        for s in nodes:
+            # Cycles whose smallest node is s: a DFS over larger nodes only (Johnson's
+            # decomposition, without the blocking sets: graphs here are small).
+            path, on_path = [s], {s}
+            stack = [iter(succ.get(s, ()))]
+            while stack and not cut:
+                nxt = next(stack[-1], None)
+                if nxt is None:
+                    stack.pop()
+                    on_path.discard(path.pop())
+                    continue
+                work += 1
+                if work > SEARCH_BUDGET:
+                    cut = True
+                elif nxt == s:
+                    found.append(list(path))
+                    cut = len(found) >= MAX_CYCLES
+                elif rank[nxt] > rank[s] and nxt not in on_path:
+                    path.append(nxt)
+                    on_path.add(nxt)
+                    stack.append(iter(succ.get(nxt, ())))
+            if cut:
+                break
+        out = []
+        for nodes_ in found:
+            edges = [self.edges[(nodes_[i], nodes_[(i + 1) % len(nodes_)])]
+                     for i in range(len(nodes_))]
+            # A schedule's edge rather than a synthetic writeback's, when there is one:
+            # the report then starts from the user's task, as a real lockdep splat would.
+            newest = max(range(len(edges)),
+                         key=lambda i: (edges[i].first.seed is not None, edges[i].order))
+            edges = edges[newest + 1:] + edges[:newest + 1]
+            out.append(edges)
+        out.sort(key=lambda es: (es[-1].order, len(es), [e.src for e in es]))
+        return out, cut
+
+
+class Recorder:
+    """The observer of one run (see ``Observers`` in docs/internals.md).
+
+    It keeps its own per-task stack of :class:`Held` locks (modes, trylock marks and
+    where each was taken, which the kernel's ``t.held`` does not know) plus the reclaim
+    pseudo-locks, and reconciles it with ``t.held`` on every release, because a semaphore
+    may be released by a task other than the one that took it.
+    """
+
+    def __init__(self, graph: DepGraph, run: str, seed: int | None, synthetic: bool) -> None:
+        self.g = graph
+        self.run = run
+        self.seed = seed
+        self.synthetic = synthetic
+        self.held: dict[int, list[Held]] = {}
+        self.tasks: dict[int, Any] = {}
+        self.pending: dict[int, str] = {}
+        self.created: list[Occurrence] = []   # to stamp with the replay command later
+
+    def ran(self, replay: str) -> None:
+        """The run is over: every first occurrence it found can be re-run with ``replay``."""
+        for occ in self.created:
+            occ.replay = replay
+
+    # ------------------------------------------------------------ lock hooks
+    def acquiring(self, t: Any, lock: Any, mode: str) -> None:
+        """Before ``t`` tries to take ``lock``: check recursion and record dependencies."""
+        self.pending[t.tid] = mode
+        self.g.kinds.setdefault(lock.name, lock.kind)
+        if lock.kind == "rwsem" and mode != "read_lock":
+            self.g.written.add(lock.name)
+        if mode == "trylock":
+            return          # a trylock never waits: it cannot close a cycle
+        self._acquire(t, lock.name, "read" if mode == "read_lock" else "write",
+                      reentrant=lock.kind == "recursive")
+
+    def acquired(self, t: Any, lock: Any, mode: str) -> None:
+        """``t`` now holds ``lock``."""
+        tried = self.pending.pop(t.tid, mode) == "trylock"
+        self._push(t, lock.name, "read" if mode == "read_lock" else "write", tried)
+
+    def released(self, t: Any, lock: Any, mode: str) -> None:
+        """A release: drop our entries the kernel no longer holds (any task's)."""
+        name = lock.name
+        for tid in sorted(self.held):
+            mine = self.held[tid]
+            have = sum(1 for r in self.tasks[tid].held if r.name == name)
+            extra = sum(1 for h in mine if h.lock == name) - have
+            for i in range(len(mine) - 1, -1, -1):
+                if extra <= 0:
+                    break
+                if mine[i].lock == name:
+                    del mine[i]
+                    extra -= 1
+
+    def bad_unlock(self, t: Any, lock: Any, text: str) -> None:
+        """A release of a lock ``t`` may not release (the run ends with ``bug``)."""
+        if self.synthetic:
+            return          # a writeback run out of its real context proves nothing
+        occ = self._occurrence(t)
+        key = (lock.name, occ.at)
+        if key not in self.g.bad_unlocks:
+            self.g.bad_unlocks[key] = BadUnlock(lock.name, text, occ, self.g._next())
+
+    # ------------------------------------------------------------ memory hooks
+    def reclaim_point(self, t: Any, gfp: frozenset[str]) -> None:
+        """An allocation that may enter reclaim under the effective mask ``gfp``."""
+        if DIRECT_RECLAIM not in gfp or t.has_flag("PF_MEMALLOC"):
+            return
+        may = [FS_RECLAIM] if FS in gfp else []
+        may += [IO_RECLAIM] if IO in gfp else []
+        may.append(RECLAIM)
+        for p in may:
+            if p in self.g.pseudo:
+                self.g.kinds.setdefault(p, "pseudo")
+                # Like lockdep's fs_reclaim_acquire()+release(): a dependency, no hold.
+                self._acquire(t, p, "write", reentrant=False)
+
+    def writeback_begin(self, t: Any, cls: Any) -> None:
+        """``t`` starts a writeback routine: it now holds the class's pseudo-lock."""
+        p = self._pseudo_of(cls)
+        self.g.kinds.setdefault(p, "pseudo")
+        self._acquire(t, p, "write", reentrant=True)
+        self._push(t, p, "write", False)
+
+    def writeback_end(self, t: Any, cls: Any) -> None:
+        p = self._pseudo_of(cls)
+        mine = self.held.get(t.tid, [])
+        for i in range(len(mine) - 1, -1, -1):
+            if mine[i].lock == p:
+                del mine[i]
+                return
+
+    # ------------------------------------------------------------ internals
+    def _pseudo_of(self, cls: Any) -> str:
+        pc = cls if isinstance(cls, PageClass) else self.g.classes.get(str(cls))
+        return pseudo_lock(pc) if pc is not None else FS_RECLAIM
+
+    def _held(self, t: Any) -> list[Held]:
+        if t.tid not in self.held:
+            self.held[t.tid] = []
+            self.tasks[t.tid] = t
+        return self.held[t.tid]
+
+    def _push(self, t: Any, name: str, mode: str, tried: bool) -> None:
+        f = t.stack[-1]
+        self._held(t).append(Held(name, mode, f.name, str(f.loc) if f.loc else "",
+                                  f.what, tried))
+
+    def _acquire(self, t: Any, name: str, mode: str, *, reentrant: bool) -> None:
+        g = self.g
+        held = self._held(t)
+        occ: Occurrence | None = None
+        for h in held:
+            if h.lock == name:
+                if not reentrant and name not in g.recursions:
+                    occ = self._occurrence(t)
+                    g.recursions[name] = Recursion(name, mode, h, occ, g._next())
+                return      # lockdep stops at a recursion: no edges from it
+        for h in reversed(held):
+            key = (h.lock, name)
+            if key not in g.edges:
+                occ = occ or self._occurrence(t)
+                g.edges[key] = Edge(h.lock, name, h.mode, mode, occ, g._next())
+            if not h.trylock:
+                break
+
+    def _occurrence(self, t: Any) -> Occurrence:
+        stack = tuple((f.name, str(f.loc) if f.loc else "", f.what) for f in t.stack)
+        occ = Occurrence(t.name, self.run, self.seed, stack, tuple(self._held(t)))
+        self.created.append(occ)
+        return occ
+
+
+def _where(frame: str, at: str, step: str) -> str:
+    """``bread (s.yaml:12): alloc 1 (GFP_KERNEL)``."""
+    return frame + (f" ({at})" if at else "") + (f": {step}" if step else "")

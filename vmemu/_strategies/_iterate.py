@@ -1,0 +1,134 @@
+"""Schedule iteration: the sequence of strategies an exploration runs, one per schedule.
+
+``schedules(name, seed, **params)`` (re-exported by the package) yields one fresh
+:class:`Strategy` per schedule; the consumer runs each to completion before asking for the
+next, which lets stateful searches (DFS, PCT's run-length estimate) learn from the run
+that just ended. Seeded strategies use seed ``seed + i`` for schedule ``i``, and every
+yielded strategy records in ``params()`` whatever else it needs, so any schedule can be
+re-run alone with ``vmemu run S --seed SEED --strategy NAME --PARAM=VALUE``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterator
+
+from .._errors import UserError
+from .base import Strategy
+from .random import RandomStrategy
+
+#: Strategies that enumerate a finite space and can report it explored in full.
+EXHAUSTIVE = ("dfs",)
+
+
+class _CountingRandom(RandomStrategy):
+    """``random``, counting its decisions so that PCT can estimate the run length."""
+
+    decisions = 0
+
+    def pick_task(self, runnable: Any, current: Any) -> Any:
+        self.decisions += 1
+        return super().pick_task(runnable, current)
+
+
+class ScheduleIterator:
+    """An iterator of strategies that also says whether the space was exhausted.
+
+    Attributes:
+        exhausted: True once a systematic strategy (dfs) has no schedule left; the
+            exploration then covered every schedule within its bound.
+        count: strategies handed out so far.
+    """
+
+    def __init__(self, gen: Iterator[Strategy]) -> None:
+        self._gen = gen
+        self.exhausted = False
+        self.count = 0
+
+    def __iter__(self) -> "ScheduleIterator":
+        return self
+
+    def __next__(self) -> Strategy:
+        try:
+            s = next(self._gen)
+        except StopIteration:
+            self.exhausted = True
+            raise
+        self.count += 1
+        return s
+
+
+def schedules(name: str, seed: int = 0, **params: Any) -> ScheduleIterator:
+    """One fresh strategy per schedule to try (see the module docstring).
+
+    Args:
+        name: ``random``, ``pct``, ``dfs``, ``hypothesis`` or ``portfolio`` (even
+            schedules random, odd ones pct; each keeps its real name for replay).
+        seed: schedule ``i`` uses seed ``seed + i``.
+        **params: strategy parameters (None values are ignored): ``depth``,
+            ``steps_hint`` (pct and portfolio), ``bound``, ``max_bound`` (dfs).
+
+    Raises:
+        UserError: unknown strategy or a parameter it does not take.
+    """
+    from . import PARAMS, _load_optional, make_strategy
+    _load_optional()
+    params = {k: v for k, v in params.items() if v is not None}
+    if name == "portfolio":
+        _reject(name, params, PARAMS["pct"])
+        make_strategy("pct", seed, **params)         # validates the parameters up front
+        return ScheduleIterator(_portfolio(seed, params))
+    if name == "pct":
+        make_strategy(name, seed, **params)          # validates the parameters up front
+        return ScheduleIterator(_pct_only(seed, params))
+    if name == "dfs":
+        from .dfs import DFSSearch
+        _reject(name, params, ("bound", "max_bound"))
+        return ScheduleIterator(DFSSearch(params.get("bound"), params.get("max_bound"))
+                                .runs(seed))
+    if name == "random":
+        _reject(name, params, ())
+        return ScheduleIterator(_CountingRandom(seed + i) for i in itertools.count())
+    make_strategy(name, seed, **params)              # unknown names raise here
+    return ScheduleIterator(make_strategy(name, seed + i, **params) for i in itertools.count())
+
+
+def _reject(name: str, params: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for k in sorted(params):
+        if k not in allowed:
+            takes = ", ".join("--" + a.replace("_", "-") for a in allowed) or "no parameters"
+            raise UserError(f"strategy {name} does not take --{k.replace('_', '-')} "
+                            f"(it takes {takes})", key="--strategy")
+
+
+def _pct_stream(seed: int, params: dict[str, Any], pick: Any) -> Iterator[Strategy]:
+    """Schedules where PCT's ``steps_hint`` follows the longest run seen so far.
+
+    ``pick(i)`` returns None for a PCT schedule or a non-PCT strategy to run instead.
+    """
+    from .pct import DEFAULT_STEPS_HINT, PCTStrategy, _make
+    fixed = params.get("steps_hint")
+    longest = 0
+    for i in itertools.count():
+        s = pick(i)
+        if s is None:
+            hint = fixed or (longest if longest else DEFAULT_STEPS_HINT)
+            s = _make(seed + i, params.get("depth"), hint)
+        yield s
+        # The consumer ran `s` to completion before asking for the next one.
+        longest = max(longest, getattr(s, "decisions", 0))
+        assert isinstance(s, (PCTStrategy, RandomStrategy))
+
+
+def _pct_only(seed: int, params: dict[str, Any]) -> Iterator[Strategy]:
+    return _pct_stream(seed, params, lambda i: None)
+
+
+def _portfolio(seed: int, params: dict[str, Any]) -> Iterator[Strategy]:
+    return _pct_stream(seed, params,
+                       lambda i: _CountingRandom(seed + i) if i % 2 == 0 else None)
+
+
+def is_exhaustive(name: str) -> bool:
+    """True when ``schedules(name, ...)`` can end because it explored everything."""
+    return name in EXHAUSTIVE

@@ -1,0 +1,187 @@
+"""``dfs``: systematic search, bounded by delays (default) or by preemptions.
+
+Stateless DFS over decision prefixes. Every decision has its alternatives in a fixed
+order; alternative 0 is what a deterministic base scheduler would do, and alternative
+``j`` costs something against the bound:
+
+- ``bound="delays"`` (Emmi, Qadeer, Rakamaric, POPL 2011): the base scheduler is
+  non-preemptive round-robin (keep the current task while it can run, else the next task
+  by id after it, cyclically); alternative ``j`` is the ``j``-th task in that round-robin
+  order and costs ``j`` delays (each delay skips one task).
+- ``bound="preemptions"``: alternative 0 keeps the current task if it can run; choosing
+  any other task then costs one preemption; when the current task cannot run, every
+  choice is free.
+
+A fault decision (``pick_bool``) is a branch point too: alternative 0 does not fire, 1
+fires and costs one unit of the bound (faults and delays are both deviations from the
+default, and an unbounded number of free faults would make the space explode).
+
+A run follows a *prefix* of alternative indices and takes alternative 0 after it; it
+records every decision it saw. :class:`DFSSearch` computes the next prefix from the last
+run: the deepest decision with an untried alternative within the bound. When none is left
+the bounded space is exhausted. Thomson, Donaldson and Betts (SCTBench) found delay
+bounding the stronger of the two. Each run is rebuilt alone from its ``prefix``
+parameter (zeros elided: ``"3:1,7:2"`` means decision 3 took alternative 1 ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence
+
+from .._errors import UserError
+from . import PARAMS, REGISTRY
+from .base import Strategy
+
+BOUNDS = ("delays", "preemptions")
+DEFAULT_BOUND = "delays"
+DEFAULT_MAX_BOUND = 2
+
+
+def rr_order(runnable: Sequence[Any], current: Any) -> list[Any]:
+    """``runnable`` in round-robin order: the current task first if it can run, then the
+    tasks after it by id, wrapping around."""
+    if current is None:
+        return list(runnable)
+    after = [t for t in runnable if t.tid > current.tid]
+    before = [t for t in runnable if t.tid < current.tid]
+    cur = [current] if current in runnable else []
+    return cur + after + before
+
+
+class DFSStrategy(Strategy):
+    """One run of the bounded DFS: follows ``prefix``, then the base scheduler.
+
+    Attributes:
+        trail: per decision ``(chosen, n_alternatives, cost_before, kind, free)`` where
+            ``free`` is True when every alternative costs nothing (preemption bounding with
+            the current task blocked).
+    """
+
+    name = "dfs"
+
+    def __init__(self, seed: int | None = 0, bound: str = DEFAULT_BOUND,
+                 max_bound: int = DEFAULT_MAX_BOUND, prefix: Sequence[int] = ()) -> None:
+        super().__init__(seed)
+        self.bound = bound
+        self.max_bound = max_bound
+        self.prefix = list(prefix)
+        self.trail: list[tuple[int, int, int, str, bool]] = []
+        self.cost = 0
+
+    def _choose(self, n: int, kind: str, free: bool) -> int:
+        pos = len(self.trail)
+        j = self.prefix[pos] if pos < len(self.prefix) else 0
+        if j >= n:
+            raise UserError(f"dfs prefix asks for alternative {j} at decision {pos + 1}, "
+                            f"which has only {n}; the scenario changed since the prefix was "
+                            "recorded", key="--prefix")
+        self.trail.append((j, n, self.cost, kind, free))
+        self.cost += cost_of(self.bound, kind, free, j)
+        return j
+
+    def pick_task(self, runnable: Sequence[Any], current: Any) -> Any:
+        order = rr_order(runnable, current)
+        free = self.bound == "preemptions" and (current is None or current not in runnable)
+        return order[self._choose(len(order), "task", free)]
+
+    def pick_bool(self, p: float, site: str) -> bool:
+        return bool(self._choose(2, "bool", False))
+
+    def params(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"bound": self.bound, "max_bound": self.max_bound}
+        if any(self.prefix):
+            d["prefix"] = encode_prefix(self.prefix)
+        return d
+
+
+def cost_of(bound: str, kind: str, free: bool, j: int) -> int:
+    """What taking alternative ``j`` costs against the bound (non-decreasing in ``j``)."""
+    if j == 0 or free:
+        return 0
+    if kind == "bool" or bound == "preemptions":
+        return 1
+    return j
+
+
+class DFSSearch:
+    """The state of one bounded DFS across runs.
+
+    Usage: ``s = search.first()``; run it; ``s = search.next(s)`` ... until ``next``
+    returns None (the bounded space is exhausted: :attr:`exhausted` is then True).
+    """
+
+    def __init__(self, bound: str = DEFAULT_BOUND, max_bound: int = DEFAULT_MAX_BOUND) -> None:
+        self.bound, self.max_bound = _check(bound, max_bound)
+        self.exhausted = False
+
+    def first(self, seed: int | None = 0) -> DFSStrategy:
+        return DFSStrategy(seed, self.bound, self.max_bound, [])
+
+    def next(self, done: DFSStrategy, seed: int | None = 0) -> DFSStrategy | None:
+        """The strategy for the next run after ``done`` ran to completion, or None."""
+        trail = done.trail
+        for i in range(len(trail) - 1, -1, -1):
+            j, n, before, kind, free = trail[i]
+            for alt in range(j + 1, n):
+                if before + cost_of(self.bound, kind, free, alt) <= self.max_bound:
+                    prefix = [c[0] for c in trail[:i]] + [alt]
+                    return DFSStrategy(seed, self.bound, self.max_bound, prefix)
+                break  # costs only grow with the index: no later alternative fits either
+        self.exhausted = True
+        return None
+
+    def runs(self, seed: int = 0) -> Iterator[DFSStrategy]:
+        """Every schedule of the bounded space; schedule ``i`` is labelled seed ``seed+i``."""
+        s: DFSStrategy | None = self.first(seed)
+        i = 0
+        while s is not None:
+            yield s
+            i += 1
+            s = self.next(s, seed + i)
+
+
+def encode_prefix(prefix: Sequence[int]) -> str:
+    """``[0, 0, 1, 0, 2]`` -> ``"3:1,5:2"`` (1-based decision: alternative; zeros elided)."""
+    return ",".join(f"{i + 1}:{j}" for i, j in enumerate(prefix) if j)
+
+
+def decode_prefix(text: Any) -> list[int]:
+    """The inverse of :func:`encode_prefix`; a malformed string is a one-line UserError."""
+    if isinstance(text, (list, tuple)):
+        return [int(x) for x in text]
+    text = str(text or "").strip()
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            pos, _, alt = part.partition(":")
+            i, j = int(pos), int(alt)
+        except ValueError:
+            i = j = -1
+        if i < 1 or j < 0 or i <= len(out):
+            raise UserError(f"bad dfs prefix item {part!r}: expected increasing "
+                            "DECISION:ALTERNATIVE pairs like 3:1,7:2", key="--prefix")
+        out.extend([0] * (i - 1 - len(out)))
+        out.append(j)
+    return out
+
+
+def _check(bound: Any, max_bound: Any) -> tuple[str, int]:
+    bound = DEFAULT_BOUND if bound is None else bound
+    max_bound = DEFAULT_MAX_BOUND if max_bound is None else max_bound
+    if bound not in BOUNDS:
+        raise UserError(f"unknown dfs bound {bound!r}; choose one of {', '.join(BOUNDS)}",
+                        key="--bound")
+    if isinstance(max_bound, bool) or not isinstance(max_bound, int) or max_bound < 0:
+        raise UserError(f"dfs needs a non-negative whole number, got {max_bound!r}",
+                        key="--max-bound")
+    return bound, max_bound
+
+
+def _make(seed: int = 0, bound: str | None = None, max_bound: int | None = None,
+          prefix: Any = None) -> DFSStrategy:
+    b, m = _check(bound, max_bound)
+    return DFSStrategy(seed, b, m, decode_prefix(prefix))
+
+
+REGISTRY["dfs"] = _make
+PARAMS["dfs"] = ("bound", "max_bound", "prefix")
