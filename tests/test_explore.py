@@ -3,8 +3,7 @@ finding per bug, findings saved as found (minimized) and replayable, --time, Ctr
 
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -176,9 +175,7 @@ def test_time_alone_bounds_an_exploration(jobs):
 def test_jobs_work_for_python_scenarios_and_fall_back_without_a_file():
     py = str(ROOT / "scenarios" / "python" / "abba.py")
     assert _key(explore(py, runs=100, jobs=2)) == _key(explore(py, runs=100))
-    sc = vmemu.load(ABBA)
-    import dataclasses
-    ghost = dataclasses.replace(sc, path="/nonexistent/abba.yaml")
+    ghost = dataclasses.replace(vmemu.load(ABBA), path="/nonexistent/abba.yaml")
     assert explore(ghost, runs=100, jobs=2).verdict == "deadlock"
 
 
@@ -216,10 +213,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_findings(write_scenario, tmp_path, j
     for f in _saved(folder):
         assert vmemu.replay(str(f)).failed
     assert not [f for f in folder.iterdir() if f.name.endswith(".tmp")]
-    assert os.path.isdir(folder)
 
 
 def test_runs_must_be_positive():
     with pytest.raises(ValueError):
         explore(ABBA, runs=0)
-    assert json.loads(json.dumps({"ok": 1}))  # keep json imported for cli_json users

@@ -118,3 +118,19 @@ def test_saving_is_atomic_and_leaves_no_temp_files(tmp_path):
     r.trace.save(target)                # overwriting is a rename too
     assert [p.name for p in target.parent.iterdir()] == ["t.json"]
     assert Trace.load(target) == r.trace
+
+
+def test_ctrl_c_during_a_save_lands_after_the_file_is_complete(tmp_path, monkeypatch):
+    import os
+    import signal
+    r = vmemu.run(ABBA, seed=1, driver="direct")
+    real_fsync = os.fsync
+
+    def fsync_and_interrupt(fd):
+        os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C in the middle of the write
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync_and_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        r.trace.save(tmp_path / "t.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+    assert Trace.load(tmp_path / "t.json") == r.trace

@@ -19,6 +19,7 @@ how many schedules run, never what a schedule does.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from ._explore_pool import LocalGate, Pool, Runner, Spec, share
 from ._result import Result
 from ._run import _as_scenario, _check_driver, _load_faults, run
 from ._scenario.model import Scenario
-from ._strategies import PARAMS, ReplayStrategy, is_exhaustive
+from ._strategies import PARAMS, ReplayStrategy, is_exhaustive, schedules
 from ._trace import Trace
 
 #: Schedules `explore` and `check` try when the user gives no budget.
@@ -135,6 +136,9 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
     plan = _load_faults(faults)
     params = {k: v for k, v in params.items() if v is not None}
     _check_driver(driver)
+    # Bad strategy names and parameters fail here, before any worker starts; this also
+    # loads every strategy module, so PARAMS (hence the epochs) is complete.
+    schedules(strategy, seed, **params)
     jobs = max(1, int(jobs))
     if jobs > 1 and not _parallel_ok(sc, plan, strategy):
         jobs = 1
@@ -154,7 +158,6 @@ def _parallel_ok(sc: Scenario, plan: Any, strategy: str) -> bool:
     if plan is not None and not getattr(plan, "path", None):
         return False
     try:
-        import hashlib
         return hashlib.sha256(Path(sc.path).read_bytes()).hexdigest() == sc.content_hash
     except OSError:
         return False

@@ -28,13 +28,12 @@ Worker processes come from the ``forkserver`` context where there is one (else
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import signal
 import sys
 import time
-import types
 import traceback
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -317,6 +316,12 @@ class Pool:
                 pass
         deadline = time.monotonic() + 2.0
         for p in self.procs:
+            while p.is_alive() and time.monotonic() < deadline:
+                # A worker exits only once its queued messages are in the pipe: drain it.
+                try:
+                    self.outbox.get(timeout=0.01)
+                except (queue.Empty, OSError, ValueError, EOFError):
+                    pass
             p.join(max(0.0, deadline - time.monotonic()))
         for p in self.procs:
             if p.is_alive():
@@ -331,10 +336,3 @@ def _main_thread() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()
 
-
-def cpu_count() -> int:
-    """CPUs this process may use (for ``--jobs 0``-style defaults and docs)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
