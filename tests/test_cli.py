@@ -40,12 +40,16 @@ def test_exit_codes():
     assert vmemu_cli("check", ABBA, ORDERED, "--runs", "200").returncode == 0
 
 
-def test_check_reports_a_mismatch_with_exit_1(write_scenario):
+def test_check_reports_a_mismatch_with_exit_1(write_scenario, tmp_path):
     wrong = write_scenario(open(ABBA).read().replace("expect: deadlock", "expect: ok"))
-    p = vmemu_cli("check", wrong, "--runs", "200")
+    p = vmemu_cli("check", wrong, "--runs", "200", "--findings", str(tmp_path / "f"))
     assert p.returncode == 1
     assert "FAIL" in p.stdout and "expect ok, got deadlock" in p.stdout
-    assert "replay: vmemu " in p.stdout
+    replay = [ln.strip() for ln in p.stdout.splitlines() if ln.strip().startswith("replay: ")]
+    assert len(replay) == 1
+    # The printed command works as printed: the finding was saved for it.
+    again = vmemu_cli(*replay[0].split()[2:], "--json")
+    assert again.returncode == 1 and json.loads(again.stdout)["verdict"] == "deadlock"
 
 
 def test_run_json_has_the_contract_fields():

@@ -370,3 +370,20 @@ def test_bad_input_is_one_line_exit_2():
     assert len(p.stderr.strip().splitlines()) == 1 and "no_such.yaml" in p.stderr
     p = vmemu_cli("lockdep", EXT2, "--runs", "0")
     assert p.returncode == 2 and "--runs" in p.stderr
+
+
+# ---------------------------------------------------------------- lock classes
+
+def test_counted_locks_are_separate_nodes_unless_grouped_into_a_class(capsys, write_scenario):
+    base = (CONTRACT / "dining_philosophers.yaml").read_text()
+    code, out = cli(capsys, "lockdep", str(CONTRACT / "dining_philosophers.yaml"),
+                    "--runs", "5", "--json")
+    d = json.loads(out)
+    assert code == 1 and [c["chain"] for c in d["cycles"]] == \
+        ["fork0 -> fork1 -> fork2 -> fork0"]
+    grouped = write_scenario(base.replace("fork: {kind: mutex, count: 3}",
+                                          "fork: {kind: mutex, count: 3, class: fork}"))
+    code, out = cli(capsys, "lockdep", grouped, "--runs", "5")
+    # One class: nesting two forks is lockdep's "recursive locking" on class fork.
+    assert code == 1 and "possible recursive locking detected" in out
+    assert "(fork) at" in out and "circular" not in out

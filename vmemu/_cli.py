@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_nonneg_int, default=0)
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print the full report of every scenario, not only of mismatches")
+    c.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+                   help="where failing traces are saved, so each replay command works "
+                        "(default .vmemu/findings)")
     _add_common(c, scenario=False)
 
     ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
@@ -252,7 +255,8 @@ def _cmd_check(args: argparse.Namespace, log: Any) -> int:
     rows = []
     mismatches = 0
     for sc in scenarios:
-        x = explore(sc, runs=args.runs or DEFAULT_RUNS, seed=args.seed, driver=args.driver)
+        x = explore(sc, runs=args.runs or DEFAULT_RUNS, seed=args.seed, driver=args.driver,
+                    findings_dir=args.findings)
         ok = x.verdict == sc.expect
         mismatches += not ok
         rows.append((sc, x, ok))

@@ -431,7 +431,8 @@ def make_resources(k: "Kernel", scenario: "Scenario") -> dict[str, Resource]:
     """Instantiate the scenario's locks and events for one run."""
     out: dict[str, Resource] = {}
     for name, kind in scenario.locks.items():
-        out[name] = LOCK_CLASSES[kind](k, name)
+        out[name] = lock = LOCK_CLASSES[kind](k, name)
+        lock.lock_class = scenario.lock_classes.get(name, name)
     for name, kind in scenario.events.items():
         out[name] = EVENT_CLASSES[kind](k, name)
     return out

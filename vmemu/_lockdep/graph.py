@@ -258,25 +258,25 @@ class Recorder:
     def acquiring(self, t: Any, lock: Any, mode: str) -> None:
         """Before ``t`` tries to take ``lock``: check recursion and record dependencies."""
         self.pending[t.tid] = mode
-        self.g.kinds.setdefault(lock.name, lock.kind)
+        self.g.kinds.setdefault(_cls(lock), lock.kind)
         if lock.kind == "rwsem" and mode != "read_lock":
-            self.g.written.add(lock.name)
+            self.g.written.add(_cls(lock))
         if mode == "trylock":
             return          # a trylock never waits: it cannot close a cycle
-        self._acquire(t, lock.name, "read" if mode == "read_lock" else "write",
+        self._acquire(t, _cls(lock), "read" if mode == "read_lock" else "write",
                       reentrant=lock.kind == "recursive")
 
     def acquired(self, t: Any, lock: Any, mode: str) -> None:
         """``t`` now holds ``lock``."""
         tried = self.pending.pop(t.tid, mode) == "trylock"
-        self._push(t, lock.name, "read" if mode == "read_lock" else "write", tried)
+        self._push(t, _cls(lock), "read" if mode == "read_lock" else "write", tried)
 
     def released(self, t: Any, lock: Any, mode: str) -> None:
         """A release: drop our entries the kernel no longer holds (any task's)."""
-        name = lock.name
+        name = _cls(lock)
         for tid in sorted(self.held):
             mine = self.held[tid]
-            have = sum(1 for r in self.tasks[tid].held if r.name == name)
+            have = sum(1 for r in self.tasks[tid].held if _cls(r) == name)
             extra = sum(1 for h in mine if h.lock == name) - have
             for i in range(len(mine) - 1, -1, -1):
                 if extra <= 0:
@@ -290,9 +290,9 @@ class Recorder:
         if self.synthetic:
             return          # a writeback run out of its real context proves nothing
         occ = self._occurrence(t)
-        key = (lock.name, occ.at)
+        key = (_cls(lock), occ.at)
         if key not in self.g.bad_unlocks:
-            self.g.bad_unlocks[key] = BadUnlock(lock.name, text, occ, self.g._next())
+            self.g.bad_unlocks[key] = BadUnlock(_cls(lock), text, occ, self.g._next())
 
     # ------------------------------------------------------------ memory hooks
     def reclaim_point(self, t: Any, gfp: frozenset[str]) -> None:
@@ -367,3 +367,8 @@ class Recorder:
 def _where(frame: str, at: str, step: str) -> str:
     """``bread (s.yaml:12): alloc 1 (GFP_KERNEL)``."""
     return frame + (f" ({at})" if at else "") + (f": {step}" if step else "")
+
+
+def _cls(lock: Any) -> str:
+    """The graph node of a lock: its lockdep class (its own name unless grouped)."""
+    return getattr(lock, "lock_class", None) or lock.name

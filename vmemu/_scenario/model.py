@@ -159,6 +159,7 @@ class Scenario:
         path: the file as the user named it.
         content_hash: sha256 of the file bytes (traces pin it).
         locks: lock name -> kind, counted locks expanded, in file order.
+        lock_classes: lock name -> lock class (lockdep groups a class into one node).
         events: event name -> kind.
         vars: initial variable values.
         routines: routine name -> steps.
@@ -178,3 +179,5 @@ class Scenario:
     vars: dict[str, int] = field(default_factory=dict)
     routines: dict[str, tuple[Step, ...]] = field(default_factory=dict)
     tasks: tuple[TaskSpec, ...] = ()
+    #: lock name -> lockdep class, for locks declared with ``class:`` (others: own name).
+    lock_classes: dict[str, str] = field(default_factory=dict)

@@ -53,6 +53,7 @@ class _Loader:
 
     def __init__(self, file: str) -> None:
         self.file = file
+        self.lock_classes: dict[str, str] = {}
 
     def error(self, message: str, line: int | None, key: str | None) -> ScenarioError:
         return ScenarioError(message, file=self.file, line=line, key=key)
@@ -116,8 +117,14 @@ class _Loader:
             line, key = _line(raw, raw_name), f"{section}.{raw_name}"
             name = self.name(raw_name, what, line, key)
             count = None
+            lock_class = None
             if isinstance(spec, dict):
-                self.check_keys(spec, ("kind", "count"), key, f"a {what}")
+                allowed = ("kind", "count", "class") if section == "locks" else ("kind", "count")
+                self.check_keys(spec, allowed, key, f"a {what}")
+                if "class" in spec:
+                    # lockdep's lock class: locks of one class are one node of its graph.
+                    lock_class = self.name(spec["class"], "lock class", _line(spec, "class"),
+                                           f"{key}.class")
                 if "kind" not in spec:
                     raise self.error(f"{what} {name!r} needs kind: (one of "
                                      + ", ".join(kinds) + ")", line, key)
@@ -138,6 +145,8 @@ class _Loader:
                 if full in out:
                     raise self.error(f"duplicate {what} {full!r}", line, key)
                 out[full] = spec
+                if lock_class is not None:
+                    self.lock_classes[full] = lock_class
         return out
 
     def variables(self, doc: dict) -> dict[str, int]:
@@ -319,7 +328,7 @@ class _Loader:
             description=self.text(doc, "description", ""),
             source=self.text(doc, "source", ""), expect=expect, limits=limits,
             memory=memory, locks=locks, events=events, vars=variables, routines=routines,
-            tasks=tasks)
+            tasks=tasks, lock_classes=dict(self.lock_classes))
 
 
 def _line(container: Any, key: Any) -> int:

@@ -6,6 +6,8 @@ One small module per strategy, all behind :class:`~vmemu._strategies.base.Strate
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Callable
 
 from .._errors import UserError, did_you_mean
@@ -61,15 +63,11 @@ def strategy_names() -> list[str]:
     return sorted(REGISTRY)
 
 
+@functools.cache
 def _load_optional() -> None:
-    # Strategies written as separate modules register themselves on import.
-    import importlib
-    for mod in ("pct", "dfs", "hypothesis_strategy"):
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as e:  # not written (yet): not an error
-            if e.name != f"{__name__}.{mod}":
-                raise
+    # Strategy modules register themselves on import; imported on first use (not at
+    # package import: the hypothesis strategy pulls in Hypothesis) and only once.
+    from . import dfs, hypothesis_strategy, pct  # noqa: F401
 
 
 from ._iterate import ScheduleIterator, is_exhaustive, schedules  # noqa: E402
