@@ -48,3 +48,26 @@ def write_scenario(tmp_path):
         p.write_text(text)
         return str(p)
     return write
+
+
+def io_retry_scenario(folder: Path, *, repeats: int, probability: float) -> tuple[str, str]:
+    """A reader whose IO may fail (`io_error` with ``probability``): the bug is "some IO
+    failed", so one fired fault is enough. Returns (scenario path, fault plan path)."""
+    sc = folder / "io_retry.yaml"
+    sc.write_text(f"""name: io-retry
+expect: assertion
+vars: {{errors: 0}}
+tasks:
+  reader:
+    - repeat: {repeats}
+      do:
+        - io: 1
+        - if: "ok == 0"
+          then: [{{add: {{errors: 1}}}}]
+    - assert: "errors == 0"
+  other: [yield, yield]
+""")
+    plan = folder / "flaky.yaml"
+    plan.write_text("name: flaky\nfaults:\n"
+                    f"  - {{at: io, do: io_error, probability: {probability}}}\n")
+    return str(sc), str(plan)

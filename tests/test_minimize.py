@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vmemu
+from conftest import io_retry_scenario
 from vmemu._cli import main
 from vmemu._explore import signature
 from vmemu._minimize import TolerantReplay, minimize, preemptions
@@ -81,23 +81,8 @@ def test_max_runs_bounds_the_work_and_still_keeps_the_bug():
 
 def test_minimize_drops_needless_faults(tmp_path):
     # The bug needs exactly one io_error; random runs fire several.
-    (tmp_path / "sc.yaml").write_text(textwrap.dedent("""
-        name: io-retry
-        expect: assertion
-        vars: {errors: 0}
-        tasks:
-          reader:
-            - repeat: 4
-              do:
-                - io: 1
-                - if: "ok == 0"
-                  then: [{add: {errors: 1}}]
-            - assert: "errors == 0"
-          other: [yield, yield]
-    """))
-    (tmp_path / "f.yaml").write_text("name: flaky\nfaults:\n"
-                                     "  - {at: io, do: io_error, probability: 0.9}\n")
-    sc, plan = vmemu.load(str(tmp_path / "sc.yaml")), str(tmp_path / "f.yaml")
+    path, plan = io_retry_scenario(tmp_path, repeats=4, probability=0.9)
+    sc = vmemu.load(path)
     r = _failing(sc, faults=plan)
     m = minimize(r)
     assert m.verdict == "assertion"

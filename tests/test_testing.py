@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from hypothesis import find, given, settings
 
 import vmemu
 import vmemu.testing
+from conftest import io_retry_scenario
 from vmemu._minimize import preemptions
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
@@ -58,23 +58,8 @@ def test_a_property_that_holds_passes():
 
 
 def test_fault_decisions_are_drawn_and_shrink_to_one_firing(tmp_path):
-    (tmp_path / "sc.yaml").write_text(textwrap.dedent("""
-        name: io-retry
-        expect: assertion
-        vars: {errors: 0}
-        tasks:
-          reader:
-            - repeat: 3
-              do:
-                - io: 1
-                - if: "ok == 0"
-                  then: [{add: {errors: 1}}]
-            - assert: "errors == 0"
-          other: [yield, yield]
-    """))
-    (tmp_path / "f.yaml").write_text("name: flaky\nfaults:\n"
-                                     "  - {at: io, do: io_error, probability: 0.5}\n")
-    strat = vmemu.testing.schedules(str(tmp_path / "sc.yaml"), faults=str(tmp_path / "f.yaml"))
+    path, plan = io_retry_scenario(tmp_path, repeats=3, probability=0.5)
+    strat = vmemu.testing.schedules(path, faults=plan)
     s = find(strat, lambda s: s.verdict == "assertion", settings=FAST)
     assert s.faults_fired == 1 and s.preemptions == 0
 

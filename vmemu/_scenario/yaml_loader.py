@@ -80,6 +80,15 @@ class _Loader:
             raise self.error(f"{what} must be {sign} integer, got {shown(value)}", line, key)
         return value
 
+    def count(self, spec: dict, key: str) -> int:
+        """``count:`` of counted locks, events and tasks: 1..MAX_COUNT."""
+        line = _line(spec, "count")
+        count = self.integer(spec["count"], 1, line, f"{key}.count", "count")
+        if count > MAX_COUNT:
+            raise self.error(f"count must be at most {MAX_COUNT}, got {count}", line,
+                             f"{key}.count")
+        return count
+
     def text(self, doc: dict, key: str, default: str) -> str:
         value = doc.get(key, default)
         if value is None:
@@ -129,11 +138,7 @@ class _Loader:
                     raise self.error(f"{what} {name!r} needs kind: (one of "
                                      + ", ".join(kinds) + ")", line, key)
                 if "count" in spec:
-                    count = self.integer(spec["count"], 1, _line(spec, "count"),
-                                         f"{key}.count", "count")
-                    if count > MAX_COUNT:
-                        raise self.error(f"count must be at most {MAX_COUNT}, got {count}",
-                                         _line(spec, "count"), f"{key}.count")
+                    count = self.count(spec, key)
                 line, kind_key, spec = _line(spec, "kind"), f"{key}.kind", spec["kind"]
             else:
                 kind_key = key
@@ -253,11 +258,7 @@ class _Loader:
                     raise self.error(f"task {name!r} needs steps: [...]", line, f"{key}.steps")
                 steps_raw, steps_line = spec["steps"], _line(spec, "steps")
                 if "count" in spec:
-                    count = self.integer(spec["count"], 1, _line(spec, "count"),
-                                         f"{key}.count", "count")
-                    if count > MAX_COUNT:
-                        raise self.error(f"count must be at most {MAX_COUNT}, got {count}",
-                                         _line(spec, "count"), f"{key}.count")
+                    count = self.count(spec, key)
                 if spec.get("flags") not in (None, []):
                     flags = check_flags(spec["flags"], file=self.file,
                                         line=_line(spec, "flags"), key=f"{key}.flags")
