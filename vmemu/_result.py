@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._scenario.model import Scenario
-from ._trace import Trace
+from ._trace import LazyField, Trace
 
 FAILURES = ("deadlock", "hang", "livelock", "oom", "assertion", "bug")
 #: Strategies whose schedules only a saved trace reproduces (no `vmemu run` form).
@@ -39,7 +39,8 @@ class Result:
     seed: int | None
     steps: int
     ticks: int
-    trace_hash: str
+    #: None at construction: the trace's, read when first needed (see LazyField).
+    trace_hash: str = LazyField(lambda r: r.trace.trace_hash)  # type: ignore[assignment]
     tasks: list[dict[str, Any]]
     cycle: list[dict[str, str]]
     trace: Trace

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from ._errors import DivergenceError, UserError, did_you_mean
 from ._kernel.context import TaskContext
 from ._kernel.drivers import DRIVERS
+from ._kernel.drivers.direct import run_direct
 from ._kernel.interp import run_steps
 from ._kernel.kernel import Kernel
 from ._kernel.task import Task
@@ -21,7 +22,7 @@ from ._scenario import load_scenario
 from ._scenario.model import Scenario, TaskSpec
 from ._strategies import ReplayStrategy, make_strategy
 from ._strategies.base import Strategy
-from ._trace import Trace, events_hash
+from ._trace import Trace
 
 
 def _as_scenario(scenario: Scenario | str | os.PathLike) -> Scenario:
@@ -87,12 +88,12 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     assert k.outcome is not None
     o = k.outcome
     strat_name = getattr(strategy, "recorded", None) or strategy.name
-    thash = events_hash(k.events)
     faults_path = getattr(faults, "path", None)
+    # trace_hash=None: hashed when first read (LazyField), as many runs never are.
     trace = Trace(
         scenario=scenario.path, scenario_hash=scenario.content_hash,
         scenario_name=scenario.name, strategy=strat_name, seed=strategy.seed,
-        tape=list(k.tape), events=k.events, verdict=o.verdict, trace_hash=thash,
+        tape=list(k.tape), events=k.events, verdict=o.verdict, trace_hash=None,
         steps=k.steps, ticks=k.now, params=strategy.params(),
         faults=faults_path, faults_hash=getattr(faults, "content_hash", None),
         scenario_abspath=os.path.abspath(scenario.path),
@@ -100,7 +101,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     )
     r = Result(verdict=o.verdict, message=o.message, scenario=scenario,
                strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
-               trace_hash=thash, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
+               trace_hash=None, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
                culprit=o.task, faults=faults_path, driver=driver)
     if k.mm is not None:
         r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind
@@ -129,7 +130,6 @@ def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
     strat = _resolve_strategy(strategy, seed, params)
     k = new_kernel(sc, strat, faults=plan, log=log, observers=observers)
     if driver == "direct":
-        from ._kernel.drivers.direct import run_direct
         run_direct(k)
     elif driver == "asyncio":
         import asyncio
@@ -175,7 +175,6 @@ async def arun(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
         from ._kernel.drivers.anyio_driver import run_anyio
         await run_anyio(k)
     else:
-        from ._kernel.drivers.direct import run_direct
         run_direct(k)
     return _result(k, sc, strat, plan, driver)
 

@@ -11,24 +11,37 @@ from typing import Any, Awaitable, Callable
 
 from .._scenario.model import Step
 from .context import TaskContext
+from .sync import Lock
 from .task import Frame, VerdictSignal
 
 #: Deepest routine nesting before the run ends with a ``bug`` (a kernel stack overflow).
 MAX_CALL_DEPTH = 32
 
 
-async def run_steps(ctx: TaskContext, steps: tuple[Step, ...]) -> None:
-    """Execute ``steps`` in order in the current frame of ``ctx``'s task."""
-    frame = ctx.task.stack[-1]
-    faults = ctx.k.faults
-    for step in steps:
-        frame.loc = step.loc
-        frame.step = step
-        if faults is not None:
-            action = faults.at("step", ctx.task)
-            if action is not None:
-                await ctx.k.apply_action(ctx.task, action)
-        await _HANDLERS[step.op](ctx, step)
+async def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
+                    charge: bool = False) -> None:
+    """Execute ``steps`` in order in the current frame of ``ctx``'s task, ``times`` times,
+    charging a step to the budget before each pass when ``charge`` is set (``repeat``).
+
+    Loops pass ``times`` rather than calling this once per pass: a coroutine per pass
+    would cost more than a short body's steps.
+    """
+    t = ctx.task
+    k = ctx.k
+    frame = t.stack[-1]
+    faults = k.faults
+    handlers = _HANDLERS
+    for _ in range(times):
+        if charge:
+            k.count_step(t)
+        for step in steps:
+            frame.loc = step.loc
+            frame.step = step
+            if faults is not None:
+                action = faults.at("step", t)
+                if action is not None:
+                    await k.apply_action(t, action)
+            await handlers[step.op](ctx, step)
 
 
 def _eval(ctx: TaskContext, step: Step) -> int:
@@ -40,12 +53,19 @@ def _eval(ctx: TaskContext, step: Step) -> int:
 
 # The hottest handlers return the primitive's awaitable instead of awaiting it in a
 # coroutine of their own: one coroutine frame less per lock, unlock and yield step.
+# They also look the lock up themselves (ctx.lock() only when that fails, for its error).
 def _lock(ctx: TaskContext, s: Step) -> Awaitable[None]:
-    return ctx.lock(s.target)._lock("lock")
+    lock = ctx.k.resources.get(s.target)
+    if not isinstance(lock, Lock):
+        lock = ctx.lock(s.target)
+    return lock._lock("lock")
 
 
 def _unlock(ctx: TaskContext, s: Step) -> Awaitable[None]:
-    return ctx.lock(s.target).release()
+    lock = ctx.k.resources.get(s.target)
+    if not isinstance(lock, Lock):
+        lock = ctx.lock(s.target)
+    return lock.release()
 
 
 def _read_lock(ctx: TaskContext, s: Step) -> Awaitable[None]:
@@ -158,9 +178,7 @@ async def _if(ctx: TaskContext, s: Step) -> None:
 
 async def _repeat(ctx: TaskContext, s: Step) -> None:
     frame = ctx.task.stack[-1]
-    for _ in range(s.n):
-        ctx.k.count_step(ctx.task)
-        await run_steps(ctx, s.body)
+    await run_steps(ctx, s.body, s.n, charge=True)
     frame.loc, frame.step = s.loc, s
 
 

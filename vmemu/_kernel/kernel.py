@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 from .._errors import UserError
 from .._scenario.model import Scenario
 from . import watchdog
+from .sync import make_resources
 from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
 
 
@@ -39,6 +40,9 @@ class Kernel:
         self.scenario = scenario
         self.limits = scenario.limits
         self.strategy = strategy
+        # The strategy's O(1) answer by index, when it has one (``Strategy.pick_index``):
+        # next_task and the direct driver call it instead of pick_task.
+        self.pick_index: Callable[[int], int] | None = getattr(strategy, "pick_index", None)
         self.now = 0
         self.steps = 0
         self.tape: list[int] = []
@@ -69,7 +73,6 @@ class Kernel:
         self.observers: list[Any] = []   # lockdep and friends: see sync.Lock._acquired
         self.faults = faults.bind(self) if faults is not None else None
         self.mm: Any = None
-        from .sync import make_resources  # late: sync imports kernel types
         self.resources = make_resources(self, scenario)
         if scenario.memory is not None:
             from .mm import MemoryManager
@@ -94,7 +97,11 @@ class Kernel:
 
     def emit(self, task: Task | None, op: str, arg: Any = None) -> None:
         """Append one event to the canonical event list (and the structured log)."""
-        ev = [self.now, task.name if task else "-", op, arg, task.line if task else 0]
+        if task is not None:
+            loc = task.stack[-1].loc   # Task.line, inlined: about one event per step
+            ev = [self.now, task.name, op, arg, loc.line if loc is not None else 0]
+        else:
+            ev = [self.now, "-", op, arg, 0]
         self.events.append(ev)
         if self.log is not None:
             self.log(ev)
@@ -126,6 +133,9 @@ class Kernel:
             self.avoid = None
         if len(cands) == 1:
             t = cands[0]
+        elif self.pick_index is not None:
+            t = cands[self.pick_index(len(cands))]
+            self.tape.append(t.tid)
         else:
             # The live run queue is handed over without a copy (a copy per step would make
             # a step O(tasks)); strategies must not keep it.
@@ -151,7 +161,7 @@ class Kernel:
     def _advance_clock(self) -> bool:
         """Nothing is runnable: jump to the next timer, or end the run. False when over."""
         if not self._unfinished:
-            self.finish(Outcome("ok"))
+            self.finish(_OK)
             return False
         if not self.timers:
             self.finish(watchdog.deadlock_outcome(self))
@@ -194,7 +204,10 @@ class Kernel:
         self._blocked.pop(t.tid, None)
         t.waiting_for = None
         t.wait_what = ""
-        self._enqueue(t)
+        # _enqueue, inlined: every wakeup comes through here.
+        i = bisect_left(self._runnable_tids, t.tid)
+        self._runnable_tids.insert(i, t.tid)
+        self.runnable.insert(i, t)
 
     def _enqueue(self, t: Task) -> None:
         # O(log n) search, then one memmove per list: no per-task Python work.
@@ -317,7 +330,7 @@ class Kernel:
         if exc is None:
             self.emit(t, "exit")
             # Semaphores have no owner: another task may up() them later.
-            owned = [r for r in t.held if r.kind != "semaphore"]
+            owned = [r for r in t.held if r.kind != "semaphore"] if t.held else None
             if owned and not t.daemon:
                 names = ", ".join(r.name for r in owned)
                 self.finish(Outcome("bug", f"task {t.name} exited holding {names}", t.name))
@@ -353,6 +366,10 @@ class Kernel:
     def live_tasks(self) -> Iterable[Task]:
         """Tasks whose coroutine has not finished (to be killed at the end of a run)."""
         return [t for t in self.tasks if t.state is not DONE]
+
+
+#: Outcomes are immutable, and a frozen dataclass costs to build: one `ok` for all runs.
+_OK = Outcome("ok")
 
 
 async def _no_driver(t: Task) -> None:  # pragma: no cover - a wiring bug, not user input

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def might_sleep(k: "Kernel", t: Task, what: str) -> None:
     """Linux's ``might_sleep()``: sleeping while holding a spinlock is a bug, even if no
-    sleep would actually happen this time."""
+    sleep would actually happen this time. (Hot callers test ``t.held`` first.)"""
     for r in t.held:
         if r.kind == "spinlock":
             raise VerdictSignal("bug", f"BUG: sleeping function called from invalid context: "
@@ -45,6 +45,8 @@ class Resource:
     """Something a task can wait for. Subclasses define who holds it."""
 
     kind = "resource"
+    #: True for a wait the hung-task watchdog ignores (an ``S``-state sleep, see _kswapd).
+    interruptible = False
 
     def __init__(self, k: "Kernel", name: str) -> None:
         self.k = k
@@ -65,6 +67,7 @@ class Resource:
         return "held by nobody"
 
     def _notify(self, hook: str, t: Task, mode: str) -> None:
+        # Hot callers test `k.observers` first: most runs have none.
         for o in self.k.observers:
             getattr(o, hook)(t, self, mode)
 
@@ -86,8 +89,10 @@ class Lock(Resource):
         self._check_release(t, "lock")
         self._drop(t)
         k.emit(t, "unlock", self.name)
-        self._notify("released", t, "lock")
-        self._grant()
+        if k.observers:
+            self._notify("released", t, "lock")
+        if self.waiters:
+            self._grant()
 
     async def __aenter__(self) -> "Lock":
         await self.acquire()
@@ -117,14 +122,15 @@ class Lock(Resource):
     async def _lock(self, mode: str) -> None:
         k = self.k
         t = k.current
-        if self.sleeps:
+        if self.sleeps and t.held:   # (might_sleep can only object when something is held)
             might_sleep(k, t, f"{mode} {self.name}")
         await k.checkpoint(t)
         if k.faults is not None:
             action = k.faults.at("lock", t, name=self.name)
             if action is not None:
                 await k.apply_action(t, action)
-        self._notify("acquiring", t, mode)
+        if k.observers:
+            self._notify("acquiring", t, mode)
         if not self._must_queue(t, mode) and self._can_take(t, mode):
             self._take(t, mode)
             k.emit(t, mode, self.name)
@@ -140,13 +146,15 @@ class Lock(Resource):
 
     def _take(self, t: Task, mode: str) -> None:
         t.held.append(self)
-        self._notify("acquired", t, mode)
+        if self.k.observers:
+            self._notify("acquired", t, mode)
 
     def _drop(self, t: Task) -> None:
         # Remove the most recent hold (re-entrant locks appear once per level).
-        for i in range(len(t.held) - 1, -1, -1):
-            if t.held[i] is self:
-                del t.held[i]
+        held = t.held
+        for i in range(len(held) - 1, -1, -1):
+            if held[i] is self:
+                del held[i]
                 return
 
     def _grant(self) -> None:
@@ -186,7 +194,7 @@ class Mutex(Lock):
 
     def _take(self, t: Task, mode: str) -> None:
         self.owner = t
-        super()._take(t, mode)
+        Lock._take(self, t, mode)   # (not super(): this runs at every lock)
 
     def _check_release(self, t: Task, mode: str) -> None:
         if self.owner is not t:
@@ -196,7 +204,7 @@ class Mutex(Lock):
 
     def _drop(self, t: Task) -> None:
         self.owner = None
-        super()._drop(t)
+        Lock._drop(self, t)
 
 
 class Spinlock(Mutex):

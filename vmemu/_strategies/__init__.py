@@ -41,6 +41,8 @@ def make_strategy(name: str, seed: int = 0, **params: Any) -> Strategy:
     ``params`` whose value is None are ignored (unset CLI options); any other parameter
     the strategy does not take is a :class:`UserError`.
     """
+    if not params and REGISTRY.get(name) is RandomStrategy:
+        return RandomStrategy(seed)   # the common case, once per run: nothing to check
     _load_optional()
     try:
         factory = REGISTRY[name]

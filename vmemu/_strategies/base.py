@@ -9,7 +9,7 @@ happens. A strategy must answer from its own state only: never from wall-clock t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 class Strategy(ABC):
@@ -21,6 +21,11 @@ class Strategy(ABC):
     """
 
     name = "strategy"
+    #: Optional fast path: ``pick_index(n) -> i`` such that ``pick_task(runnable, current)``
+    #: would return ``runnable[i]`` (n = len(runnable) >= 2). The kernel and the direct
+    #: driver then skip the pick_task call; leave it None when the answer depends on
+    #: ``current`` or on which tasks are runnable.
+    pick_index: Callable[[int], int] | None = None
 
     def __init__(self, seed: int | None = 0) -> None:
         self.seed = seed

@@ -20,6 +20,10 @@ class RandomStrategy(Strategy):
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
         self.rng = _random.Random(int(seed))
+        if type(self).pick_task is RandomStrategy.pick_task:   # (subclasses may override)
+            # randrange(n), minus its argument checks (n is a positive int here): it
+            # returns `self._randbelow(n)`, so the numbers drawn are the very same.
+            self.pick_index = self.rng._randbelow
 
     def pick_task(self, runnable: Sequence[Any], current: Any) -> Any:
         return runnable[self.rng.randrange(len(runnable))]

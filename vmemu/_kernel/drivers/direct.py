@@ -3,10 +3,10 @@
 This is the fast path for exploration. The kernel's parking awaitables (``checkpoint``,
 ``block``, ``sleep``) are generator-based coroutines; with ``k.bare_yield`` set, the bare
 ``yield`` inside them hands control straight back to the ``send()`` here, so a scheduling
-point costs one generator frame and one ``next_task()`` call -- or not even that call when
-a single task can run (the kernel's decision is then forced; it is inlined below with the
-same effects). The kernel decides who runs; this loop only resumes the chosen coroutine,
-so traces equal the trio driver's (``tests/test_drivers_equal.py``).
+point costs one generator frame, and the kernel's decision is inlined below (with the
+same effects as ``next_task()``) when it is forced or the strategy has a ``pick_index``.
+The kernel decides who runs; this loop only resumes the chosen coroutine, so traces
+equal the trio driver's (``tests/test_drivers_equal.py``).
 """
 
 from __future__ import annotations
@@ -33,15 +33,24 @@ def run_direct(k: "Kernel") -> None:
     next_task = k.next_task
     task_finished = k.task_finished
     runnable = k.runnable          # the kernel only ever mutates this list in place
+    tape_append = k.tape.append    # ... and this one (it is never replaced)
+    pick_index = k.pick_index      # the strategy's fast path, if it has one
     budget = k._step_budget
     try:
         while True:
-            # The kernel's next_task() for its commonest case, inlined (same effects):
-            # one runnable task, no verdict, no forced preemption, budget left.
-            if len(runnable) == 1 and k.outcome is None and k.avoid is None \
-                    and k.steps < budget:
+            # The kernel's next_task(), inlined for its common cases (same effects): no
+            # verdict, no forced preemption, budget left, and one runnable task (a forced
+            # decision) or several and a strategy with a pick_index. A method call is a
+            # good part of what a step costs.
+            if k.outcome is None and k.avoid is None and k.steps < budget and runnable \
+                    and (pick_index is not None or len(runnable) == 1):
                 k.steps += 1
-                t = k.current = runnable[0]
+                if len(runnable) == 1:
+                    t = runnable[0]
+                else:
+                    t = runnable[pick_index(len(runnable))]
+                    tape_append(t.tid)
+                k.current = t
             elif (t := next_task()) is None:
                 break
             try:
