@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import vmemu
 from vmemu._kernel.drivers.direct import run_direct
-from vmemu._kernel.sync import Lock, Recursive, RWSem, Semaphore, WaitQueue
+from vmemu._kernel.sync import Lock, Recursive, RWSem, Semaphore
 from vmemu._kernel.task import BLOCKED, DONE, RUNNABLE, SLEEPING
 from vmemu._run import new_kernel
 from vmemu._scenario import load_scenario

@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Iterator, TYPE_CHECKING
 
 from .._errors import did_you_mean
 from .._scenario.model import TASK_FLAGS
-from .sync import Lock, RWSem, WaitQueue, might_sleep
+from .sync import Lock, RWSem, might_sleep
+from .waitqueue import WaitQueue
 from .task import Task, VerdictSignal
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from .._errors import UserError
 from .._scenario.model import Scenario
 from . import watchdog
-from .sync import make_resources
+from .resources import make_resources
 from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
 
 

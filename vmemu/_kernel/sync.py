@@ -1,4 +1,4 @@
-"""Sync primitives: mutex, semaphore, recursive, rwsem, spinlock, waitqueue, completion.
+"""Sync primitives: mutex, semaphore, recursive, rwsem and spinlock (events: waitqueue.py).
 
 Each primitive is an async context manager with the trio/anyio shape (``async with lock``,
 ``acquire``, ``release``, ``locked()``, ``statistics()``) and is bound to one kernel.
@@ -19,7 +19,6 @@ from typing import Any, TYPE_CHECKING
 from .task import Task, VerdictSignal
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .._scenario.model import Scenario
     from .kernel import Kernel
 
 
@@ -347,100 +346,3 @@ class RWSem(Lock):
     def _drop(self, t: Task) -> None:
         self.writer = None
         Lock._drop(self, t)
-
-
-class WaitQueue(Resource):
-    """A waitqueue: ``signal`` wakes one waiter, ``broadcast`` all; a wakeup nobody waits
-    for is lost (the classic lost-wakeup bug)."""
-
-    kind = "waitqueue"
-    sticky = False
-
-    def __init__(self, k: "Kernel", name: str) -> None:
-        super().__init__(k, name)
-        self.done = False
-
-    def nobody_text(self) -> str:
-        return "nobody will signal it"
-
-    async def wait(self, with_lock: Lock | None = None) -> None:
-        """Sleep until signalled; with ``with_lock``, release it while asleep (a condition
-        variable) and take it again before returning."""
-        k = self.k
-        t = k.current
-        might_sleep(k, t, f"wait {self.name}")
-        await k.checkpoint(t)
-        if with_lock is not None:
-            with_lock._check_release(t, "lock")
-            with_lock._drop(t)
-            k.emit(t, "unlock", with_lock.name)
-            with_lock._notify("released", t, "lock")
-            with_lock._grant()
-        if not (self.sticky and self.done):
-            self.waiters.append((t, "wait"))
-            await k.block(t, self, "wait")
-        k.emit(t, "woken", self.name)
-        if with_lock is not None:
-            await with_lock._lock("lock")
-
-    async def signal(self) -> None:
-        """Wake the first waiter, if any."""
-        await self._wake("signal", 1)
-
-    async def broadcast(self) -> None:
-        """Wake every waiter."""
-        await self._wake("broadcast", len(self.waiters))
-
-    async def complete(self) -> None:
-        """For a completion: done forever, wake everyone. For a waitqueue: ``broadcast``."""
-        await self._wake("complete", len(self.waiters))
-
-    async def _wake(self, op: str, n: int) -> None:
-        k = self.k
-        t = k.current
-        await k.checkpoint(t)
-        if self.sticky:
-            # A completion remembers: every waiter, present and future, gets through.
-            self.done = True
-            n = len(self.waiters)
-        if not self.waiters and not self.sticky:
-            k.emit(t, op, f"{self.name} (lost: nobody waiting)")
-            return
-        k.emit(t, op, self.name)
-        for _ in range(n if self.waiters else 0):
-            w, _ = self.waiters.popleft()
-            k.wake(w, by=t)
-            if not self.waiters:
-                break
-
-    def locked(self) -> bool:  # for statistics-shaped symmetry
-        return False
-
-    def statistics(self) -> LockStatistics:
-        return LockStatistics(False, None, len(self.waiters))
-
-
-class Completion(WaitQueue):
-    """A sticky event: once completed, every present and future ``wait`` returns."""
-
-    kind = "completion"
-    sticky = True
-
-    def nobody_text(self) -> str:
-        return "nobody will complete it"
-
-
-LOCK_CLASSES = {"mutex": Mutex, "semaphore": Semaphore, "recursive": Recursive,
-                "rwsem": RWSem, "spinlock": Spinlock}
-EVENT_CLASSES = {"waitqueue": WaitQueue, "completion": Completion}
-
-
-def make_resources(k: "Kernel", scenario: "Scenario") -> dict[str, Resource]:
-    """Instantiate the scenario's locks and events for one run."""
-    out: dict[str, Resource] = {}
-    for name, kind in scenario.locks.items():
-        out[name] = lock = LOCK_CLASSES[kind](k, name)
-        lock.lock_class = scenario.lock_classes.get(name, name)
-    for name, kind in scenario.events.items():
-        out[name] = EVENT_CLASSES[kind](k, name)
-    return out
