@@ -29,12 +29,9 @@ tasks:
 
 
 @pytest.fixture
-def plan(tmp_path):
-    def write(text: str, name: str = "plan.yaml") -> str:
-        p = tmp_path / name
-        p.write_text(text)
-        return str(p)
-    return write
+def plan(write_scenario):
+    """Write a fault plan into the test's temp folder (the same writer as scenarios)."""
+    return lambda text, name="plan.yaml": write_scenario(text, name)
 
 
 def outcomes(r):
