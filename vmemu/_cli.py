@@ -218,12 +218,6 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
     return EXIT_FOUND if x.findings else EXIT_OK
 
 
-def save_finding(r: Any, folder: str) -> str:
-    """Save a failing run's trace atomically under ``folder``; returns its path."""
-    from ._explore import finding_path
-    return r.trace.save(finding_path(folder, r.scenario.name, r.trace))
-
-
 def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
     from ._run import replay
     r = replay(args.trace, driver=args.driver, log=log)

@@ -195,16 +195,11 @@ def _save(r: Any, folder: str) -> None:
     A minimized finding has no seed that rebuilds it: the saved tape is the only exact way
     back, so the report's replay command names the file.
     """
-    path = Path(folder) / f"{_slug(r.scenario.name)}-{r.verdict}-{r.trace_hash[:12]}.json"
+    from ._explore import finding_path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        r.trace_path = r.trace.save(path)
+        r.trace_path = r.trace.save(finding_path(folder, r.scenario.name, r.trace))
     except OSError:
         pass   # a read-only tree: the report still says how to reproduce it without the file
-
-
-def _slug(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in s) or "scenario"
 
 
 def _mismatch_text(sc: Any, x: Any, runs: int, seed: int) -> str:

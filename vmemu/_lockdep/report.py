@@ -53,11 +53,9 @@ def circular(c: "Cycle", runs: int) -> list[str]:
     new = edges[-1]
     occ = new.first
     out = _banner("WARNING: possible circular locking dependency detected")
-    out += [f"{occ.task} is trying to acquire lock:",
-            f"  {_lock(new.dst, new.dst_mode)} at {occ.where()}", "",
-            "but task is already holding lock:",
-            f"  {_lock(new.src, new.src_mode)} at {_held_where(occ, new.src)}", "",
-            "which lock already depends on the new lock.", "",
+    out += _trying(occ.task, f"{_lock(new.dst, new.dst_mode)} at {occ.where()}",
+                   f"{_lock(new.src, new.src_mode)} at {_held_where(occ, new.src)}")
+    out += ["which lock already depends on the new lock.", "",
             "the existing dependency chain (in reverse order) is:", ""]
     for i, e in enumerate(edges):
         out += [f"-> #{len(edges) - 1 - i} {_lock(e.dst, e.dst_mode)}:"]
@@ -92,15 +90,19 @@ def circular(c: "Cycle", runs: int) -> list[str]:
     return out
 
 
+def _trying(task: str, wanted: str, held: str) -> list[str]:
+    """lockdep's opening: the lock a task is trying to take and the one it holds."""
+    return [f"{task} is trying to acquire lock:", f"  {wanted}", "",
+            "but task is already holding lock:", f"  {held}", ""]
+
+
 def recursive(r: Recursion, runs: int) -> list[str]:
     """One ``possible recursive locking detected`` report (AA)."""
     occ = r.first
     out = _banner("WARNING: possible recursive locking detected")
-    out += [f"{occ.task} is trying to acquire lock:",
-            f"  {_lock(r.lock, r.mode)} at {occ.where()}", "",
-            "but task is already holding lock:",
-            f"  {_lock(r.lock, r.held.mode)} at {r.held.where()}", "",
-            "other info that might help us debug this:",
+    out += _trying(occ.task, f"{_lock(r.lock, r.mode)} at {occ.where()}",
+                   f"{_lock(r.lock, r.held.mode)} at {r.held.where()}")
+    out += ["other info that might help us debug this:",
             " Possible unsafe locking scenario:", ""]
     out += _scenario_table([occ.task], [(0, _op(r.held.mode, r.lock)), (0, _op(r.mode, r.lock))])
     out += ["", " *** DEADLOCK ***", ""]
