@@ -171,14 +171,12 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-def _emit(result: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
+def _emit(result: Any, args: argparse.Namespace) -> None:
     if args.json:
-        d = result.to_json()
-        d.update(extra or {})
-        print(json.dumps(d, indent=2))
+        print(json.dumps(result.to_json(), indent=2))
     else:
         from ._report import print_report
-        print_report(result, extra or {})
+        print_report(result)
 
 
 def _cmd_run(args: argparse.Namespace, log: Any) -> int:

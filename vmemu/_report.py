@@ -67,10 +67,6 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
     return "\n".join(lines)
 
 
-def print_report(r: "Result", extra: dict) -> None:
+def print_report(r: "Result") -> None:
     """Print a report on stdout (rich styling on a terminal, plain text otherwise)."""
-    text = render_text(r, rich=sys.stdout.isatty())
-    if "schedules" in extra:
-        head, _, rest = text.partition("\n")
-        text = head + f"\n  schedules explored: {extra['schedules']}" + ("\n" + rest if rest else "")
-    print(text)
+    print(render_text(r, rich=sys.stdout.isatty()))
