@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -12,6 +13,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
+
+
+@functools.cache
+def seed_reaching(path: str | os.PathLike, verdict: str, start: int = 1) -> int:
+    """The first seed (from ``start``) whose ``random`` run of ``path`` ends in ``verdict``.
+
+    Tests choose their schedule by what it does, not by a bare number that a change in how
+    seeds map to schedules would silently turn into another schedule.
+    """
+    import vmemu
+    sc = vmemu.load(str(path))
+    for seed in range(start, start + 200):
+        if vmemu.run(sc, seed=seed, driver="direct").verdict == verdict:
+            return seed
+    raise AssertionError(f"no seed in {start}..{start + 199} gives {verdict} on {path}")
 
 
 def contract_files() -> list[Path]:

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from conftest import CONTRACT, vmemu_cli
+from conftest import CONTRACT, seed_reaching, vmemu_cli
 
 ABBA = str(CONTRACT / "abba.yaml")
+ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
 ORDERED = str(CONTRACT / "abba_ordered.yaml")
 
 
@@ -53,7 +54,7 @@ def test_check_reports_a_mismatch_with_exit_1(write_scenario, tmp_path):
 
 
 def test_run_json_has_the_contract_fields():
-    p = vmemu_cli("run", ABBA, "--seed", "1", "--json")
+    p = vmemu_cli("run", ABBA, "--seed", str(ABBA_SEED), "--json")
     d = json.loads(p.stdout)
     assert p.returncode == 1 and d["verdict"] == "deadlock"
     for key in ("verdict", "scenario", "seed", "strategy", "steps", "ticks", "trace_hash",
@@ -66,16 +67,16 @@ def test_run_json_has_the_contract_fields():
 
 
 def test_text_report_ends_with_replay_command():
-    p = vmemu_cli("run", ABBA, "--seed", "1")
+    p = vmemu_cli("run", ABBA, "--seed", str(ABBA_SEED))
     last = p.stdout.strip().splitlines()[-1]
-    assert last == f"replay: vmemu run {ABBA} --seed 1 --strategy random"
+    assert last == f"replay: vmemu run {ABBA} --seed {ABBA_SEED} --strategy random"
     # ... and that command reproduces the same run.
     again = vmemu_cli(*last.split()[2:])
     assert again.stdout == p.stdout
 
 
 def test_structured_log_json():
-    p = vmemu_cli("run", ABBA, "--seed", "1", "--log", "json", "--json")
+    p = vmemu_cli("run", ABBA, "--seed", str(ABBA_SEED), "--log", "json", "--json")
     events = [json.loads(line) for line in p.stderr.splitlines()]
     assert events and {"event", "tick", "task"} <= set(events[0])
     assert any(e["event"] == "block" for e in events)

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 import vmemu
-from conftest import contract_files
+from conftest import contract_files, seed_reaching
 
 SEEDS = range(10)
 DRIVERS = ("trio", "direct", "asyncio")
@@ -69,7 +69,8 @@ def test_the_asyncio_driver_is_a_cli_choice(tmp_path):
     from vmemu._cli import main
     abba = str(next(p for p in SCENARIOS if p.stem == "abba"))
     out = tmp_path / "t.json"
-    assert main(["run", abba, "--seed", "1", "--driver", "asyncio", "--trace", str(out),
+    seed = str(seed_reaching(abba, "deadlock"))
+    assert main(["run", abba, "--seed", seed, "--driver", "asyncio", "--trace", str(out),
                  "--json"]) == 1
     assert main(["replay", str(out), "--driver", "asyncio", "--json"]) == 1
     assert main(["explore", abba, "--driver", "asyncio", "--runs", "20", "--json",

@@ -49,6 +49,7 @@ def _random_scenario(rng: random.Random) -> str:
     hung-task timeout, so that hangs, deadlocks and timer wakeups all happen often."""
     chunks = [["yield"], ["sleep: 1"], ["sleep: 3"], ["io: 2"], ["wait: ev"], ["signal: ev"],
               ["lock: A", "sleep: 2", "unlock: A"], ["lock: B", "yield", "unlock: B"],
+              ["lock: B", "sleep: 6", "unlock: B"],
               ["lock: A", "lock: B", "unlock: B", "unlock: A"],
               ["lock: B", "lock: A", "unlock: A", "unlock: B"]]
     lines = ["name: fuzz",

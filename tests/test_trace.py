@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 import vmemu
-from conftest import CONTRACT, vmemu_cli
+from conftest import CONTRACT, seed_reaching, vmemu_cli
 from vmemu._errors import TraceError
 from vmemu._trace import (Trace, canonical_json, decode_events, decode_ints, encode_events,
                           encode_ints, events_hash)
 
 ABBA = str(CONTRACT / "abba.yaml")
+ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
 
 
 def _long_scenario(tmp_path: Path, reps: int) -> str:
@@ -57,7 +58,7 @@ def test_a_long_run_costs_at_most_16_bytes_per_decision(tmp_path):
 
 
 def test_version_1_traces_still_load_and_replay(tmp_path):
-    r = vmemu.run(ABBA, seed=1, driver="direct")
+    r = vmemu.run(ABBA, seed=ABBA_SEED, driver="direct")
     d = r.trace.to_dict()
     d.update(version=1, tape=list(r.trace.tape), events=r.trace.events)
     old = tmp_path / "v1.json"
@@ -67,7 +68,7 @@ def test_version_1_traces_still_load_and_replay(tmp_path):
 
 
 def _saved(tmp_path: Path) -> tuple[Path, dict]:
-    r = vmemu.run(ABBA, seed=1, driver="direct")
+    r = vmemu.run(ABBA, seed=ABBA_SEED, driver="direct")
     path = Path(r.trace.save(tmp_path / "t.json"))
     return path, json.loads(path.read_text())
 
@@ -112,7 +113,7 @@ def test_a_damaged_trace_is_refused_with_one_line(tmp_path, how):
 
 
 def test_saving_is_atomic_and_leaves_no_temp_files(tmp_path):
-    r = vmemu.run(ABBA, seed=1, driver="direct")
+    r = vmemu.run(ABBA, seed=ABBA_SEED, driver="direct")
     target = tmp_path / "deep" / "er" / "t.json"
     r.trace.save(target)
     r.trace.save(target)                # overwriting is a rename too
@@ -123,7 +124,7 @@ def test_saving_is_atomic_and_leaves_no_temp_files(tmp_path):
 def test_ctrl_c_during_a_save_lands_after_the_file_is_complete(tmp_path, monkeypatch):
     import os
     import signal
-    r = vmemu.run(ABBA, seed=1, driver="direct")
+    r = vmemu.run(ABBA, seed=ABBA_SEED, driver="direct")
     real_fsync = os.fsync
 
     def fsync_and_interrupt(fd):

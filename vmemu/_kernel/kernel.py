@@ -66,6 +66,9 @@ class Kernel:
         self._timer_seq = 0
         self.current: Task | None = None
         self.avoid: Task | None = None
+        # True while the next pick must go through next_task() (a verdict or a forced
+        # preemption is pending): the direct driver's fast path tests this one flag.
+        self.detour = False
         self.vars: dict[str, int] = {"ok": 0, **scenario.vars}
         self.log = log
         self.park: Callable[[Task], Any] = _no_driver
@@ -131,6 +134,7 @@ class Kernel:
             if len(runnable) > 1 and self.avoid in runnable:
                 cands = [c for c in runnable if c is not self.avoid]
             self.avoid = None
+            self.detour = False
         if len(cands) == 1:
             t = cands[0]
         elif self.pick_index is not None:
@@ -295,6 +299,7 @@ class Kernel:
     async def preempt(self, t: Task) -> None:
         """A forced preemption: another runnable task (if any) runs before ``t``."""
         self.avoid = t
+        self.detour = True
         self.emit(t, "preempt")
         await self.checkpoint(t)
 
@@ -362,6 +367,7 @@ class Kernel:
             self.final_cycle = (watchdog.find_cycle(self, hung)
                                 if outcome.verdict in ("deadlock", "hang") else [])
         self.stopping = True
+        self.detour = True
 
     def live_tasks(self) -> Iterable[Task]:
         """Tasks whose coroutine has not finished (to be killed at the end of a run)."""

@@ -26,6 +26,10 @@ class Strategy(ABC):
     #: driver then skip the pick_task call; leave it None when the answer depends on
     #: ``current`` or on which tasks are runnable.
     pick_index: Callable[[int], int] | None = None
+    #: Optional, with ``pick_index``: ``pick_coin() -> 0 | 1``, equal to ``pick_index(2)``
+    #: (two runnable tasks is the commonest decision; a C-level callable here saves a
+    #: Python frame on it).
+    pick_coin: Callable[[], int] | None = None
 
     def __init__(self, seed: int | None = 0) -> None:
         self.seed = seed

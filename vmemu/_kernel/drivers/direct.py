@@ -11,6 +11,7 @@ equal the trio driver's (``tests/test_drivers_equal.py``).
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import TYPE_CHECKING
 
@@ -26,29 +27,48 @@ def _park(t: Task):
     yield
 
 
+@types.coroutine
+def _checkpoint(k: "Kernel", t: Task):
+    """``Kernel.checkpoint`` for this driver: the bare ``yield`` is the park.
+
+    No check after the yield: this driver never resumes a task once the run is stopping
+    (it throws Killed into it instead, see :func:`kill`).
+    """
+    if k.stopping:
+        raise Killed()
+    yield
+
+
 def run_direct(k: "Kernel") -> None:
     """Run ``k`` to its verdict, then unwind every task that is still alive."""
     k.park = _park
     k.bare_yield = True
+    # An instance attribute shadows the method: every `k.checkpoint(t)` of this run finds
+    # the bound specialisation at once (no bound method built per call, no mode test).
+    k.checkpoint = types.MethodType(_checkpoint, k)  # type: ignore[method-assign]
     next_task = k.next_task
     task_finished = k.task_finished
     runnable = k.runnable          # the kernel only ever mutates this list in place
     tape_append = k.tape.append    # ... and this one (it is never replaced)
     pick_index = k.pick_index      # the strategy's fast path, if it has one
+    fast = pick_index is not None
+    # ... and its C-level answer for two candidates, the commonest decision of all.
+    coin = (getattr(k.strategy, "pick_coin", None) or functools.partial(pick_index, 2)
+            if fast else None)
     budget = k._step_budget
     try:
         while True:
             # The kernel's next_task(), inlined for its common cases (same effects): no
-            # verdict, no forced preemption, budget left, and one runnable task (a forced
-            # decision) or several and a strategy with a pick_index. A method call is a
-            # good part of what a step costs.
-            if k.outcome is None and k.avoid is None and k.steps < budget and runnable \
-                    and (pick_index is not None or len(runnable) == 1):
+            # verdict or forced preemption pending (`detour`), budget left, and one
+            # runnable task (a forced decision) or several and a strategy with a
+            # pick_index. A method call is a good part of what a step costs.
+            if not k.detour and k.steps < budget and (n := len(runnable)) \
+                    and (n == 1 or fast):
                 k.steps += 1
-                if len(runnable) == 1:
+                if n == 1:
                     t = runnable[0]
                 else:
-                    t = runnable[pick_index(len(runnable))]
+                    t = runnable[coin() if n == 2 else pick_index(n)]
                     tape_append(t.tid)
                 k.current = t
             elif (t := next_task()) is None:
