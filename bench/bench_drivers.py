@@ -15,7 +15,11 @@ Workloads (a step is one kernel scheduling point):
   kernel, the driver and a ``ctx.yield_()``, nothing else);
 - ``yield-2tasks``: two such tasks under ``random``: every step asks the strategy;
 - ``yaml-locks``: 4 YAML tasks looping ``lock m / yield / unlock m`` (the interpreter,
-  mutex handoff, events), for reference: far more work per step than the baseline.
+  mutex handoff, events), for reference only (``target: null``): a step here does the
+  interpreter's and the mutex's work on top of the driver's, which no bare ``send()``
+  loop does, so its ratio measures the emulator, not the driver. The driver targets
+  are judged on the two yield workloads, whose tasks do what the baseline's coroutine
+  does: reach a scheduling point.
 
 Only driving is timed (kernel construction and result packaging are per run, not per
 step). Usage: ``.venv/bin/python bench/bench_drivers.py [--steps N] [--rounds R]``
@@ -147,11 +151,13 @@ def main() -> None:
             assert k.outcome is not None and k.outcome.verdict == "ok", k.outcome
             drv_rate = k.steps / t["driver"]
             base_rate = steps / t["baseline"]
+            goal = None if name == "yaml-locks" else target
             emit(bench="drivers", driver=driver, workload=name, steps=k.steps,
                  steps_per_s=round(drv_rate), ns_per_step=1e9 / drv_rate,
                  baseline=base_name, baseline_per_s=round(base_rate),
-                 ratio=drv_rate / base_rate, target=target,
-                 meets_target=drv_rate / base_rate >= target)
+                 ratio=drv_rate / base_rate, target=goal,
+                 **({"meets_target": drv_rate / base_rate >= goal} if goal is not None
+                    else {"note": "reference: interpreter and mutex work per step"}))
 
 
 if __name__ == "__main__":

@@ -89,11 +89,12 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     o = k.outcome
     strat_name = getattr(strategy, "recorded", None) or strategy.name
     faults_path = getattr(faults, "path", None)
-    # trace_hash=None: hashed when first read (LazyField), as many runs never are.
+    # trace_hash=None: hashed when first read (LazyField), as many runs never are. The
+    # tape and events are the kernel's own lists: it is done with them, so no copies.
     trace = Trace(
         scenario=scenario.path, scenario_hash=scenario.content_hash,
         scenario_name=scenario.name, strategy=strat_name, seed=strategy.seed,
-        tape=list(k.tape), events=k.events, verdict=o.verdict, trace_hash=None,
+        tape=k.tape, events=k.events, verdict=o.verdict, trace_hash=None,
         steps=k.steps, ticks=k.now, params=strategy.params(),
         faults=faults_path, faults_hash=getattr(faults, "content_hash", None),
         scenario_abspath=os.path.abspath(scenario.path),
