@@ -57,6 +57,20 @@ def test_dining_philosophers_minimize_keeps_cycle_and_never_adds_preemptions():
     assert replay(m.trace, driver="direct").trace_hash == m.trace_hash
 
 
+def test_every_dining_deadlock_minimizes_to_its_one_necessary_preemption():
+    # Three philosophers deadlock with one preemption and no fewer: start philosopher2
+    # (a free choice), switch to philosopher1 after it takes fork2; every later switch is
+    # forced by blocking. Removing deviations alone stalls at 2 or 3 preemptions; moving
+    # them, choosing the start task and the one-switch sweep reach 1 from every schedule.
+    failing = [r for r in (vmemu.run(DINING, seed=s, driver="direct") for s in range(40))
+               if r.failed]
+    assert len(failing) >= 10 and max(preemptions(r) for r in failing) >= 3
+    for r in failing:
+        m = minimize(r)
+        assert (m.verdict, signature(m)) == (r.verdict, signature(r)), r.seed
+        assert preemptions(m) == 1, r.seed
+
+
 def test_minimized_trace_saved_replays_from_the_cli(tmp_path, capsys):
     m = minimize(_failing(LOST_WAKEUP))
     path = m.trace.save(tmp_path / "min.json")

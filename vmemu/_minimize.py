@@ -4,9 +4,11 @@ A schedule is described by its *deviations*: the decisions where it did somethin
 than the deterministic default (keep the current task while it can run, else the lowest
 task id; never fire a fault). Preemptions, fired faults and unforced switches are all
 deviations. :func:`minimize` removes deviations -- first in large chunks, then one at a
-time, delta-debugging style -- and keeps a candidate only when it reaches the same verdict
-with the same :func:`~vmemu._explore.signature` (cycle shape) and is strictly simpler:
-fewer preemptions, then fewer fired faults, then fewer deviations, then a shorter tape.
+time, delta-debugging style -- then tries moving a deviation a decision or two, making it
+pick another task, or choosing the first task to run, and keeps a candidate only when it
+reaches the same verdict with the same :func:`~vmemu._explore.signature` (cycle shape) and
+is strictly simpler: fewer preemptions, then fewer fired faults, then fewer deviations,
+then a shorter tape. Costs only ever fall, so the search ends.
 
 Candidates are replayed by :class:`TolerantReplay`, which never diverges: a tape entry that
 names a task that cannot run, or a tape that runs out, falls back to the default. Every
@@ -72,6 +74,7 @@ class _Attempt:
     result: Result
     deviations: list[tuple[int, int]]      # (decision index, value)
     cost: tuple[int, int, int, int]        # preemptions, faults fired, deviations, tape length
+    log: list[tuple[str, int, int, bool]]  # TolerantReplay.log of the run
 
 
 def _attempt(result: Result, tape: Sequence[int], driver: str, faults: Any) -> _Attempt:
@@ -81,7 +84,7 @@ def _attempt(result: Result, tape: Sequence[int], driver: str, faults: Any) -> _
     devs = [(i, chosen) for i, (_, chosen, default, _) in enumerate(log) if chosen != default]
     cost = (sum(1 for e in log if e[3]), sum(1 for e in log if e[0] == "bool" and e[1]),
             len(devs), len(log))
-    return _Attempt(r, devs, cost)
+    return _Attempt(r, devs, cost, log)
 
 
 def _tape(devs: Sequence[tuple[int, int]]) -> list[int]:
@@ -122,22 +125,67 @@ def minimize(result: Result, *, driver: str = "direct", max_runs: int = 200,
     plan = _faults(result, faults)
     want = signature(result)
     best = _attempt(result, result.trace.tape, driver, plan)
-    runs = 1
     if signature(best.result) != want:  # pragma: no cover - the tape replays exactly
         return result
-    progress = True
-    while progress and runs < max_runs:
-        progress = False
-        devs = best.deviations
-        chunk = max(1, len(devs) // 2)
-        while chunk >= 1 and not progress and runs < max_runs:
-            for start in range(0, len(devs), chunk):
-                if runs >= max_runs:
-                    break
-                cand = _attempt(result, _tape(devs[:start] + devs[start + chunk:]), driver, plan)
-                runs += 1
-                if cand.cost < best.cost and signature(cand.result) == want:
-                    best, progress = cand, True
-                    break
-            chunk //= 2
+    tids = sorted({e[1] for e in best.log if e[0] == "task"}
+                  | {e[2] for e in best.log if e[0] == "task"})
+    runs = 1
+    while runs < max_runs:
+        # Removals first (cheap, and they never add anything), then moves; any strictly
+        # simpler candidate restarts the search from it.
+        for devs in _candidates(best.deviations, tids, best.cost[0], len(best.log)):
+            if runs >= max_runs:
+                break
+            cand = _attempt(result, _tape(devs), driver, plan)
+            runs += 1
+            if cand.cost < best.cost and signature(cand.result) == want:
+                best = cand
+                break
+        else:
+            break
     return best.result
+
+
+def _candidates(devs: list[tuple[int, int]], tids: list[int], preempts: int,
+                length: int) -> Any:
+    """Simpler-looking variants of a schedule's deviations, most promising first.
+
+    1. Remove chunks of deviations, halving the chunk (delta debugging).
+    2. Move one deviation a decision or two earlier or later: the same switch at another
+       moment may make a later preemption unnecessary.
+    3. Make one deviation pick another task.
+    4. Choose the first task to run (a free choice, never a preemption), alone or
+       instead of one deviation, which lets a schedule start where its bug needs it
+       instead of preempting its way there.
+    5. With two or more preemptions left, every schedule of a start choice and one
+       switch.
+    """
+    chunk = max(1, len(devs) // 2)
+    while chunk >= 1:
+        for start in range(0, len(devs), chunk):
+            yield devs[:start] + devs[start + chunk:]
+        chunk //= 2
+    taken = {i for i, _ in devs}
+    for n, (i, v) in enumerate(devs):
+        rest = devs[:n] + devs[n + 1:]
+        for j in (i - 1, i + 1, i - 2, i + 2):
+            if j >= 0 and j not in taken:
+                yield sorted(rest + [(j, v)])
+        for w in tids:
+            if w != v:
+                yield sorted(rest + [(i, w)])
+    if 0 not in taken:
+        # Alone it adds a deviation (so it only helps where it also removes preemptions);
+        # with one deviation dropped it can trade a preemption for a free choice.
+        for w in tids:
+            yield [(0, w)] + devs
+            for n in range(len(devs)):
+                yield [(0, w)] + devs[:n] + devs[n + 1:]
+    if preempts >= 2:
+        # Local moves can stall between two-preemption schedules; sweep every schedule
+        # of one free start choice and one switch (CHESS's preemption bound 1) before
+        # giving up: it is |tasks|^2 x decisions runs, and max_runs caps it.
+        for w in tids:
+            for i in range(1, length):
+                for v in tids:
+                    yield [(0, w), (i, v)]
