@@ -18,7 +18,7 @@ import vmemu
 from vmemu._cli import main
 from vmemu._errors import UserError
 from vmemu._strategies import is_exhaustive, make_strategy, schedules
-from vmemu._strategies.dfs import DFSSearch, decode_prefix, encode_prefix
+from vmemu._strategies.dfs import DFSSearch, _key, decode_prefix, encode_prefix
 from vmemu._strategies.pct import PCTStrategy
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
@@ -153,6 +153,52 @@ def test_dfs_explores_abba_ordered_exhaustively_without_repeats():
     assert all(r.verdict == "ok" for r in results)
     tapes = [tuple(r.trace.tape) for r in results]
     assert len(set(tapes)) == len(tapes) > 1
+
+
+def _one_pass(sc, bound, max_bound):
+    """(prefix, trace hash) of every schedule of the bounded space walked in one pass at
+    ``max_bound`` (no deepening)."""
+    search = DFSSearch(bound, max_bound)
+    s, out = search.first(), []
+    while s is not None:
+        out.append((_key(s.prefix), _run(sc, s).trace_hash))
+        s = search.next(s)
+    return out
+
+
+@pytest.mark.parametrize("bound", ["delays", "preemptions"])
+def test_dfs_deepens_the_bound_cheapest_first_and_runs_each_schedule_once(bound):
+    it = schedules("dfs", 0, bound=bound, max_bound=2)
+    strats, results = [], []
+    for s in islice(it, 5000):
+        strats.append(s)
+        results.append(_run(DINING, s))
+    assert it.exhausted
+    costs = [s.prefix_cost for s in strats]
+    assert costs == sorted(costs) and costs[0] == 0 and costs[-1] == 2
+    # Nothing ran twice, and the schedules run are those of one pass at bound 2.
+    # (Distinct schedules may still log the same events: compare prefixes.)
+    ran = [(_key(s.prefix), r.trace_hash) for s, r in zip(strats, results)]
+    assert len({p for p, _ in ran}) == len(ran)
+    assert sorted(ran) == sorted(_one_pass(DINING, bound, 2))
+    assert [s.seed for s in strats] == list(range(len(strats)))
+
+
+def test_dfs_finds_dining_at_the_first_schedule_of_the_bound_it_needs():
+    # The deadlock needs one preemption: deepening runs the bound-0 space first (which
+    # cannot deadlock), then reaches a bound-1 deadlock well before a single pass at
+    # bound 2 does (it wanders the bound-2 subtrees of early decisions first).
+    def first_failure(schedules_iter):
+        return next(i for i, s in enumerate(schedules_iter, 1) if _run(DINING, s).failed)
+    deep = first_failure(schedules("dfs", 0, bound="preemptions", max_bound=2))
+    search = DFSSearch("preemptions", 2)
+
+    def one_pass():
+        s = search.first()
+        while s is not None:
+            yield s
+            s = search.next(s)
+    assert deep < first_failure(one_pass())
 
 
 def test_dfs_delay_bound_0_is_the_single_round_robin_schedule():

@@ -19,7 +19,8 @@ default, and an unbounded number of free faults would make the space explode).
 A run follows a *prefix* of alternative indices and takes alternative 0 after it; it
 records every decision it saw. :class:`DFSSearch` computes the next prefix from the last
 run: the deepest decision with an untried alternative within the bound. When none is left
-the bounded space is exhausted. Thomson, Donaldson and Betts (SCTBench) found delay
+the bounded space is exhausted. ``DFSSearch.runs`` deepens the bound one unit at a time,
+so schedules come cheapest first and none runs twice. Thomson, Donaldson and Betts (SCTBench) found delay
 bounding the stronger of the two. Each run is rebuilt alone from its ``prefix``
 parameter (zeros elided: ``"3:1,7:2"`` means decision 3 took alternative 1 ...).
 """
@@ -67,6 +68,8 @@ class DFSStrategy(Strategy):
         self.prefix = list(prefix)
         self.trail: list[tuple[int, int, int, str, bool]] = []
         self.cost = 0
+        #: What the prefix costs against the bound (the run adds nothing after it).
+        self.prefix_cost = 0
 
     def _choose(self, n: int, kind: str, free: bool) -> int:
         pos = len(self.trail)
@@ -117,27 +120,64 @@ class DFSSearch:
     def first(self, seed: int | None = 0) -> DFSStrategy:
         return DFSStrategy(seed, self.bound, self.max_bound, [])
 
-    def next(self, done: DFSStrategy, seed: int | None = 0) -> DFSStrategy | None:
-        """The strategy for the next run after ``done`` ran to completion, or None."""
+    def next(self, done: DFSStrategy, seed: int | None = 0,
+             limit: int | None = None) -> DFSStrategy | None:
+        """The strategy for the next run after ``done`` ran to completion, or None.
+
+        ``limit`` (default: the search's ``max_bound``) is the most a schedule may cost.
+        """
+        limit = self.max_bound if limit is None else limit
         trail = done.trail
         for i in range(len(trail) - 1, -1, -1):
             j, n, before, kind, free = trail[i]
             for alt in range(j + 1, n):
-                if before + cost_of(self.bound, kind, free, alt) <= self.max_bound:
+                cost = before + cost_of(self.bound, kind, free, alt)
+                if cost <= limit:
                     prefix = [c[0] for c in trail[:i]] + [alt]
-                    return DFSStrategy(seed, self.bound, self.max_bound, prefix)
+                    s = DFSStrategy(seed, self.bound, self.max_bound, prefix)
+                    s.prefix_cost = cost
+                    return s
                 break  # costs only grow with the index: no later alternative fits either
-        self.exhausted = True
+        if limit == self.max_bound:
+            self.exhausted = True
         return None
 
     def runs(self, seed: int = 0) -> Iterator[DFSStrategy]:
-        """Every schedule of the bounded space; schedule ``i`` is labelled seed ``seed+i``."""
-        s: DFSStrategy | None = self.first(seed)
+        """Every schedule of the bounded space, cheapest first; schedule ``i`` is labelled
+        seed ``seed+i``.
+
+        Iterative deepening (as CHESS does with its preemption bound): the space of cost
+        0, then every schedule of cost 1, ... up to ``max_bound``, so a bug is found with
+        the fewest delays or preemptions there are, and a small bound's answer comes
+        before a big bound's space is entered. Level ``b`` walks the whole tree of cost
+        <= b but runs only the schedules of cost exactly ``b``: a cheaper one ran at an
+        earlier level, and its recorded trail (a run is a pure function of its prefix)
+        stands in for a re-run. So no schedule runs twice, and the set run is the same
+        as one pass at ``max_bound`` would run.
+        """
+        seen: dict[tuple[int, ...], list[tuple[int, int, int, str, bool]]] = {}
         i = 0
-        while s is not None:
-            yield s
-            i += 1
-            s = self.next(s, seed + i)
+        for level in range(self.max_bound + 1):
+            s: DFSStrategy | None = self.first(seed + i)
+            while s is not None:
+                key = _key(s.prefix)
+                if s.prefix_cost < level and key in seen:
+                    s.trail = seen[key]          # ran at an earlier level: walk past it
+                else:
+                    s.seed = seed + i
+                    yield s
+                    i += 1
+                    if level < self.max_bound:   # the last level is never walked again
+                        seen[key] = s.trail
+                s = self.next(s, seed + i, level)
+
+
+def _key(prefix: Sequence[int]) -> tuple[int, ...]:
+    """A prefix without its trailing zeros (alternative 0 is what happens after it)."""
+    n = len(prefix)
+    while n and not prefix[n - 1]:
+        n -= 1
+    return tuple(prefix[:n])
 
 
 def encode_prefix(prefix: Sequence[int]) -> str:
