@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import vmemu
 from conftest import CONTRACT, seed_reaching, vmemu_cli
 
 ABBA = str(CONTRACT / "abba.yaml")
@@ -81,6 +82,33 @@ def test_structured_log_json():
     assert events and {"event", "tick", "task"} <= set(events[0])
     assert any(e["event"] == "block" for e in events)
     assert events[-1]["event"] == "verdict"
+
+
+def test_explore_log_shows_the_events_of_the_schedule_it_reports(tmp_path):
+    p = vmemu_cli("explore", ABBA, "--log", "json", "--json", "--findings", str(tmp_path))
+    assert p.returncode == 1
+    out = json.loads(p.stdout)
+    lines = [json.loads(line) for line in p.stderr.splitlines()]
+    head, events = lines[0], lines[1:]
+    # One header naming the finding and how to replay it, then that schedule's events:
+    # exactly the events its saved trace holds.
+    assert head["event"] == "schedule" and head["verdict"] == "deadlock"
+    assert head["replay"] == out["replay"]
+    saved = vmemu.Trace.load(out["trace"])
+    assert [[e["tick"], e["task"], e["event"], e["arg"], e["line"]] for e in events] == \
+        [list(e) for e in saved.events]
+
+
+def test_explore_log_without_findings_and_check_log(tmp_path):
+    ordered = str(CONTRACT / "abba_ordered.yaml")
+    p = vmemu_cli("explore", ordered, "--runs", "30", "--log", "json")
+    [line] = [json.loads(x) for x in p.stderr.splitlines()]
+    assert p.returncode == 0 and line == {"event": "explored", "scenario": "abba-ordered",
+                                          "verdict": "ok", "schedules": 30}
+    p = vmemu_cli("check", ABBA, "--log", "json", "--findings", str(tmp_path))
+    lines = [json.loads(x) for x in p.stderr.splitlines()]
+    assert p.returncode == 0 and lines[0]["event"] == "schedule"
+    assert lines[-1] == {**lines[-1], "event": "verdict", "arg": "deadlock"}
 
 
 def test_python_m_vmemu_help():

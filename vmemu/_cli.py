@@ -162,7 +162,18 @@ def _make_log(kind: str | None) -> Any:
     def log(ev: list) -> None:
         tick, task, op, arg, line = ev
         logger.info(op, tick=tick, task=task, arg=arg, line=line)
+    # Commands that run many schedules (explore, check) log what they report, not every
+    # schedule: a line saying which run follows, then that run's events.
+    log.note = logger.info  # type: ignore[attr-defined]
     return log
+
+
+def _log_result(log: Any, r: Any) -> None:
+    """Log the events of ``r``'s schedule (re-run from its tape) under a header line."""
+    from ._run import replay
+    log.note("schedule", scenario=r.scenario.name, verdict=r.verdict,
+             schedule=r.extra.get("schedule"), replay=r.replay_command())
+    replay(r.trace, driver="direct", log=log)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,13 +205,19 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
     from ._explore_ui import ProgressBar, explore_json, explore_text
     # --time alone means "as many schedules as fit"; --runs still caps it when given.
     runs = args.runs or (DEFAULT_RUNS if args.time is None else 2**62)
-    bar = ProgressBar.maybe(enabled=not args.json)
+    # No bar under --log: the log's lines go to stderr too, and would tear it.
+    bar = ProgressBar.maybe(enabled=not args.json and log is None)
+
+    def found(r: Any) -> None:
+        bar.found(r)
+        if log is not None:
+            _log_result(log, r)
     try:
         with bar:
             x = explore(args.scenario, runs=runs, seed=args.seed, strategy=args.strategy,
                         faults=args.faults, driver=args.driver, time_budget=args.time,
                         keep_going=args.all, jobs=args.jobs, findings_dir=args.findings,
-                        progress=bar.update, on_finding=bar.found, **_params(args))
+                        progress=bar.update, on_finding=found, **_params(args))
     except ExploreInterrupted as e:
         # The run cut short by Ctrl-C may leave emulated coroutines that never started.
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
@@ -209,6 +226,9 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
               + (f"{len(e.saved)} finding(s) saved: {saved}" if e.saved else "nothing found"),
               file=sys.stderr)
         return 130
+    if log is not None and not x.findings:
+        log.note("explored", scenario=x.result.scenario.name, verdict=x.verdict,
+                 schedules=x.schedules)
     if args.json:
         print(json.dumps(explore_json(x), indent=2))
     else:
@@ -252,6 +272,8 @@ def _cmd_check(args: argparse.Namespace, log: Any) -> int:
         ok = x.verdict == sc.expect
         mismatches += not ok
         rows.append((sc, x, ok))
+        if log is not None:
+            _log_result(log, x.result)
     if args.json:
         print(json.dumps({"ok": mismatches == 0, "scenarios": [
             {"scenario": sc.name, "path": sc.path, "expect": sc.expect, "verdict": x.verdict,
