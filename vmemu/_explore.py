@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ._explore_pool import LocalGate, Pool, Runner, Spec, share
+from ._explore_pool import LocalGate, Pool, Runner, Spec
 from ._result import Result
 from ._run import _as_scenario, _check_driver, _load_faults, run
 from ._scenario.model import Scenario
@@ -188,7 +188,8 @@ class _Exploration:
         self.on_finding = on_finding
         self.done = 0                   # schedules finished (progress only)
         self.kept: dict[tuple, _Finding] = {}
-        self.shares: list[tuple[int, int, int, int]] = []   # (start, stop, worker, upto)
+        # Per worker and epoch: the index ranges it took, and the last index it ran.
+        self.shares: list[tuple[list[tuple[int, int]], int]] = []
         self.last: tuple[int, Any] = (-1, None)             # highest index run, its run
         self.longest = 0
         self.exhausted = False
@@ -239,8 +240,8 @@ class _Exploration:
         elif kind == "minimized":
             self._minimized(*msg[2:])
         elif kind == "epoch":
-            _, w, done, upto, longest, exhausted, last = msg
-            self.shares.append((start, stop, w, upto))
+            _, w, done, upto, longest, exhausted, ran, last = msg
+            self.shares.append((ran, upto))
             self.longest = max(self.longest, longest)
             self.exhausted = self.exhausted or exhausted
             if done and upto > self.last[0]:
@@ -309,10 +310,10 @@ class _Exploration:
     # ------------------------------------------------------------------ the answer
     def _counted(self, limit: int) -> int:
         """Schedules done with index <= ``limit`` (each worker's done ones are a prefix
-        of its share, up to ``upto``)."""
+        of the ranges it took, up to ``upto``)."""
         n = 0
-        for start, stop, w, upto in self.shares:
-            for a, b in share(start, stop, w, self.spec.jobs):
+        for ran, upto in self.shares:
+            for a, b in ran:
                 hi = min(b - 1, upto, limit)
                 if hi < a:
                     break
