@@ -218,3 +218,23 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_findings(write_scenario, tmp_path, j
 def test_runs_must_be_positive():
     with pytest.raises(ValueError):
         explore(ABBA, runs=0)
+
+
+def test_workers_claim_every_block_of_an_epoch_once_in_increasing_order():
+    import multiprocessing
+    from vmemu._explore_pool import SharedGate, blocks
+    gate = SharedGate(multiprocessing.get_context("spawn"))
+    gate.open_epoch(128)
+    a, b = blocks(128, 128 + 5 * BLOCK + 7, gate, 2), blocks(128, 128 + 5 * BLOCK + 7, gate, 2)
+    # Worker a is three times as fast as b: it takes more blocks, none is taken twice.
+    got_a, got_b = [], []
+    for turn in range(20):
+        try:
+            (got_b if turn % 4 == 3 else got_a).append(next(b if turn % 4 == 3 else a))
+        except StopIteration:
+            pass
+    assert got_a == sorted(got_a) and got_b == sorted(got_b)
+    assert sorted(got_a + got_b) == [(128 + i * BLOCK, min(128 + (i + 1) * BLOCK,
+                                                          128 + 5 * BLOCK + 7))
+                                     for i in range(6)]
+    assert len(got_a) > len(got_b) >= 1
