@@ -13,7 +13,7 @@ from conftest import CONTRACT, ROOT, vmemu_cli
 from vmemu._cli import main
 from vmemu._explore import explore
 from vmemu._lockdep import lockdep
-from vmemu._run import run
+from vmemu._run import replay, run
 
 SELFTEST = ROOT / "scenarios" / "selftest"
 LOCKDEP = ROOT / "scenarios" / "lockdep"
@@ -45,7 +45,7 @@ def scenario(write_scenario, text: str) -> str:
 
 def test_ext2_with_ample_memory_never_deadlocks_but_lockdep_sees_the_cycle(capsys):
     assert explore(EXT2, runs=200).verdict == "ok"
-    code, out = cli(capsys, "lockdep", EXT2, "--runs", "20", "--json")
+    code, out = cli(capsys, "lockdep", EXT2, "--runs", "20", "--confirm", "0", "--json")
     d = json.loads(out)
     assert code == 1 and d["found"] is True
     [cycle] = d["cycles"]
@@ -65,8 +65,44 @@ def test_ext2_with_ample_memory_never_deadlocks_but_lockdep_sees_the_cycle(capsy
     assert d["synthetic_writeback"] == ["shm"]
 
 
+def test_targeted_search_turns_the_ample_memory_prediction_into_a_real_deadlock(tmp_path):
+    # No learning schedule deadlocks (memory never runs short), but the targeted search
+    # exhausts memory at an allocation under the superblock lock: the 1999 deadlock.
+    res = lockdep(EXT2, runs=20, findings_dir=tmp_path)
+    assert res.verdicts == {"ok": 20} and res.confirm == 200
+    [c] = res.cycles
+    assert c.confirmed_by == "targeted" and c.replay.startswith("vmemu replay ")
+    path = shlex.split(c.replay)[2]
+    r = replay(path)
+    assert r.verdict == "deadlock" and {x["waits_for"] for x in r.cycle} == \
+        {"semaphore superblock"}
+    assert r.trace.faults and r.trace.faults.endswith("confirm_faults.yaml")
+    # Without a findings folder the replay is the run command of the schedule as found.
+    c2 = lockdep(EXT2, runs=20).cycles[0]
+    args = shlex.split(c2.replay)
+    assert args[:2] == ["vmemu", "run"] and "--faults" in args
+    again = run(args[2], seed=int(args[args.index("--seed") + 1]),
+                strategy=args[args.index("--strategy") + 1],
+                faults=args[args.index("--faults") + 1],
+                **{k.lstrip("-").split("=")[0]: int(k.split("=")[1])
+                   for k in args if k.startswith("--") and "=" in k})
+    assert again.verdict == "deadlock"
+
+
+def test_targeted_search_cannot_confirm_a_cycle_whose_tasks_never_overlap(capsys):
+    # selftest AB-BA: t2 starts after t1 has finished, so no schedule or fault can make
+    # them deadlock; the report says what was tried.
+    code, out = cli(capsys, "lockdep", str(SELFTEST / "abba.yaml"), "--runs", "3")
+    assert code == 1
+    assert ("not reproduced: none of the 3 schedules nor of 200 schedules with lock "
+            "preemptions and low memory deadlocked on these locks") in out
+    code, out = cli(capsys, "lockdep", str(SELFTEST / "abba.yaml"), "--runs", "3",
+                    "--confirm", "0")
+    assert "not reproduced: none of the 3 schedules deadlocked on these locks" in out
+
+
 def test_ext2_text_report_has_lockdeps_shape(capsys):
-    code, out = cli(capsys, "lockdep", EXT2, "--runs", "5")
+    code, out = cli(capsys, "lockdep", EXT2, "--runs", "5", "--confirm", "0")
     assert code == 1
     for needle in ("WARNING: possible circular locking dependency detected",
                    "ext2_new_block is trying to acquire lock:\n  (fs_reclaim) at bread",
@@ -370,12 +406,17 @@ def test_dining_philosophers_table_has_one_column_per_philosopher(capsys):
 
 # ---------------------------------------------------------------- determinism, input
 
-def test_lockdep_json_is_deterministic_across_drivers_and_processes():
-    a = lockdep(EXT2, runs=5, driver="direct").to_json()
-    b = lockdep(EXT2, runs=5, driver="trio").to_json()
-    assert a == b
-    p = vmemu_cli("lockdep", EXT2, "--runs", "5", "--json", env={"PYTHONHASHSEED": "7"})
-    assert p.returncode == 1 and json.loads(p.stdout) == json.loads(json.dumps(a))
+def test_lockdep_json_is_deterministic_across_drivers_and_processes(tmp_path):
+    a = lockdep(EXT2, runs=5, driver="direct", findings_dir=tmp_path / "a").to_json()
+    b = lockdep(EXT2, runs=5, driver="trio", findings_dir=tmp_path / "b").to_json()
+    assert json.dumps(a).replace("/b/", "/a/") == json.dumps(b).replace("/b/", "/a/")
+    p = vmemu_cli("lockdep", EXT2, "--runs", "5", "--json", "--findings", str(tmp_path / "c"),
+                  env={"PYTHONHASHSEED": "7"})
+    assert p.returncode == 1
+    assert p.stdout.replace("/c/", "/a/") == json.dumps(a, indent=2).replace("/c/", "/a/") + "\n"
+    # The confirming traces themselves are byte for byte the same.
+    [fa], [fc] = (sorted((tmp_path / d).iterdir()) for d in ("a", "c"))
+    assert fa.name == fc.name and fa.read_bytes() == fc.read_bytes()
 
 
 def test_bad_input_is_one_line_exit_2():

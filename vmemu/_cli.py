@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
     _add_common(ld)
     ld.add_argument("--runs", type=_pos_int, default=None, help="schedules to learn from")
+    ld.add_argument("--confirm", type=_nonneg_int, default=None, metavar="N",
+                    help="schedules of the targeted search that tries to make each "
+                         "unconfirmed prediction deadlock for real (default 200; 0: none)")
+    ld.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+                    help="where confirmed predictions' traces are saved "
+                         "(default .vmemu/findings)")
     ld.add_argument("--seed", type=_nonneg_int, default=0)
     return p
 

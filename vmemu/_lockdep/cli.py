@@ -1,4 +1,4 @@
-"""``vmemu lockdep SCENARIO [--runs N] [--seed S] [--faults F] [--json]``.
+"""``vmemu lockdep SCENARIO [--runs N] [--confirm N] [--seed S] [--faults F] [--json]``.
 
 Exit codes as every command: 0 nothing found, 1 a cycle, recursion or bad unlock was
 reported, 2 bad input (raised as :class:`~vmemu._errors.UserError` by the loaders).
@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from .learn import DEFAULT_RUNS, lockdep
+from .learn import DEFAULT_CONFIRM, DEFAULT_RUNS, lockdep
 from .report import render
 
 
@@ -20,8 +20,10 @@ def cmd_lockdep(args: argparse.Namespace, log: Any) -> int:
     ``log`` (the structured event log) is not used: a session runs many schedules, and
     their events are not what it reports.
     """
+    confirm = DEFAULT_CONFIRM if args.confirm is None else args.confirm
     res = lockdep(args.scenario, runs=args.runs or DEFAULT_RUNS, seed=args.seed,
-                  faults=args.faults, driver=args.driver)
+                  faults=args.faults, driver=args.driver, confirm=confirm,
+                  findings_dir=args.findings)
     if args.json:
         print(json.dumps(res.to_json(), indent=2))
     else:

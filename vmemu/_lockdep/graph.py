@@ -116,10 +116,12 @@ class Recursion:
     first: Occurrence
     order: int
     replay: str | None = None     # a schedule where it deadlocked for real, if any
+    confirmed_by: str | None = None   # "learning" or "targeted" (which search found it)
 
     def to_json(self) -> dict[str, Any]:
         return {"lock": self.lock, "mode": self.mode, "held_mode": self.held.mode,
-                "held_at": self.held.at, "replay": self.replay, **self.first.to_json()}
+                "held_at": self.held.at, "replay": self.replay,
+                "confirmed_by": self.confirmed_by, **self.first.to_json()}
 
 
 @dataclass(slots=True)

@@ -8,6 +8,13 @@
    when no schedule ever ran short of memory.
 3. Report every cycle and recursion; one that some schedule really deadlocked on (its
    wait-for cycle is on exactly the cycle's locks) carries that schedule's replay command.
+4. For every prediction no schedule confirmed, a *targeted search*: ``confirm`` more
+   schedules (seeds after the learning ones) under a fault plan that preempts lock
+   acquisitions and exhausts memory at allocations (``confirm_faults.yaml``; the user's
+   own plan instead when one is given), looking for a deadlock on exactly those locks.
+   A prediction lockdep makes from the lock order alone is often one bad moment away
+   from real: a preemption between the two acquisitions, or an allocation that finds
+   memory short. What it finds is minimized and, with a findings folder, saved.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .._explore import DEFAULT_STRATEGY
+from .._explore import DEFAULT_STRATEGY, explore, finding_path
 from .._result import Result
 from .._run import _as_scenario, _load_faults, run
 from .._scenario.model import Scenario, TaskSpec
@@ -26,6 +34,10 @@ from .graph import PSEUDO_LOCKS, DepGraph, Edge
 
 #: Schedules learned from when the user gives no ``--runs``.
 DEFAULT_RUNS = 100
+#: Schedules of the targeted search when the user gives no ``--confirm``.
+DEFAULT_CONFIRM = 200
+#: The targeted search's fault plan (a file, so that its findings replay).
+CONFIRM_FAULTS = Path(__file__).with_name("confirm_faults.yaml")
 
 
 @dataclass
@@ -42,6 +54,7 @@ class Cycle:
     edges: list[Edge]
     replay: str | None = None
     needs_writer: list[str] = field(default_factory=list)
+    confirmed_by: str | None = None   # "learning" or "targeted" (which search found it)
 
     @property
     def chain(self) -> list[Edge]:
@@ -60,7 +73,8 @@ class Cycle:
     def to_json(self) -> dict[str, Any]:
         return {"locks": self.locks, "chain": " -> ".join(self.locks + [self.locks[0]]),
                 "edges": [e.to_json() for e in self.chain], "confirmed": bool(self.replay),
-                "replay": self.replay, "needs_writer": self.needs_writer}
+                "confirmed_by": self.confirmed_by, "replay": self.replay,
+                "needs_writer": self.needs_writer}
 
 
 @dataclass
@@ -74,6 +88,8 @@ class LockdepResult:
         synthetic: page classes whose writeback ran in a synthetic reclaim context.
         cycles: every predicted cycle; ``cut`` when there were too many to list.
         verdicts: how many schedules ended with each verdict.
+        confirm: schedules the targeted search ran (0: it did not run).
+        confirm_faults: the fault plan it ran under (a path), if it ran.
     """
 
     scenario: Scenario
@@ -84,6 +100,8 @@ class LockdepResult:
     cycles: list[Cycle]
     cut: bool
     verdicts: dict[str, int]
+    confirm: int = 0
+    confirm_faults: str | None = None
 
     @property
     def found(self) -> bool:
@@ -102,6 +120,8 @@ class LockdepResult:
             "seed": self.seed,
             "synthetic_writeback": self.synthetic,
             "verdicts": self.verdicts,
+            "confirm": self.confirm,
+            "confirm_faults": self.confirm_faults,
             "locks": g.locks,
             "dependencies": [e.to_json() for e in sorted(g.edges.values(),
                                                           key=lambda e: e.order)],
@@ -113,7 +133,9 @@ class LockdepResult:
 
 
 def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
-            seed: int = 0, faults: Any = None, driver: str = "trio") -> LockdepResult:
+            seed: int = 0, faults: Any = None, driver: str = "trio",
+            confirm: int = DEFAULT_CONFIRM,
+            findings_dir: str | os.PathLike | None = None) -> LockdepResult:
     """Learn a scenario's lock dependencies over ``runs`` schedules and find the cycles.
 
     Args:
@@ -122,9 +144,16 @@ def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         seed: the first schedule's seed.
         faults: a fault plan (path or object) applied to every schedule.
         driver: how tasks are resumed; graphs are the same with every driver.
+        confirm: schedules of the targeted search for predictions no learning schedule
+            deadlocked on (0: none).
+        findings_dir: where the targeted search saves what it confirms (its replay is
+            then ``vmemu replay PATH``); without one, the replay command re-runs the
+            schedule as found.
     """
     if runs < 1:
         raise ValueError("runs must be at least 1")
+    if confirm < 0:
+        raise ValueError("confirm must not be negative")
     sc = _as_scenario(scenario)
     plan = _load_faults(faults)
     g = DepGraph(sc)
@@ -139,26 +168,64 @@ def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
         for key in set(g.bad_unlocks) - known:
             g.bad_unlocks[key].replay = r.replay_command()
-        if r.verdict in ("deadlock", "hang") and r.cycle:
-            locks = frozenset(describe[c["waits_for"]] for c in r.cycle
-                              if c["waits_for"] in describe)
-            if locks and locks not in deadlocks:
-                deadlocks[locks] = r
+        locks = _deadlock_locks(r, describe)
+        if locks and locks not in deadlocks:
+            deadlocks[locks] = r
     synthetic = _synthetic_writeback(sc, g, driver)
     cycles_edges, cut = g.cycles()
     cycles = []
     for edges in cycles_edges:
         c = Cycle(edges)
-        real = deadlocks.get(c.real_locks)
-        c.replay = real.replay_command() if real is not None else None
         c.needs_writer = sorted({e.dst for e in edges if e.dst_mode == "read"
                                  and e.dst not in g.written})
         cycles.append(c)
-    for rc in g.recursions.values():
-        real = deadlocks.get(frozenset({rc.lock}))
-        rc.replay = real.replay_command() if real is not None else None
-    return LockdepResult(sc, g, runs, seed, synthetic, cycles, cut, dict(sorted(
-        verdicts.items())))
+    # What each prediction needs to be real: a deadlock on exactly these locks.
+    wanted: list[tuple[frozenset[str], Any]] = [(c.real_locks, c) for c in cycles]
+    wanted += [(frozenset({rc.lock}), rc) for rc in g.recursions.values()]
+    for locks, item in wanted:
+        real = deadlocks.get(locks)
+        if real is not None:
+            item.replay, item.confirmed_by = real.replay_command(), "learning"
+    res = LockdepResult(sc, g, runs, seed, synthetic, cycles, cut,
+                        dict(sorted(verdicts.items())))
+    pending = [(locks, item) for locks, item in wanted if item.replay is None and locks]
+    if confirm and pending:
+        res.confirm = confirm
+        res.confirm_faults = _confirm(sc, plan, pending, seed + runs, confirm, describe,
+                                      findings_dir)
+    return res
+
+
+def _deadlock_locks(r: Result, describe: dict[str, str]) -> frozenset[str]:
+    """The locks a deadlocked (or hung) run's wait-for cycle waits on; empty otherwise."""
+    if r.verdict not in ("deadlock", "hang") or not r.cycle:
+        return frozenset()
+    return frozenset(describe[c["waits_for"]] for c in r.cycle if c["waits_for"] in describe)
+
+
+def _confirm(sc: Scenario, plan: Any, pending: list[tuple[frozenset[str], Any]],
+             seed: int, runs: int, describe: dict[str, str],
+             findings_dir: str | os.PathLike | None) -> str | None:
+    """The targeted search (step 4 of the module docstring); returns its plan's path.
+
+    It runs on the direct driver whatever the session's: traces are the same on every
+    driver, and this is a search of many schedules.
+    """
+    if plan is None:
+        plan = _load_faults(str(CONFIRM_FAULTS))
+    x = explore(sc, runs=runs, seed=seed, faults=plan, driver="direct", keep_going=True)
+    for r in x.findings:
+        locks = _deadlock_locks(r, describe)
+        for want, item in pending:
+            if want != locks or item.replay is not None:
+                continue
+            if findings_dir is not None:
+                r.trace_path = r.trace.save(finding_path(findings_dir, sc.name, r.trace))
+                item.replay = r.replay_command()
+            else:   # the schedule as found, which `vmemu run` rebuilds from its seed
+                item.replay = r.extra.get("found_by") or r.replay_command()
+            item.confirmed_by = "targeted"
+    return getattr(plan, "path", None)
 
 
 def _synthetic_writeback(sc: Scenario, g: DepGraph, driver: str) -> list[str]:

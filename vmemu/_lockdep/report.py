@@ -27,11 +27,11 @@ def render(res: "LockdepResult") -> str:
            f"{_count(len(g.edges), 'dependency', 'dependencies')}",
            f"  schedules: {shown}"]
     for c in res.cycles:
-        out += [""] + circular(c, res.runs)
+        out += [""] + circular(c, res)
     if res.cut:
         out += ["", "(more cycles exist; only the first ones are listed)"]
     for r in g.recursions.values():
-        out += [""] + recursive(r, res.runs)
+        out += [""] + recursive(r, res)
     for b in g.bad_unlocks.values():
         out += [""] + bad_unlock(b)
     out.append("")
@@ -47,7 +47,7 @@ def render(res: "LockdepResult") -> str:
     return "\n".join(out)
 
 
-def circular(c: "Cycle", runs: int) -> list[str]:
+def circular(c: "Cycle", res: "LockdepResult") -> list[str]:
     """One ``possible circular locking dependency detected`` report."""
     edges = c.edges
     new = edges[-1]
@@ -72,11 +72,8 @@ def circular(c: "Cycle", runs: int) -> list[str]:
     out += ["", " *** DEADLOCK ***", ""]
     out += _held_list(occ)
     out.append("")
-    if c.replay:
-        out.append(f"reproduced: a schedule deadlocked on these locks; replay: {c.replay}")
-    else:
-        out.append(f"not reproduced: none of the {runs} schedules deadlocked on these locks; "
-                   "this is a prediction from the lock order (see docs/lockdep.md)")
+    out.append(_outcome(c.replay, c.confirmed_by, "these locks", res,
+                        "this is a prediction from the lock order (see docs/lockdep.md)"))
     if c.needs_writer:
         names = ", ".join(c.needs_writer)
         out.append(f"note: no task takes {names} for write; rwsem readers do not recurse, so "
@@ -96,7 +93,7 @@ def _trying(task: str, wanted: str, held: str) -> list[str]:
             "but task is already holding lock:", f"  {held}", ""]
 
 
-def recursive(r: Recursion, runs: int) -> list[str]:
+def recursive(r: Recursion, res: "LockdepResult") -> list[str]:
     """One ``possible recursive locking detected`` report (AA)."""
     occ = r.first
     out = _banner("WARNING: possible recursive locking detected")
@@ -112,12 +109,27 @@ def recursive(r: Recursion, runs: int) -> list[str]:
     out += _held_list(occ)
     out += ["", "stack:"] + ["  " + s for s in _stack_lines(occ)]
     out.append("")
-    if r.replay:
-        out.append(f"reproduced: a schedule deadlocked on {r.lock}; replay: {r.replay}")
-    else:
-        out.append(f"not reproduced: none of the {runs} schedules deadlocked on {r.lock}; "
-                   "this is a prediction (see docs/lockdep.md)")
+    out.append(_outcome(r.replay, r.confirmed_by, r.lock, res,
+                        "this is a prediction (see docs/lockdep.md)"))
     return out
+
+
+def _outcome(replay: str | None, by: str | None, what: str, res: "LockdepResult",
+             prediction: str) -> str:
+    """The last line of a report: whether some schedule really deadlocked on ``what``."""
+    from .learn import CONFIRM_FAULTS
+    search = f"{res.confirm} schedules " + (
+        "with lock preemptions and low memory"
+        if res.confirm_faults == str(CONFIRM_FAULTS) else
+        f"under {res.confirm_faults or 'the fault plan'}")
+    if replay and by == "targeted":
+        return f"reproduced by a targeted search of {search}; replay: {replay}"
+    if replay:
+        return f"reproduced: a schedule deadlocked on {what}; replay: {replay}"
+    tried = f"none of the {res.runs} schedules"
+    if res.confirm:
+        tried += f" nor of {search}"
+    return f"not reproduced: {tried} deadlocked on {what}; {prediction}"
 
 
 def bad_unlock(b: BadUnlock) -> list[str]:
