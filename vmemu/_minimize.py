@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ._explore import signature
+from ._kernel.lockup import PREFIX as SOFT_LOCKUP
 from ._result import Result
 from ._run import run
 from ._strategies.base import Strategy
@@ -120,7 +121,8 @@ def minimize(result: Result, *, driver: str = "direct", max_runs: int = 200,
         The simplest run found (possibly ``result``'s own schedule, re-recorded with
         strategy ``minimized``), never more preemptions than ``result``.
     """
-    if not result.failed:
+    if not result.failed or result.message.startswith(SOFT_LOCKUP):
+        # (A soft lockup costs its threshold in CPU time per run: no candidates.)
         return result
     plan = _faults(result, faults)
     want = signature(result)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import anyio
 import sniffio
 
+from .. import lockup
 from ..task import Killed, Task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,6 +79,14 @@ async def run_anyio(k: "Kernel") -> None:
         the host's cancellation exception if the surrounding scope is cancelled, and any
         internal error of vmemu itself (never a user error: those end the run as verdicts).
     """
+    token = lockup.watch(k)
+    try:
+        await _run(k)
+    finally:
+        lockup.unwatch(token)
+
+
+async def _run(k: "Kernel") -> None:
     new = _baton_factory()
     checkpoint = anyio.lowlevel.checkpoint
     cancel_exc = anyio.get_cancelled_exc_class()

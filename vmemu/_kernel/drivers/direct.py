@@ -15,7 +15,8 @@ import functools
 import types
 from typing import TYPE_CHECKING
 
-from ..task import Killed, Task
+from .. import lockup
+from ..task import Killed, Outcome, Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
@@ -56,6 +57,7 @@ def run_direct(k: "Kernel") -> None:
     coin = (getattr(k.strategy, "pick_coin", None) or functools.partial(pick_index, 2)
             if fast else None)
     budget = k._step_budget
+    token = lockup.watch(k)
     try:
         while True:
             # The kernel's next_task(), inlined for its common cases (same effects): no
@@ -81,6 +83,11 @@ def run_direct(k: "Kernel") -> None:
                 raise
             except BaseException as e:  # VerdictSignal, user errors: all become verdicts
                 task_finished(t, e)
+    except lockup.SoftLockup as e:
+        # The watchdog's exception landed here rather than in the task, which reached its
+        # scheduling point just then: the verdict stands all the same.
+        cur = k.current
+        k.finish(Outcome(e.verdict, e.message, cur.name if cur is not None else None))
     except BaseException:
         # Ctrl-C (or a vmemu bug) mid-run: close every coroutine now, so none is left to
         # the garbage collector half-run or never started.
@@ -91,6 +98,8 @@ def run_direct(k: "Kernel") -> None:
             except BaseException:
                 pass
         raise
+    finally:
+        lockup.unwatch(token)
     for t in k.live_tasks():
         kill(t)
 

@@ -14,6 +14,7 @@ import outcome
 import trio
 from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
+from .. import lockup
 from ..task import Killed, Task
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,6 +28,14 @@ def _abort(_raise_cancel: object) -> Abort:
 
 async def run_trio(k: "Kernel") -> None:
     """Run ``k`` to its verdict inside the current trio run."""
+    token = lockup.watch(k)
+    try:
+        await _run(k)
+    finally:
+        lockup.unwatch(token)
+
+
+async def _run(k: "Kernel") -> None:
     loop = current_task()
     pending = len(k.tasks)
 

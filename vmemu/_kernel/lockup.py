@@ -1,0 +1,160 @@
+"""The soft-lockup watchdog: the one safety net that looks at a clock.
+
+Every emulated step ends at a scheduling point, and the step and tick budgets turn any
+endless emulated activity into a ``livelock`` verdict. What they cannot see is Python
+code in a task that never reaches a scheduling point (``while not ctx.vars["go"]: pass``,
+a busy-wait): the kernel never gets control back to count anything, and the tool would
+hang. Linux has the same blind spot and the same answer, the soft-lockup detector
+(``watchdog_thresh``): "BUG: soft lockup - CPU#0 stuck for 22s!".
+
+A daemon thread, started on first use and shared by every run of the process, looks at
+the runs in progress a few times a second. When a run's step count has not moved while
+its thread spent :data:`SOFT_LOCKUP_SECONDS` of *CPU time* (not wall time: a loaded
+machine that deschedules the process is not a lockup) inside the task that is running,
+it raises :class:`SoftLockup` asynchronously in that thread
+(``PyThreadState_SetAsyncExc``), inside the spinning task. SoftLockup is a
+:class:`VerdictSignal`, so every driver ends the run with verdict ``livelock`` as it does
+for any other verdict raised by a task.
+
+Determinism: the events up to the lockup and the verdict are the same on every run (a
+spinning task emits nothing), so the trace hash is too; only the line at which the task
+was interrupted, shown in its stack, may differ. A task that spins while emitting events
+(without ever awaiting) would make the trace depend on the clock; that is a scenario bug
+the report names. Each soft-locked run costs the threshold in CPU time, so minimization
+leaves such findings as they are.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from .task import VerdictSignal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
+
+#: CPU seconds a task may run without reaching a scheduling point (env override, for
+#: tests and slow machines: ``VMEMU_SOFT_LOCKUP_SECONDS``).
+SOFT_LOCKUP_SECONDS = float(os.environ.get("VMEMU_SOFT_LOCKUP_SECONDS", "5"))
+#: How a soft-lockup verdict's message starts (minimize and explore recognise it).
+PREFIX = "BUG: soft lockup"
+
+_active: dict[int, "Kernel"] = {}     # thread ident -> the kernel it is running
+_messages: dict[int, str] = {}        # thread ident -> the verdict message to raise
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+class SoftLockup(VerdictSignal):
+    """Raised inside a task that ran too long without a scheduling point.
+
+    Built without arguments by the interpreter (an asynchronous exception is raised by
+    type), in the spinning thread: the watchdog left the message for that thread.
+    """
+
+    def __init__(self) -> None:
+        msg = _messages.pop(threading.get_ident(), f"{PREFIX}: a task never reached a "
+                            "scheduling point")
+        super().__init__("livelock", msg)
+
+
+def watch(k: "Kernel") -> tuple[int, "Kernel | None"]:
+    """Put the run of ``k`` (in this thread) under the watchdog; returns what
+    :func:`unwatch` needs. Cheap: two dict operations, once per run."""
+    ident = threading.get_ident()
+    prev = _active.get(ident)
+    _active[ident] = k
+    if _thread is None:
+        _start()
+    return ident, prev
+
+
+def unwatch(token: tuple[int, "Kernel | None"]) -> None:
+    """The run is over (a nested run restores the outer one)."""
+    ident, prev = token
+    if prev is None:
+        _active.pop(ident, None)
+    else:
+        _active[ident] = prev
+    _messages.pop(ident, None)
+
+
+def _forget_after_fork() -> None:
+    # A forked child has no watchdog thread (threads do not survive fork) and none of
+    # the parent's runs: start afresh on its first run.
+    global _thread
+    _thread = None
+    _active.clear()
+    _messages.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _start() -> None:
+    global _thread
+    with _lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_loop, name="vmemu-soft-lockup", daemon=True)
+            _thread.start()
+
+
+def _cpu_clock(ident: int) -> Any:
+    """A function returning the CPU time of thread ``ident`` (wall time where the
+    platform cannot tell one thread's CPU time)."""
+    try:
+        clock = time.pthread_getcpuclockid(ident)
+        time.clock_gettime(clock)
+        return lambda: time.clock_gettime(clock)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux/BSD/macOS
+        return time.monotonic
+
+
+def _loop() -> None:
+    seen: dict[int, tuple[Any, int, float, Any]] = {}   # ident -> (kernel, steps, t0, clock)
+    while True:
+        time.sleep(min(0.25, SOFT_LOCKUP_SECONDS / 4))
+        for ident, k in list(_active.items()):
+            old = seen.get(ident)
+            if old is None or old[0] is not k or old[1] != k.steps:
+                clock = old[3] if old is not None else _cpu_clock(ident)
+                seen[ident] = (k, k.steps, clock(), clock)
+                continue
+            _, _, t0, clock = old
+            try:
+                spent = clock() - t0
+            except OSError:   # the thread is gone
+                seen.pop(ident, None)
+                continue
+            if spent >= SOFT_LOCKUP_SECONDS and _spinning_in_task(ident, k):
+                t = k.current
+                _messages[ident] = (
+                    f"{PREFIX} - task {t.name} ran for {SOFT_LOCKUP_SECONDS:g} s of CPU "
+                    "without reaching a scheduling point (Python code that never awaits "
+                    "vmemu, e.g. a busy-wait: add `await ctx.yield_()` to the loop)")
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
+                                                           ctypes.py_object(SoftLockup))
+                seen[ident] = (k, -1, 0.0, clock)   # once per stuck step
+        for ident in [i for i in seen if i not in _active]:
+            del seen[ident]
+
+
+def _spinning_in_task(ident: int, k: "Kernel") -> bool:
+    """Is thread ``ident`` executing inside ``k``'s current task right now? (Never raise
+    into a host program's own code, or into the kernel between two steps.)"""
+    t = k.current
+    if k.outcome is not None or t is None or t.coro is None:
+        return False
+    task_frame = getattr(t.coro, "cr_frame", None) or getattr(t.coro, "gi_frame", None)
+    frame = sys._current_frames().get(ident)
+    while frame is not None:
+        if frame is task_frame:
+            return True
+        frame = frame.f_back
+    return False
