@@ -101,3 +101,13 @@ def test_a_long_run_that_keeps_reaching_scheduling_points_is_not_a_lockup(
     """, "long.py")
     r = vmemu.run(path, driver="direct")
     assert r.verdict == "ok" and r.steps > 2_000_000
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "inf"])
+def test_a_bad_threshold_in_the_environment_is_one_line_exit_2(value):
+    p = vmemu_cli("run", str(__import__("conftest").CONTRACT / "abba.yaml"),
+                  env={"VMEMU_SOFT_LOCKUP_SECONDS": value})
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == (f"vmemu: error: VMEMU_SOFT_LOCKUP_SECONDS: expected a "
+                                f"positive number of seconds like 5, got {value!r}; unset "
+                                "it or fix it")

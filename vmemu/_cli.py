@@ -139,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        from ._kernel.lockup import ENV, env_error
+        if (problem := env_error()) is not None:
+            raise UserError(problem + "; unset it or fix it", key=ENV)
         log = _make_log(args.log)
         return _COMMANDS[args.command](args, log)
     except UserError as e:

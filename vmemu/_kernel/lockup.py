@@ -38,9 +38,30 @@ from .task import VerdictSignal
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
+ENV = "VMEMU_SOFT_LOCKUP_SECONDS"
+DEFAULT_SECONDS = 5.0
+
+
+def env_error() -> str | None:
+    """What is wrong with ``$VMEMU_SOFT_LOCKUP_SECONDS``, if anything (the CLI refuses
+    to start on it; the API keeps the default)."""
+    text = os.environ.get(ENV)
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0 or v == float("inf"):
+        return (f"expected a positive number of seconds like {DEFAULT_SECONDS:g}, "
+                f"got {text!r}")
+    return None
+
+
 #: CPU seconds a task may run without reaching a scheduling point (env override, for
 #: tests and slow machines: ``VMEMU_SOFT_LOCKUP_SECONDS``).
-SOFT_LOCKUP_SECONDS = float(os.environ.get("VMEMU_SOFT_LOCKUP_SECONDS", "5"))
+SOFT_LOCKUP_SECONDS = (DEFAULT_SECONDS if env_error() or ENV not in os.environ
+                       else float(os.environ[ENV]))
 #: How a soft-lockup verdict's message starts (minimize and explore recognise it).
 PREFIX = "BUG: soft lockup"
 
