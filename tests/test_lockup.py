@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 import vmemu
-from conftest import vmemu_cli
+from conftest import CONTRACT, vmemu_cli
 from vmemu._kernel import lockup
 from vmemu._run import replay
 
@@ -105,7 +105,7 @@ def test_a_long_run_that_keeps_reaching_scheduling_points_is_not_a_lockup(
 
 @pytest.mark.parametrize("value", ["abc", "-1", "0", "inf"])
 def test_a_bad_threshold_in_the_environment_is_one_line_exit_2(value):
-    p = vmemu_cli("run", str(__import__("conftest").CONTRACT / "abba.yaml"),
+    p = vmemu_cli("run", str(CONTRACT / "abba.yaml"),
                   env={"VMEMU_SOFT_LOCKUP_SECONDS": value})
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == (f"vmemu: error: VMEMU_SOFT_LOCKUP_SECONDS: expected a "
