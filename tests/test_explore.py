@@ -4,6 +4,7 @@ finding per bug, findings saved as found (minimized) and replayable, --time, Ctr
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -238,3 +239,40 @@ def test_workers_claim_every_block_of_an_epoch_once_in_increasing_order():
                                                           128 + 5 * BLOCK + 7))
                                      for i in range(6)]
     assert len(got_a) > len(got_b) >= 1
+
+
+# ------------------------------------------------------------------ --strategy hypothesis
+
+def test_explore_hypothesis_runs_hypothesis_and_shrinks_to_one_preemption(tmp_path):
+    dining = str(CONTRACT / "dining_philosophers.yaml")
+    x = explore(dining, strategy="hypothesis", seed=1, findings_dir=tmp_path)
+    assert x.verdict == "deadlock" and x.schedules > 1
+    r = x.result
+    assert r.strategy == "hypothesis" and preemptions(r) == 1
+    assert r.replay_command() == f"vmemu replay {r.trace_path}"
+    assert "Hypothesis" in r.extra["found_by"]
+    for driver in ("direct", "trio"):
+        again = vmemu.replay(r.trace_path, driver=driver)
+        assert (again.verdict, again.trace_hash) == ("deadlock", r.trace_hash)
+
+
+def test_explore_hypothesis_is_the_same_in_every_process(tmp_path):
+    outs = [vmemu_cli("explore", str(CONTRACT / "dining_philosophers.yaml"), "--strategy",
+                      "hypothesis", "--seed", "2", "--json", "--findings", str(tmp_path),
+                      env={"PYTHONHASHSEED": h}) for h in ("0", "99")]
+    assert [p.returncode for p in outs] == [1, 1]
+    a, b = (json.loads(p.stdout) for p in outs)
+    assert a == b and a["schedules"] > 1 and a["trace"]
+
+
+def test_explore_hypothesis_without_failure_and_its_refusals(tmp_path):
+    ordered = str(CONTRACT / "abba_ordered.yaml")
+    x = explore(ordered, strategy="hypothesis", runs=40)
+    assert x.verdict == "ok" and x.schedules == 40 and not x.findings
+    x = explore(ordered, strategy="hypothesis", runs=10**6, time_budget=0.3)
+    assert x.verdict == "ok" and 1 < x.schedules < 10**6
+    p = vmemu_cli("explore", str(ABBA), "--strategy", "hypothesis", "--all")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == ("vmemu: error: --all: hypothesis stops at its first failure "
+                                "and shrinks it; use a strategy that enumerates schedules "
+                                "(portfolio, random, pct, dfs) to keep going")

@@ -114,7 +114,8 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         runs: most schedules to run.
         seed: schedule ``i`` of a seeded strategy uses ``seed + i``.
         strategy: ``portfolio`` (random and pct alternating), ``random``, ``pct``, ``dfs``,
-            ``hypothesis``.
+            ``hypothesis`` (Hypothesis's engine generates and shrinks: see
+            :mod:`vmemu._explore_hypothesis`).
         faults: a fault plan path or object.
         driver: how each schedule runs (``direct`` is the fastest; traces are the same).
         time_budget: stop starting schedules after this many wall-clock seconds.
@@ -139,6 +140,11 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
     # Bad strategy names and parameters fail here, before any worker starts; this also
     # loads every strategy module, so PARAMS (hence the epochs) is complete.
     schedules(strategy, seed, **params)
+    if strategy == "hypothesis":
+        from ._explore_hypothesis import explore_hypothesis
+        return explore_hypothesis(sc, plan, runs=runs, seed=seed, time_budget=time_budget,
+                                  keep_going=keep_going, findings_dir=findings_dir,
+                                  progress=progress, on_finding=on_finding)
     jobs = max(1, int(jobs))
     if jobs > 1 and not _parallel_ok(sc, plan, strategy):
         jobs = 1

@@ -25,12 +25,11 @@ One answer per decision ("index into [current, others]", or a "preempt here?" bo
 every decision) was tried first: the shrinker then has to change several dependent
 positions at once to drop a preemption and stops at two or three.
 
-:mod:`vmemu.testing` builds this strategy around a real Hypothesis draw. Without one
-(``vmemu run/explore --strategy hypothesis``) the same encoding is drawn from a private
-``random.Random(seed)`` (every draw uniform; faults fire with their probability): a
-"random preemption gaps" search with fewer preemptions than ``random``. (Hypothesis's own generator also mixes in integer constants found in
-every loaded module, so its choices are not a pure function of a seed; the CLI needs them
-to be.)
+:mod:`vmemu.testing` builds this strategy around a real Hypothesis draw, and so does
+``vmemu explore --strategy hypothesis`` (:mod:`vmemu._explore_hypothesis`, which runs
+Hypothesis's engine). Without one (``vmemu run --strategy hypothesis --seed N``, a single
+schedule) the same encoding is drawn from a private ``random.Random(seed)`` (every draw
+uniform; faults fire with their probability).
 """
 
 from __future__ import annotations
