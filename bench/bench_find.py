@@ -5,7 +5,8 @@ For every scenario whose ``expect`` is ``deadlock`` (``--expect`` to change) in
 ``schedules(strategy, seed)`` for 20 base seeds and count schedules until the first
 failure with the expected verdict. Prints one JSON line per (strategy, scenario) with the
 median (and max) over the seeds; a search that found nothing within ``--budget`` counts as
-``budget + 1``. dfs does not depend on the seed, so it runs once.
+``budget + 1``. dfs does not depend on the seed, so it runs once; hypothesis is counted
+as ``explore --strategy hypothesis`` runs it (Hypothesis's engine).
 
 Usage: ``.venv/bin/python bench/bench_find.py [--budget N] [--seeds N] [--strategies ...]``
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vmemu._explore import explore  # noqa: E402
 from vmemu._run import run  # noqa: E402
 from vmemu._scenario import load_scenario  # noqa: E402
 from vmemu._strategies import schedules  # noqa: E402
@@ -38,6 +40,11 @@ def scenario_paths() -> list[Path]:
 
 def schedules_to_find(sc, strategy: str, seed: int, budget: int) -> int:
     """1-based index of the first schedule reaching ``sc.expect``, or budget + 1."""
+    if strategy == "hypothesis":
+        # Hypothesis's engine picks each schedule from the ones before: what `explore`
+        # runs, not a stream of independent strategies.
+        x = explore(sc, strategy="hypothesis", seed=seed, runs=budget)
+        return x.schedules if x.verdict == sc.expect else budget + 1
     it = schedules(strategy, seed)
     for i, strat in zip(range(1, budget + 1), it):
         if run(sc, strategy=strat, driver="direct").verdict == sc.expect:
@@ -49,7 +56,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--strategies", nargs="+", default=["random", "pct", "dfs"])
+    ap.add_argument("--strategies", nargs="+",
+                    default=["random", "pct", "portfolio", "dfs", "hypothesis"])
     ap.add_argument("--expect", nargs="+", default=["deadlock"])
     args = ap.parse_args()
     scenarios = []
