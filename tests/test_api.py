@@ -14,6 +14,31 @@ ABBA = str(CONTRACT / "abba.yaml")
 ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
 
 
+class _LockLog:
+    """An observer (as lockdep's recorder is) writing down every lock operation."""
+
+    def __init__(self):
+        self.ops = []
+
+    def acquiring(self, t, lock, mode):
+        self.ops.append(("acquiring", t.name, lock.name, mode))
+
+    def acquired(self, t, lock, mode):
+        self.ops.append(("acquired", t.name, lock.name, mode))
+
+    def released(self, t, lock, mode):
+        self.ops.append(("released", t.name, lock.name, mode))
+
+
+@pytest.mark.trio
+async def test_arun_tells_observers_what_run_tells_them():
+    a, b = _LockLog(), _LockLog()
+    r = await vmemu.arun(ABBA, seed=ABBA_SEED, observers=[a])
+    vmemu.run(ABBA, seed=ABBA_SEED, driver="direct", observers=[b])
+    assert r.verdict == "deadlock" and a.ops == b.ops
+    assert ("acquiring", "t1", "A", "lock") in a.ops
+
+
 @pytest.mark.trio
 async def test_arun_inside_a_trio_program():
     # Other trio tasks keep running beside the emulation; determinism is unaffected.

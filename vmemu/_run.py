@@ -149,7 +149,7 @@ def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
 async def arun(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
                strategy: str | Strategy = "random", faults: Any = None,
                driver: str | None = None, log: Callable[[list], None] | None = None,
-               **params: Any) -> Result:
+               observers: Any = (), **params: Any) -> Result:
     """Like :func:`run`, awaited inside a running trio or asyncio program.
 
     Emulated tasks become tasks of the host loop. ``driver=None`` picks by the running
@@ -168,7 +168,7 @@ async def arun(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
     sc = _as_scenario(scenario)
     plan = _load_faults(faults)
     strat = _resolve_strategy(strategy, seed, params)
-    k = new_kernel(sc, strat, faults=plan, log=log)
+    k = new_kernel(sc, strat, faults=plan, log=log, observers=observers)
     if driver == "trio":
         from ._kernel.drivers.trio_driver import run_trio
         await run_trio(k)
