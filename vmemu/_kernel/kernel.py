@@ -83,15 +83,28 @@ class Kernel:
 
     # ---------------------------------------------------------------- task table
     def add_task(self, name: str, body: Callable[[Task], Any], *, spec: Any = None,
-                 start: int = 0, daemon: bool = False) -> Task:
-        """Create a task whose coroutine is ``body(task)``; it starts at tick ``start``."""
+                 start: int = 0, daemon: bool = False, asleep_on: Any = None) -> Task:
+        """Create a task whose coroutine is ``body(task)``; it starts at tick ``start``.
+
+        With ``asleep_on`` (a resource) the task starts blocked on it instead, waiting
+        for a :meth:`wake`, before its coroutine ever ran (kswapd on its waitqueue: an
+        idle kswapd then costs no scheduling decisions). The caller queues the task
+        among the resource's waiters.
+        """
         t = Task(len(self.tasks), name, spec, daemon=daemon)
         t.coro = body(t)
         self.tasks.append(t)
         self.by_name[name] = t
         if not daemon:
             self._unfinished += 1
-        if start > 0:
+        if asleep_on is not None:
+            t.state = BLOCKED
+            t.waiting_for = asleep_on
+            t.wait_what = "wait"
+            t.blocked_since = self.now
+            if not getattr(asleep_on, "interruptible", False):
+                self._blocked[t.tid] = t
+        elif start > 0:
             t.state = SLEEPING
             self._add_timer(start, t)
         else:

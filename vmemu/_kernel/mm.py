@@ -142,14 +142,9 @@ class MemoryManager(Reclaim):
         """Create kswapd (a daemon, after the scenario's tasks), asleep on its waitqueue."""
         if not self.model.kswapd:
             return
-        k = self.k
-        t = k.add_task("kswapd", lambda t: kswapd_body(self, t), daemon=True)
-        # kswapd starts asleep: its coroutine first runs when an allocation wakes it, so
-        # an idle kswapd costs no scheduling decisions.
-        k._unrun(t)
-        t.state = BLOCKED
-        t.waiting_for = self.kswapd_idle
-        t.wait_what = "wait"
+        # kswapd starts asleep: its coroutine first runs when an allocation wakes it.
+        t = self.k.add_task("kswapd", lambda t: kswapd_body(self, t), daemon=True,
+                            asleep_on=self.kswapd_idle)
         self.kswapd_idle.waiters.append((t, "wait"))
         self.kswapd = t
 
