@@ -97,7 +97,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
         tape=k.tape, events=k.events, verdict=o.verdict, trace_hash=None,
         steps=k.steps, ticks=k.now, params=strategy.params(),
         faults=faults_path, faults_hash=getattr(faults, "content_hash", None),
-        scenario_abspath=os.path.abspath(scenario.path),
+        scenario_abspath=scenario.abspath or os.path.abspath(scenario.path),
         faults_abspath=os.path.abspath(faults_path) if faults_path else "",
     )
     r = Result(verdict=o.verdict, message=o.message, scenario=scenario,

@@ -181,3 +181,6 @@ class Scenario:
     tasks: tuple[TaskSpec, ...] = ()
     #: lock name -> lockdep class, for locks declared with ``class:`` (others: own name).
     lock_classes: dict[str, str] = field(default_factory=dict)
+    #: ``path`` made absolute when the file was loaded (traces record it, so a replay
+    #: finds the file from elsewhere; resolved once, not per run).
+    abspath: str = ""

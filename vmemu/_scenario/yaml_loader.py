@@ -329,7 +329,8 @@ class _Loader:
             description=self.text(doc, "description", ""),
             source=self.text(doc, "source", ""), expect=expect, limits=limits,
             memory=memory, locks=locks, events=events, vars=variables, routines=routines,
-            tasks=tasks, lock_classes=dict(self.lock_classes))
+            tasks=tasks, lock_classes=dict(self.lock_classes),
+            abspath=os.path.abspath(self.file))
 
 
 def _line(container: Any, key: Any) -> int:
