@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ._errors import TraceError
+from ._errors import TraceError, UserError
 
 TRACE_FORMAT = "vmemu-trace"
 #: The version this vmemu writes.
@@ -249,7 +249,11 @@ class Trace:
     def save(self, path: str | os.PathLike) -> str:
         """Write atomically (temp file in the same folder, then rename); returns the path."""
         path = Path(path)
-        atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+        try:
+            atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
+        except OSError as e:   # a findings folder that is a file, a read-only place ...
+            raise UserError(f"cannot save a trace there ({e.strerror or e}); choose a "
+                            "folder you can write to", file=str(path)) from None
         return str(path)
 
     @classmethod
