@@ -164,9 +164,15 @@ def load_fault_plan(path: str | os.PathLike[str]) -> FaultPlan:
     p = Path(file)
     if not p.is_file():
         raise FaultPlanError("no such fault plan file" if not p.exists()
-                             else "is a directory, not a fault plan file", file=file,
+                             else "is a directory, not a fault plan file" if p.is_dir()
+                             else "is not a regular file (a fault plan is a .yaml file)",
+                             file=file,
                              key="--faults")
-    data = p.read_bytes()
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise FaultPlanError(f"cannot read the fault plan: {e.strerror or e}", file=file,
+                             key="--faults") from None
     try:
         doc = parse_yaml(data, file)
     except ScenarioError as e:

@@ -45,7 +45,10 @@ def load_python_scenario(file: str) -> Scenario:
     Raises:
         ScenarioError: import failure, missing/invalid ``tasks``, or invalid declarative keys.
     """
-    data = Path(file).read_bytes()
+    try:
+        data = Path(file).read_bytes()
+    except OSError as e:
+        raise ScenarioError(f"cannot read scenario file {file!r}: {e.strerror or e}") from None
     digest = hashlib.sha256(data).hexdigest()
     module = _import(file, digest)
     doc: dict[str, Any] = {}
