@@ -234,3 +234,15 @@ def test_firing_decisions_are_on_the_tape(plan, write_scenario):
     assert [not ok for ok in outcomes(r)] == [bool(v) for v in r.trace.tape]
     again = vmemu.run(sc, seed=3, faults=r.faults, driver="direct")
     assert again.trace_hash == r.trace_hash
+
+
+def test_a_fault_plan_that_is_not_a_regular_file_is_one_line(tmp_path):
+    for path, says in (("/dev/null", "is not a regular file"),
+                       (str(tmp_path), "is a directory, not a fault plan file"),
+                       (str(tmp_path / "nope.yaml"), "no such fault plan file")):
+        p = vmemu_cli("run", str(ROOT / "scenarios" / "ext2_bitmap_ample_memory.yaml"),
+                      "--faults", path)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        assert p.stderr.strip().splitlines() == [f"vmemu: error: {path}: --faults: "
+                                                 + p.stderr.split("--faults: ", 1)[1].strip()]
+        assert says in p.stderr
