@@ -31,7 +31,8 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .task import VerdictSignal
 
@@ -93,6 +94,17 @@ def watch(k: "Kernel") -> tuple[int, "Kernel | None"]:
     if _thread is None:
         _start()
     return ident, prev
+
+
+@contextmanager
+def watching(k: "Kernel") -> Iterator[None]:
+    """:func:`watch` for the span of a ``with`` block (the event-loop drivers; the
+    direct driver calls watch/unwatch itself, as a ``with`` costs a microsecond)."""
+    token = watch(k)
+    try:
+        yield
+    finally:
+        unwatch(token)
 
 
 def unwatch(token: tuple[int, "Kernel | None"]) -> None:

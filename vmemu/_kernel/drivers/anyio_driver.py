@@ -79,11 +79,8 @@ async def run_anyio(k: "Kernel") -> None:
         the host's cancellation exception if the surrounding scope is cancelled, and any
         internal error of vmemu itself (never a user error: those end the run as verdicts).
     """
-    token = lockup.watch(k)
-    try:
+    with lockup.watching(k):
         await _run(k)
-    finally:
-        lockup.unwatch(token)
 
 
 async def _run(k: "Kernel") -> None:

@@ -28,11 +28,8 @@ def _abort(_raise_cancel: object) -> Abort:
 
 async def run_trio(k: "Kernel") -> None:
     """Run ``k`` to its verdict inside the current trio run."""
-    token = lockup.watch(k)
-    try:
+    with lockup.watching(k):
         await _run(k)
-    finally:
-        lockup.unwatch(token)
 
 
 async def _run(k: "Kernel") -> None:
