@@ -87,6 +87,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
         raise k.error
     assert k.outcome is not None
     o = k.outcome
+    strategy.ran(len(k.tape))
     strat_name = getattr(strategy, "recorded", None) or strategy.name
     faults_path = getattr(faults, "path", None)
     # trace_hash=None: hashed when first read (LazyField), as many runs never are. The

@@ -48,6 +48,10 @@ class Strategy(ABC):
     def pick_bool(self, p: float, site: str) -> bool:
         """Return True with probability ``p`` (0 < p < 1): does the fault at ``site`` fire?"""
 
+    def ran(self, tape_length: int) -> None:
+        """Told once a run is over, with the length of its decision tape (for strategies
+        that learn from run lengths: the portfolio's random half). Default: nothing."""
+
     def params(self) -> dict[str, Any]:
         """What the trace must record to rebuild this strategy (besides name and seed)."""
         return {}
