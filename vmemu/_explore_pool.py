@@ -49,6 +49,11 @@ NO_FAILURE = 2**62
 BLOCK = 64
 #: Seconds between progress messages of a worker process.
 PROGRESS_EVERY = 0.1
+#: Imported once in the forkserver, so that each worker starts with them loaded (the
+#: start-up of a pool is time a user waits for, on every `explore --jobs`).
+PRELOAD = ["vmemu._explore_pool", "vmemu._minimize", "vmemu._explore",
+           "vmemu._strategies.pct", "vmemu._strategies.dfs",
+           "vmemu._strategies.hypothesis_strategy", "vmemu._kernel.mm"]
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,7 @@ class Pool:
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            ctx.set_forkserver_preload(["vmemu._explore_pool", "vmemu._minimize"])
+            ctx.set_forkserver_preload(PRELOAD)
         self.spec = spec
         self.gate = SharedGate(ctx)
         self.outbox = ctx.Queue()
