@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ._explore_pool import LocalGate, Pool, Runner, Spec
+from ._kernel import lockup
 from ._result import Result
 from ._run import _as_scenario, _check_driver, _load_faults, run
 from ._scenario.model import Scenario
@@ -202,6 +203,10 @@ class _Exploration:
 
     # ------------------------------------------------------------------ the loop
     def go(self, deadline: float | None) -> ExploreResult:
+        with lockup.shorter_after_first():
+            return self._go(deadline)
+
+    def _go(self, deadline: float | None) -> ExploreResult:
         pool = None
         try:
             if self.spec.jobs > 1:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ._errors import UserError
+from ._kernel import lockup
 from ._run import _load_faults, run
 from ._scenario import load_scenario
 from ._strategies import schedules
@@ -242,32 +243,37 @@ def worker_main(spec: Spec, w: int, inbox: Any, outbox: Any, gate: SharedGate) -
     # Ctrl-C is the coordinator's business: it saves what was found and ends the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        sc, plan = load(spec)
-        runner = Runner(spec, sc, plan, w, gate)
-        pending, last_sent = 0, time.monotonic()
-
-        def on_done() -> None:
-            nonlocal pending, last_sent
-            pending += 1
-            now = time.monotonic()
-            if now - last_sent >= PROGRESS_EVERY:
-                outbox.put(("progress", w, pending))
-                pending, last_sent = 0, now
-
-        runner.on_done = on_done
-        while (msg := inbox.get())[0] == "epoch":
-            for out in runner.epoch(*msg[1:]):
-                if out[0] == "epoch":
-                    if pending:
-                        outbox.put(("progress", w, pending))
-                        pending = 0
-                    last = out[-1]
-                    out = out[:-1] + (last.trace if last is not None else None,)
-                outbox.put(out)
+        with lockup.shorter_after_first():
+            _work(spec, w, inbox, outbox, gate)
     except UserError as e:
         outbox.put(("error", w, "user", str(e)))
     except BaseException:
         outbox.put(("error", w, "internal", traceback.format_exc()))
+
+
+def _work(spec: Spec, w: int, inbox: Any, outbox: Any, gate: SharedGate) -> None:
+    sc, plan = load(spec)
+    runner = Runner(spec, sc, plan, w, gate)
+    pending, last_sent = 0, time.monotonic()
+
+    def on_done() -> None:
+        nonlocal pending, last_sent
+        pending += 1
+        now = time.monotonic()
+        if now - last_sent >= PROGRESS_EVERY:
+            outbox.put(("progress", w, pending))
+            pending, last_sent = 0, now
+
+    runner.on_done = on_done
+    while (msg := inbox.get())[0] == "epoch":
+        for out in runner.epoch(*msg[1:]):
+            if out[0] == "epoch":
+                if pending:
+                    outbox.put(("progress", w, pending))
+                    pending = 0
+                last = out[-1]
+                out = out[:-1] + (last.trace if last is not None else None,)
+            outbox.put(out)
 
 
 class Pool:

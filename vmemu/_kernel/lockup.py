@@ -66,10 +66,42 @@ SOFT_LOCKUP_SECONDS = (DEFAULT_SECONDS if env_error() or ENV not in os.environ
 #: How a soft-lockup verdict's message starts (minimize and explore recognise it).
 PREFIX = "BUG: soft lockup"
 
+#: Once a lockup has fired inside :func:`shorter_after_first`, later ones in the same
+#: exploration are called after this many CPU seconds (or the threshold, if smaller).
+REPEAT_SECONDS = 0.2
+
 _active: dict[int, "Kernel"] = {}     # thread ident -> the kernel it is running
 _messages: dict[int, str] = {}        # thread ident -> the verdict message to raise
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_shorten = 0          # > 0 inside shorter_after_first()
+_fired = False        # a lockup fired since shorter_after_first() began
+
+
+def _threshold() -> float:
+    if _shorten and _fired:
+        return min(SOFT_LOCKUP_SECONDS, REPEAT_SECONDS)
+    return SOFT_LOCKUP_SECONDS
+
+
+@contextmanager
+def shorter_after_first() -> Iterator[None]:
+    """An exploration: after its first soft lockup, detect the next ones sooner.
+
+    A busy-wait that depends on the schedule locks up in many schedules, and each would
+    cost the full threshold (``explore --all`` of such a scenario took minutes). The
+    first one proved the scenario can spin; from then on a step that runs
+    :data:`REPEAT_SECONDS` of CPU is taken for the same lockup. The threshold decides
+    only when a spinning task is stopped, never what any run did or reports.
+    """
+    global _shorten, _fired
+    _shorten += 1
+    if _shorten == 1:
+        _fired = False
+    try:
+        yield
+    finally:
+        _shorten -= 1
 
 
 class SoftLockup(VerdictSignal):
@@ -120,8 +152,9 @@ def unwatch(token: tuple[int, "Kernel | None"]) -> None:
 def _forget_after_fork() -> None:
     # A forked child has no watchdog thread (threads do not survive fork) and none of
     # the parent's runs: start afresh on its first run.
-    global _thread
+    global _thread, _shorten, _fired
     _thread = None
+    _shorten, _fired = 0, False
     _active.clear()
     _messages.clear()
 
@@ -152,7 +185,7 @@ def _cpu_clock(ident: int) -> Any:
 def _loop() -> None:
     seen: dict[int, tuple[Any, int, float, Any]] = {}   # ident -> (kernel, steps, t0, clock)
     while True:
-        time.sleep(min(0.25, SOFT_LOCKUP_SECONDS / 4))
+        time.sleep(min(0.25, _threshold() / 4))
         try:
             _check(seen)
         except Exception:  # pragma: no cover - a thread that ended under our feet
@@ -162,6 +195,8 @@ def _loop() -> None:
 
 def _check(seen: dict[int, tuple[Any, int, float, Any]]) -> None:
     """One look at every run in progress (see the module docstring)."""
+    global _fired
+    limit = _threshold()
     for ident, k in list(_active.items()):
         old = seen.get(ident)
         if old is None or old[0] is not k or old[1] != k.steps:
@@ -169,12 +204,15 @@ def _check(seen: dict[int, tuple[Any, int, float, Any]]) -> None:
             seen[ident] = (k, k.steps, clock(), clock)
             continue
         _, _, t0, clock = old
-        if clock() - t0 >= SOFT_LOCKUP_SECONDS and _spinning_in_task(ident, k):
+        if clock() - t0 >= limit and _spinning_in_task(ident, k):
             t = k.current
+            # No number of seconds in the message: the threshold (shortened or not) must
+            # not show in what a run reports.
             _messages[ident] = (
-                f"{PREFIX} - task {t.name} ran for {SOFT_LOCKUP_SECONDS:g} s of CPU "
-                "without reaching a scheduling point (Python code that never awaits "
-                "vmemu, e.g. a busy-wait: add `await ctx.yield_()` to the loop)")
+                f"{PREFIX} - task {t.name} never reached a scheduling point (Python code "
+                "that never awaits vmemu, e.g. a busy-wait: add `await ctx.yield_()` to "
+                "the loop)")
+            _fired = True
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
                                                        ctypes.py_object(SoftLockup))
             seen[ident] = (k, -1, 0.0, clock)   # once per stuck step
