@@ -17,8 +17,8 @@ it raises :class:`SoftLockup` asynchronously in that thread
 for any other verdict raised by a task.
 
 Determinism: the events up to the lockup and the verdict are the same on every run (a
-spinning task emits nothing), so the trace hash is too; only the line at which the task
-was interrupted, shown in its stack, may differ. A task that spins while emitting events
+spinning task emits nothing), so the trace hash is too, and the message names no
+duration. A task that spins while emitting events
 (without ever awaiting) would make the trace depend on the clock; that is a scenario bug
 the report names. Each soft-locked run costs the threshold in CPU time, so minimization
 leaves such findings as they are.
@@ -63,7 +63,7 @@ def env_error() -> str | None:
 #: tests and slow machines: ``VMEMU_SOFT_LOCKUP_SECONDS``).
 SOFT_LOCKUP_SECONDS = (DEFAULT_SECONDS if env_error() or ENV not in os.environ
                        else float(os.environ[ENV]))
-#: How a soft-lockup verdict's message starts (minimize and explore recognise it).
+#: How a soft-lockup verdict's message starts (minimize recognises it).
 PREFIX = "BUG: soft lockup"
 
 #: Once a lockup has fired inside :func:`shorter_after_first`, later ones in the same
@@ -112,7 +112,7 @@ class SoftLockup(VerdictSignal):
     """
 
     def __init__(self) -> None:
-        msg = _messages.pop(threading.get_ident(), f"{PREFIX}: a task never reached a "
+        msg = _messages.pop(threading.get_ident(), f"{PREFIX} - a task never reached a "
                             "scheduling point")
         super().__init__("livelock", msg)
 
