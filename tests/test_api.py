@@ -58,14 +58,6 @@ async def test_arun_inside_a_trio_program():
     assert r.trace_hash == vmemu.run(ABBA, seed=ABBA_SEED, driver="direct").trace_hash
 
 
-@pytest.mark.trio
-async def test_arun_is_cancellable():
-    sc = vmemu.load(ABBA)
-    with trio.move_on_after(5):
-        r = await vmemu.arun(sc, seed=0)
-    assert r.verdict in ("ok", "deadlock")
-
-
 def test_result_object():
     r = vmemu.run(ABBA, seed=ABBA_SEED)
     assert r.failed and r.verdict == "deadlock"

@@ -143,7 +143,8 @@ def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
         import trio
 
         from ._kernel.drivers.trio_driver import run_trio
-        trio.run(run_trio, k)
+        # Ctrl-C only at a checkpoint of the loop, which then unwinds every task cleanly.
+        trio.run(run_trio, k, restrict_keyboard_interrupt_to_checkpoints=True)
     return _result(k, sc, strat, plan, driver)
 
 

@@ -4,11 +4,21 @@ Trio randomizes the order in which it runs a batch of ready tasks, so we never l
 choose: at any moment exactly one of our tasks is ready. The kernel loop reschedules the
 chosen task and parks itself; the task runs to its next scheduling point, reschedules the
 loop and parks. That ping-pong is the whole protocol.
+
+Cancellation (a host deadline, ``CancelScope.cancel()``, Ctrl-C delivered by trio) never
+interrupts a parked task: whoever is parked is waiting for *us*, and waking it behind the
+loop's back would break the ping-pong (two tasks running, or a task rescheduling a loop
+that is not waiting). Only the loop takes note of it, when trio tries to abort the loop's
+own wait. It cannot stop waiting at once either (the running task will hand the CPU back),
+so it records the cancellation, and when the running task parks it stops handing off,
+unwinds every task with :class:`Killed`, waits until all of them have ended, and only then
+raises the cancellation, outside the nursery: the caller sees a plain ``Cancelled`` (or
+``KeyboardInterrupt``), never an exception group, and no coroutine is left unawaited.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Callable, TYPE_CHECKING
 
 import outcome
 import trio
@@ -20,28 +30,45 @@ from ..task import Killed, Task
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
+#: What escapes emulated code without being a verdict: the host's own exceptions.
+_HOST_EXCEPTIONS = (trio.Cancelled, KeyboardInterrupt, SystemExit)
 
-def _abort(_raise_cancel: object) -> Abort:
-    # Cancellation of the host scope (a test timeout, Ctrl-C) may interrupt a parked task.
-    return Abort.SUCCEEDED
+
+def _stay_parked(_raise_cancel: object) -> Abort:
+    # A parked task is resumed only by the loop (see the module docstring).
+    return Abort.FAILED
 
 
 async def run_trio(k: "Kernel") -> None:
-    """Run ``k`` to its verdict inside the current trio run."""
+    """Run ``k`` to its verdict inside the current trio run.
+
+    Raises:
+        trio.Cancelled (or KeyboardInterrupt) when the surrounding scope is cancelled
+        mid-run, after every emulated task has unwound.
+    """
     with lockup.watching(k):
         await _run(k)
 
 
 async def _run(k: "Kernel") -> None:
     loop = current_task()
-    pending = len(k.tasks)
+    pending = len(k.tasks)     # tasks not yet parked at their start
+    alive = len(k.tasks)       # tasks whose trio task has not ended
+    draining = False           # the loop waits for every task to end
+    stop: list[Callable[[], Any]] = []   # raises the host's cancellation, latest last
+
+    def loop_abort(raise_cancel: Callable[[], Any]) -> Abort:
+        # Trio wants to cancel the loop's wait (or deliver Ctrl-C to it): note it; the
+        # task that runs (or the last one to start or end) will wake the loop.
+        stop.append(raise_cancel)
+        return Abort.FAILED
 
     async def park(t: Task) -> None:
         reschedule(loop)
-        await wait_task_rescheduled(_abort)
+        await wait_task_rescheduled(_stay_parked)
 
     async def main(t: Task) -> None:
-        nonlocal pending
+        nonlocal pending, alive
         t.handle = current_task()
         pending -= 1
         if pending == 0:
@@ -49,32 +76,58 @@ async def _run(k: "Kernel") -> None:
         exc: BaseException | None = None
         started = False
         try:
-            await wait_task_rescheduled(_abort)
+            await wait_task_rescheduled(_stay_parked)
             started = True
             await t.coro
-        except trio.Cancelled:
-            raise
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except BaseException as e:
             exc = e
         finally:
             if not started:
                 t.coro.close()
-        k.task_finished(t, exc)
-        if not isinstance(exc, Killed):
+            t.handle = None
+            alive -= 1
+        if isinstance(exc, _HOST_EXCEPTIONS):
+            # Ctrl-C or a cancellation raised inside emulated code: stop the run and let
+            # the loop re-raise it once everything has unwound.
+            stop.append(outcome.Error(exc).unwrap)
+        else:
+            k.task_finished(t, exc)
+        # Outside draining, only the running task can end, and the loop waits for it.
+        if not draining or alive == 0:
             reschedule(loop)
 
     k.park = park
     if not k.tasks:
         k.next_task()
         return
+    error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         for t in k.tasks:
             nursery.start_soon(main, t, name=f"vmemu:{t.name}")
-        await wait_task_rescheduled(_abort)
-        while (t := k.next_task()) is not None:
-            reschedule(t.handle)
-            await wait_task_rescheduled(_abort)
-        for t in k.live_tasks():
-            reschedule(t.handle, outcome.Error(Killed()))
+        try:
+            await wait_task_rescheduled(loop_abort)
+            while not stop and (t := k.next_task()) is not None:
+                reschedule(t.handle)
+                await wait_task_rescheduled(loop_abort)
+        except BaseException as e:   # a vmemu bug: raised below, not in a group
+            error = e
+        # Every task is parked now (or never started): unwind them all, and wait until
+        # the last one has ended, so that the nursery has nothing left to wait for.
+        if k.outcome is None:
+            k.stopping = True          # no verdict: every scheduling point raises Killed
+        draining = True
+        for t in k.tasks:
+            if t.handle is not None:
+                reschedule(t.handle, outcome.Error(Killed()))
+        if alive:
+            await wait_task_rescheduled(loop_abort)
+    if error is not None:
+        raise error
+    if stop:
+        _raise_first(stop)
+
+
+def _raise_first(stop: list[Callable[[], Any]]) -> None:
+    """Raise the host's cancellation: Ctrl-C if there was one, else the first."""
+    excs = [outcome.capture(f).error for f in stop]
+    raise next((e for e in excs if isinstance(e, KeyboardInterrupt)), excs[0])

@@ -1,0 +1,224 @@
+"""Cancelling a run: host deadlines inside trio and asyncio, and Ctrl-C on the command line.
+
+A cancelled ``await vmemu.arun(...)`` must unwind every emulated task and raise the
+host's cancellation (which the scope swallows); the host program goes on, and the part of
+the run that happened is deterministic. On the command line, Ctrl-C during a run is one
+line and exit code 130 on every driver and command.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import anyio
+import pytest
+import trio
+
+import vmemu
+from conftest import CONTRACT, ROOT
+
+ABBA = str(CONTRACT / "abba.yaml")
+
+# Far longer than any deadline below: about 400,000 steps ends in `livelock` (seconds).
+LONG = """
+name: long
+limits: {steps: 400000}
+locks: {m: mutex}
+tasks:
+  t:
+    count: 2
+    steps:
+      - repeat: 1000000
+        do: [yield, {lock: m}, {unlock: m}]
+"""
+
+# Short enough to run in full as a reference (24,000 steps).
+SPIN = """
+name: spin
+limits: {steps: 1000000}
+locks: {m: mutex}
+tasks:
+  t:
+    count: 4
+    steps:
+      - repeat: 2000
+        do: [yield, {lock: m}, {unlock: m}]
+"""
+
+
+@pytest.fixture
+def long(write_scenario):
+    return vmemu.load(write_scenario(LONG, "long.yaml"))
+
+
+@pytest.fixture
+def spin(write_scenario):
+    return vmemu.load(write_scenario(SPIN, "spin.yaml"))
+
+
+@pytest.fixture(params=["trio", "asyncio"])
+def host(request):
+    """The host loop (anyio backend); each runs arun's default driver for it."""
+    return request.param
+
+
+def _never_awaited(record: list) -> list[str]:
+    gc.collect()
+    return [str(w.message) for w in record if "never awaited" in str(w.message)]
+
+
+async def _host_and_bystander(body):
+    """Run ``body()`` beside a bystander task; returns (body's value, bystander turns
+    taken while body ran, turns taken after)."""
+    turns = 0
+
+    async def bystander():
+        nonlocal turns
+        while True:
+            turns += 1
+            await anyio.sleep(0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(bystander)
+        value = await body()
+        during = turns
+        for _ in range(3):
+            await anyio.sleep(0)
+        after = turns - during
+        tg.cancel_scope.cancel()
+    return value, during, after
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
+@pytest.mark.anyio
+async def test_a_deadline_firing_mid_run_unwinds_arun_and_the_host_goes_on(
+        anyio_backend, long):
+    events: list = []
+
+    async def body():
+        with anyio.move_on_after(0.05) as scope:
+            await vmemu.arun(long, seed=1, log=events.append)
+            pytest.fail("arun returned after its deadline")
+        # The run was cut short (it never reached its verdict), and vmemu still works.
+        return scope.cancelled_caught, await vmemu.arun(ABBA, seed=1)
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        (caught, after), during, turns_after = await _host_and_bystander(body)
+        assert _never_awaited(record) == []
+    assert caught
+    assert len(events) > 10 and not [ev for ev in events if ev[2] == "verdict"]
+    assert after.verdict == vmemu.run(ABBA, seed=1, driver="direct").verdict
+    assert during > 0 and turns_after > 0
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("driver", [None, "asyncio"])
+@pytest.mark.anyio
+async def test_a_scope_cancelled_before_the_call_runs_nothing(anyio_backend, driver, long):
+    events: list = []
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await vmemu.arun(long, driver=driver, log=events.append)
+            pytest.fail("arun returned in a cancelled scope")
+        assert _never_awaited(record) == []
+    assert scope.cancelled_caught
+    assert not [ev for ev in events if ev[2] == "verdict"]
+    assert (await vmemu.arun(ABBA, seed=1, driver=driver)).verdict in ("ok", "deadlock")
+
+
+async def _cancelled_at(spin, n: int, driver: str | None) -> list:
+    """The events of a run whose scope is cancelled, from its log hook, at the n-th event."""
+    events: list = []
+    with anyio.CancelScope() as scope:
+        def log(ev: list) -> None:
+            events.append(ev)
+            if len(events) == n:
+                scope.cancel()
+        await vmemu.arun(spin, seed=3, driver=driver, log=log)
+        pytest.fail("arun returned after its scope was cancelled")
+    assert scope.cancelled_caught
+    return events
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("driver", [None, "asyncio"])
+@pytest.mark.anyio
+async def test_two_cancelled_runs_give_the_same_trace(anyio_backend, driver, spin):
+    a = await _cancelled_at(spin, 500, driver)
+    b = await _cancelled_at(spin, 500, driver)
+    full = vmemu.run(spin, seed=3, driver="direct").trace.events
+    # Stopped within a step of the cancellation, after exactly what the full run did.
+    assert a == b
+    assert 500 <= len(a) < 510 < len(full) and a == full[:len(a)]
+
+
+# ---------------------------------------------------------------- Ctrl-C on the CLI
+
+# A Python scenario (so the test can tell when the run really started) that runs far
+# longer than the test waits: it touches the file named by $VMEMU_TEST_STARTED, then
+# yields until the step budget (of ~10^8 steps) would run out.
+STARTED = '''
+import os
+expect = "ok"
+limits = {"steps": 10**8}
+
+async def worker(ctx):
+    open(os.environ["VMEMU_TEST_STARTED"], "a").close()
+    for _ in range(10**8):
+        await ctx.yield_()
+
+tasks = {"a": worker, "b": worker}
+'''
+
+COMMANDS = {
+    "run": ["run", "{s}"],
+    "explore": ["explore", "{s}", "--runs", "3"],
+    "check": ["check", "{s}"],
+    "lockdep": ["lockdep", "{s}", "--runs", "3"],
+}
+
+
+def test_ctrl_c_on_every_driver_and_command_is_one_line_and_exit_130(tmp_path):
+    scenario = tmp_path / "forever.py"
+    scenario.write_text(textwrap.dedent(STARTED))
+    procs = {}
+    # All at once: each process spends most of its time importing (2 cores, ~1 s each).
+    for driver in ("trio", "asyncio", "direct"):
+        for cmd, args in COMMANDS.items():
+            started = tmp_path / f"started-{driver}-{cmd}"
+            env = {**os.environ, "VMEMU_TEST_STARTED": str(started)}
+            argv = [a.format(s=scenario) for a in args] + ["--driver", driver]
+            p = subprocess.Popen([sys.executable, "-m", "vmemu", *argv], cwd=ROOT, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs[(driver, cmd)] = (p, started)
+    try:
+        deadline = time.monotonic() + 60
+        waiting = dict(procs)
+        while waiting and time.monotonic() < deadline:
+            for key, (p, started) in list(waiting.items()):
+                if started.exists():       # the emulated run is under way: interrupt it
+                    p.send_signal(signal.SIGINT)
+                    del waiting[key]
+                elif p.poll() is not None:
+                    del waiting[key]       # ended early: reported below
+            time.sleep(0.02)
+        results = {key: (p.wait(timeout=60), *p.communicate()) for key, (p, _) in procs.items()}
+    finally:
+        for p, _ in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    bad = {key: (code, err) for key, (code, _out, err) in results.items()
+           if code != 130 or len(err.strip().splitlines()) != 1
+           or not err.startswith("vmemu: interrupted")}
+    assert bad == {}
