@@ -12,7 +12,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
+
+
+def _contract() -> Path:
+    """``../shared/contract`` beside this checkout, or beside the checkout that holds this
+    copy of it (mutation testing runs the tests in a copy inside the checkout)."""
+    here = Path(__file__).resolve()
+    for up in here.parents[2:4]:
+        if (up / "shared" / "contract").is_dir():
+            return up / "shared" / "contract"
+    return here.parents[2] / "shared" / "contract"
+
+
+CONTRACT = _contract()
 
 
 @functools.cache

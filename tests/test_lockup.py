@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 
 import pytest
 
@@ -47,7 +48,7 @@ BUSY_WAIT = '''
 
 @pytest.fixture
 def fast_watchdog(monkeypatch):
-    monkeypatch.setattr(lockup, "SOFT_LOCKUP_SECONDS", 0.3)
+    monkeypatch.setattr(lockup, "SOFT_LOCKUP_SECONDS", 0.15)
 
 
 def _write(tmp_path, text, name):
@@ -78,7 +79,7 @@ def test_a_schedule_dependent_busy_wait_is_found_and_replays(tmp_path, fast_watc
 
 def test_soft_lockup_verdicts_are_the_same_across_processes(tmp_path):
     path = _write(tmp_path, SPIN, "spin.py")
-    env = {"VMEMU_SOFT_LOCKUP_SECONDS": "0.3"}
+    env = {"VMEMU_SOFT_LOCKUP_SECONDS": "0.15"}
     runs = [vmemu_cli("run", path, "--json", env={**env, "PYTHONHASHSEED": h})
             for h in ("0", "1")]
     outs = [json.loads(p.stdout) for p in runs]
@@ -114,17 +115,19 @@ def test_a_bad_threshold_in_the_environment_is_one_line_exit_2(value):
 
 
 def test_an_exploration_calls_repeated_lockups_sooner(tmp_path, monkeypatch):
-    # `explore --all` of a busy-wait scenario locks up in many schedules: after the first
+    # `explore --all` of a spinning scenario locks up in every schedule: after the first
     # one, the exploration stops the next ones after REPEAT_SECONDS of CPU, not the full
     # threshold. What the runs report does not change (the message has no seconds).
-    monkeypatch.setattr(lockup, "SOFT_LOCKUP_SECONDS", 0.6)
-    monkeypatch.setattr(lockup, "REPEAT_SECONDS", 0.1)
-    path = _write(tmp_path, BUSY_WAIT, "busy.py")
-    assert lockup._threshold() == 0.6
-    with lockup.shorter_after_first():
-        first = vmemu.run(path, seed=seed_reaching(path, "livelock"), driver="direct")
-        assert lockup._threshold() == 0.1
-        x = vmemu.explore(path, runs=30, keep_going=True)
-    assert lockup._threshold() == 0.6          # only inside an exploration
-    assert [f.verdict for f in x.findings] == ["livelock"]
-    assert x.findings[0].message == first.message
+    monkeypatch.setattr(lockup, "SOFT_LOCKUP_SECONDS", 0.4)
+    monkeypatch.setattr(lockup, "REPEAT_SECONDS", 0.04)
+    path = _write(tmp_path, SPIN, "spin.py")
+    cpu = time.thread_time()    # the direct driver runs every schedule in this thread
+    x = vmemu.explore(path, runs=6, keep_going=True, findings_dir=tmp_path / "f")
+    cpu = time.thread_time() - cpu
+    assert x.schedules == 6 and [f.verdict for f in x.findings] == ["livelock"]
+    assert x.findings[0].message.startswith("BUG: soft lockup - task spinner never reached")
+    # Six lockups: the first costs the whole threshold of CPU (the detector cannot fire
+    # sooner); the five others about 0.08 s each (0.04 s, and up to one look of the
+    # watchdog more), not 0.4 s each as at the full threshold (2.4 s in all).
+    assert 0.4 <= cpu < 3 * 0.4, cpu
+    assert lockup._threshold() == 0.4            # only inside an exploration

@@ -9,13 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vmemu
-from conftest import io_retry_scenario, seed_reaching
+from conftest import CONTRACT, io_retry_scenario, seed_reaching
 from vmemu._cli import main
 from vmemu._explore import signature
 from vmemu._minimize import TolerantReplay, minimize, preemptions
 from vmemu._run import replay
 
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
 ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
 DINING = vmemu.load(str(CONTRACT / "dining_philosophers.yaml"))
 LOST_WAKEUP = vmemu.load(str(CONTRACT / "lost_wakeup.yaml"))

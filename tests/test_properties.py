@@ -11,11 +11,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import trio
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import vmemu
-from vmemu._kernel.drivers.direct import run_direct
+from vmemu._kernel.drivers.trio_driver import run_trio
 from vmemu._kernel.sync import Lock, Recursive, RWSem, Semaphore
 from vmemu._kernel.task import BLOCKED, DONE, RUNNABLE, SLEEPING
 from vmemu._run import new_kernel
@@ -93,16 +94,21 @@ def check_invariants(k):
             assert t.state is DONE and t not in runnable
 
 
-class Checking(RandomStrategy):
-    """A random strategy that checks the kernel's invariants at every decision."""
+def checking(k, stats):
+    """Wrap ``k.next_task`` so that the invariants are checked before every step (the
+    state between two scheduling points, and the final one), counting into ``stats``.
 
-    kernel = None
-    checks = 0
+    The event-loop drivers ask ``k.next_task()`` for every step, even when only one task
+    can run (the direct driver decides those itself), so the check sees them all."""
+    next_task = k.next_task
 
-    def pick_task(self, runnable, current):
-        check_invariants(self.kernel)
-        self.checks += 1
-        return super().pick_task(runnable, current)
+    def checked_next_task():
+        check_invariants(k)
+        stats["checks"] += 1
+        stats["forced"] += len(k.runnable) == 1
+        return next_task()
+
+    k.next_task = checked_next_task
 
 
 def _load(text):
@@ -112,24 +118,39 @@ def _load(text):
         return load_scenario(str(p))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=scenarios(), seed=st.integers(0, 2**32))
-def test_kernel_invariants_hold_at_every_step(text, seed):
-    sc = _load(text)
-    strat = Checking(seed)
-    k = new_kernel(sc, strat)
-    strat.kernel = k
-    run_direct(k)
-    assert k.outcome is not None and k.outcome.verdict in vmemu.VERDICTS
-    # Every run ends within its limits.
-    assert k.steps <= sc.limits.steps + 1 and k.now <= sc.limits.ticks
-    # No task is lost: each one is reported, and `ok` means each one finished.
-    assert [t["name"] for t in k.final_tasks] == [t.name for t in sc.tasks]
-    if k.outcome.verdict == "ok":
-        assert all(t["state"] == "done" for t in k.final_tasks)
-    if k.outcome.verdict == "deadlock":
-        assert all(t["state"] != "runnable" for t in k.final_tasks)
-        assert any(t["state"] == "blocked" for t in k.final_tasks)
+def test_kernel_invariants_hold_at_every_step():
+    total = {"examples": 0, "checks": 0, "forced": 0, "fewest": 10**9}
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(text=scenarios(), seed=st.integers(0, 2**32))
+    def invariants_hold(text, seed):
+        sc = _load(text)
+        k = new_kernel(sc, RandomStrategy(seed))
+        stats = {"checks": 0, "forced": 0}
+        checking(k, stats)
+        trio.run(run_trio, k)
+        # Before the first step and at the end at least, and before every decision.
+        assert stats["checks"] >= 2 and stats["checks"] > len(k.tape)
+        for key in ("checks", "forced"):
+            total[key] += stats[key]
+        total["examples"] += 1
+        total["fewest"] = min(total["fewest"], stats["checks"])
+        assert k.outcome is not None and k.outcome.verdict in vmemu.VERDICTS
+        # Every run ends within its limits.
+        assert k.steps <= sc.limits.steps + 1 and k.now <= sc.limits.ticks
+        # No task is lost: each one is reported, and `ok` means each one finished.
+        assert [t["name"] for t in k.final_tasks] == [t.name for t in sc.tasks]
+        if k.outcome.verdict == "ok":
+            assert all(t["state"] == "done" for t in k.final_tasks)
+        if k.outcome.verdict == "deadlock":
+            assert all(t["state"] != "runnable" for t in k.final_tasks)
+            assert any(t["state"] == "blocked" for t in k.final_tasks)
+
+    invariants_hold()
+    # Every example was checked, including the steps where a single task could run
+    # (which a strategy hook never sees): about 7 per example on average.
+    assert total["examples"] >= 100 and total["fewest"] >= 2
+    assert total["forced"] > 0 and total["checks"] > 3 * total["examples"], total
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,13 +15,13 @@ from types import SimpleNamespace
 import pytest
 
 import vmemu
+from conftest import CONTRACT
 from vmemu._cli import main
 from vmemu._errors import UserError
 from vmemu._strategies import is_exhaustive, make_strategy, schedules
 from vmemu._strategies.dfs import DFSSearch, _key, decode_prefix, encode_prefix
 from vmemu._strategies.pct import PCTStrategy
 
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
 ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
 ABBA_ORDERED = vmemu.load(str(CONTRACT / "abba_ordered.yaml"))
 DINING = vmemu.load(str(CONTRACT / "dining_philosophers.yaml"))

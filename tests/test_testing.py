@@ -9,10 +9,9 @@ from hypothesis import find, given, settings
 
 import vmemu
 import vmemu.testing
-from conftest import io_retry_scenario
+from conftest import CONTRACT, io_retry_scenario
 from vmemu._minimize import preemptions
 
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
 ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
 ABBA_ORDERED = vmemu.load(str(CONTRACT / "abba_ordered.yaml"))
 FAST = settings(max_examples=200, deadline=None, database=None, derandomize=True)

@@ -1,0 +1,145 @@
+"""GFP masks and task-flag scopes, seen from what reclaim does: which dirty classes an
+allocation may write back, how deep into the reserve it may go, and how its mask reads.
+
+Each case is one task, so one run shows it: the task fills the pool with dirty pages down
+to ``min``, then makes one more allocation (``may_fail``) with the mask under test.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import vmemu
+
+MASKS = ("GFP_KERNEL", "GFP_NOFS", "GFP_NOIO", "GFP_ATOMIC", "GFP_NOWAIT")
+NEEDS = ("[]", "[io]", "[io, fs]")
+
+# What reclaim does with a dirty class that needs NEEDS, for each mask: "writeback" (it
+# may write the class back), "skip" (it may reclaim but not this class: the allocation
+# fails), "reserve" (it may not reclaim but may dip into the reserve: __GFP_HIGH),
+# "fail" (neither).
+EXPECTED = {
+    "GFP_KERNEL": ("writeback", "writeback", "writeback"),
+    "GFP_NOFS": ("writeback", "writeback", "skip"),
+    "GFP_NOIO": ("writeback", "skip", "skip"),
+    "GFP_ATOMIC": ("reserve", "reserve", "reserve"),
+    "GFP_NOWAIT": ("fail", "fail", "fail"),
+}
+# Inside a scope, GFP_KERNEL behaves as the scope's per-call mask.
+SCOPES = {"PF_MEMALLOC_NOIO": "GFP_NOIO", "PF_MEMALLOC_NOFS": "GFP_NOFS"}
+
+
+def scenario(needs: str, gfp: str, scope: str | None = None) -> str:
+    alloc = f"{{alloc: 1, gfp: {gfp}, may_fail: true, as: p}}"
+    step = f"{{flags: [{scope}], do: [{alloc}]}}" if scope else alloc
+    return f"""
+memory:
+  pages: 16
+  watermarks: {{min: 4, low: 6, high: 8}}
+  classes:
+    dirty: {{writeback: wb, needs: {needs}}}
+routines:
+  wb: [yield]
+tasks:
+  t: [{{fill: {{class: dirty, pages: 12}}}}, {step}, {{free: p}}]
+"""
+
+
+def what_happened(r: vmemu.Result) -> str:
+    ops = [ev[2] for ev in r.trace.events]
+    assert r.verdict == "ok", r.message
+    tail = ops[ops.index("fill") + 1:]             # after the pool was filled to min
+    if "writeback" in tail:
+        assert "alloc" in tail and "alloc_fail" not in tail
+        return "writeback"
+    if "reclaim" in tail:
+        assert "alloc_fail" in tail
+        return "skip"
+    return "reserve" if "alloc" in tail else "fail"
+
+
+@pytest.mark.parametrize("gfp", MASKS)
+def test_which_dirty_classes_each_mask_may_write_back(write_scenario, gfp):
+    got = tuple(what_happened(vmemu.run(write_scenario(scenario(needs, gfp)),
+                                        driver="direct")) for needs in NEEDS)
+    assert got == EXPECTED[gfp]
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_a_scope_strips_the_mask_of_every_allocation_inside_it(write_scenario, scope):
+    got = tuple(what_happened(vmemu.run(write_scenario(scenario(needs, "GFP_KERNEL", scope)),
+                                        driver="direct")) for needs in NEEDS)
+    assert got == EXPECTED[SCOPES[scope]]
+    # A mask with nothing left to strip reads as itself.
+    r = vmemu.run(write_scenario(scenario("[]", "GFP_NOIO", scope)), driver="direct")
+    assert what_happened(r) == "writeback"
+    assert "GFP_NOIO" in next(ev[3] for ev in r.trace.events if ev[2] == "reclaim")
+
+
+@pytest.mark.parametrize("scope, shown", [
+    ("PF_MEMALLOC_NOIO", "GFP_KERNEL in a PF_MEMALLOC_NOIO scope (__GFP_DIRECT_RECLAIM)"),
+    ("PF_MEMALLOC_NOFS", "GFP_KERNEL in a PF_MEMALLOC_NOFS scope "
+                         "(__GFP_DIRECT_RECLAIM|__GFP_IO)"),
+])
+def test_reports_say_what_a_scope_left_of_the_mask(write_scenario, scope, shown):
+    r = vmemu.run(write_scenario(scenario("[io, fs]", "GFP_KERNEL", scope)), driver="direct")
+    reclaim = next(ev[3] for ev in r.trace.events if ev[2] == "reclaim")
+    assert reclaim == f"for 1: 4 free, {shown}"
+
+
+def test_gfp_noio_under_the_lock_its_writeback_needs_is_safe_and_gfp_nofs_is_not(
+        write_scenario):
+    # The 1999 bug with a class whose writeback needs only IO: GFP_NOFS still lets
+    # reclaim write it back under the lock its writeback takes (a self-deadlock);
+    # GFP_NOIO makes reclaim drop the clean page cache instead.
+    text = """
+memory:
+  pages: 32
+  watermarks: {min: 2, low: 4, high: 8}
+  classes:
+    swap: {writeback: swap_out, needs: [io]}
+    pagecache: {}
+locks: {sb: mutex}
+routines:
+  swap_out: [{lock: sb}, {io: 1}, {unlock: sb}]
+tasks:
+  t:
+    - fill: {class: swap, pages: 26}
+    - fill: {class: pagecache, pages: 4}
+    - lock: sb
+    - alloc: 1
+      gfp: %s
+      as: bh
+    - free: bh
+    - unlock: sb
+"""
+    noio = vmemu.run(write_scenario(text % "GFP_NOIO", "noio.yaml"), driver="direct")
+    assert noio.verdict == "ok"
+    assert "reclaim_clean" in [ev[2] for ev in noio.trace.events]
+    nofs = vmemu.run(write_scenario(text % "GFP_NOFS", "nofs.yaml"), driver="direct")
+    assert nofs.verdict == "deadlock"
+    assert nofs.cycle == [{"task": "t", "waits_for": "mutex sb", "held_by": "t"}]
+
+
+def test_pf_memalloc_uses_the_whole_reserve_and_never_reclaims(write_scenario):
+    # Free memory at min: a PF_MEMALLOC task may take every page left, without reclaim
+    # (a writeback routine allocating must not recurse into reclaim).
+    r = vmemu.run(write_scenario("""
+memory:
+  pages: 16
+  watermarks: {min: 4, low: 6, high: 8}
+  classes:
+    dirty: {writeback: wb}
+routines:
+  wb: [yield]
+tasks:
+  t:
+    - fill: {class: dirty, pages: 12}
+    - flags: [PF_MEMALLOC]
+      do: [{alloc: 4, as: p}, {alloc: 1, as: q, may_fail: true}, {assert: "ok == 0"}]
+    - free: p
+"""), driver="direct")
+    assert r.verdict == "ok"
+    ops = [ev[2] for ev in r.trace.events]
+    assert "reclaim" not in ops and "writeback" not in ops
+    assert r.extra["memory"]["free"] == 4

@@ -1,0 +1,163 @@
+"""The watchdog's definitions at their edges: which cycle a deadlock reports, and when a
+blocked task becomes a hang and which task the report names.
+
+Every scenario here deadlocks (or not) the same way in every schedule: completions make
+the tasks take their locks before anyone blocks, so a single run with any seed shows it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import vmemu
+
+# t1 and t2 each take one lock, wait until the other has its own, then ask for the
+# other's: an ABBA deadlock in every schedule.
+ABBA_TASKS = """
+  t1: [{lock: A}, {complete: a_taken}, {wait: b_taken}, {lock: B}, {unlock: B}, {unlock: A}]
+  t2: [{lock: B}, {complete: b_taken}, {wait: a_taken}, {lock: A}, {unlock: A}, {unlock: B}]
+"""
+ABBA_HEAD = """
+locks: {A: mutex, B: mutex}
+events: {a_taken: completion, b_taken: completion, never: completion}
+tasks:
+"""
+
+ABBA_CYCLE = [{"task": "t1", "waits_for": "mutex B", "held_by": "t2"},
+              {"task": "t2", "waits_for": "mutex A", "held_by": "t1"}]
+
+
+def run_all_seeds(path: str, seeds: range = range(4)) -> vmemu.Result:
+    """Run a few schedules; they must all agree (the scenario leaves nothing to chance)."""
+    results = [vmemu.run(path, seed=s, driver="direct") for s in seeds]
+    assert len({(r.verdict, r.message, str(r.cycle)) for r in results}) == 1
+    return results[0]
+
+
+def test_a_cycle_beside_a_bystander_blocked_first_is_still_found(write_scenario):
+    # The bystander (the first task) waits for a completion nobody fires: it blocks first
+    # and has no way out, but it is not part of the cycle.
+    r = run_all_seeds(write_scenario(ABBA_HEAD + "  bystander: [{wait: never}]\n"
+                                     + ABBA_TASKS))
+    assert r.verdict == "deadlock"
+    assert r.cycle == ABBA_CYCLE
+    assert r.message == "wait-for cycle t1 -> t2 -> t1"
+    bystander = next(t for t in r.tasks if t["name"] == "bystander")
+    assert bystander["state"] == "blocked" and "completion never" in bystander["waiting_for"]
+
+
+def test_a_task_waiting_on_a_cycle_is_not_part_of_it(write_scenario):
+    # t0 (the first task) waits for B, held by t2, which is in the cycle t1 <-> t2: the
+    # walk from t0 enters the cycle at t2, but t0 itself is not on it.
+    r = run_all_seeds(write_scenario(ABBA_HEAD + "  t0: [{sleep: 1}, {lock: B}, {unlock: B}]\n"
+                                     + ABBA_TASKS))
+    assert r.verdict == "deadlock"
+    assert r.cycle == ABBA_CYCLE          # printed from its lowest task id, t1
+    assert r.message == "wait-for cycle t1 -> t2 -> t1"
+    t0 = next(t for t in r.tasks if t["name"] == "t0")
+    assert t0["state"] == "blocked" and t0["waiting_for"] == "mutex B (held by t2)"
+
+
+def test_a_longer_cycle_is_reported_whole_in_task_order(write_scenario):
+    # Three tasks, three locks: t3 -> t1 -> t2 -> t3 read from the lowest id.
+    r = run_all_seeds(write_scenario("""
+locks: {A: mutex, B: mutex, C: mutex}
+events: {a: completion, b: completion, c: completion}
+tasks:
+  t1: [{lock: A}, {complete: a}, {wait: b}, {wait: c}, {lock: B}]
+  t2: [{lock: B}, {complete: b}, {wait: a}, {wait: c}, {lock: C}]
+  t3: [{lock: C}, {complete: c}, {wait: a}, {wait: b}, {lock: A}]
+"""))
+    assert r.verdict == "deadlock"
+    assert [(c["task"], c["waits_for"], c["held_by"]) for c in r.cycle] == [
+        ("t1", "mutex B", "t2"), ("t2", "mutex C", "t3"), ("t3", "mutex A", "t1")]
+    assert r.message == "wait-for cycle t1 -> t2 -> t3 -> t1"
+
+
+def test_a_deadlock_without_a_cycle_names_the_first_blocked_task(write_scenario):
+    r = run_all_seeds(write_scenario("""
+events: {never: completion, later: completion}
+tasks:
+  idle: [yield]
+  first: [{wait: never}]
+  second: [{wait: later}]
+"""))
+    assert r.verdict == "deadlock" and r.cycle == []
+    assert r.culprit == "first"
+    assert r.message.startswith("first waits for completion never")
+
+
+# ---------------------------------------------------------------- hung tasks
+
+def hang_scenario(hold: int, timeout: int = 20, late: int | None = None) -> str:
+    """``holder`` keeps mutex m for ``hold`` ticks; ``early`` blocks on it at tick 0 (and
+    ``late`` at tick ``late``, when given)."""
+    text = f"""
+limits: {{hung_task_timeout: {timeout}}}
+locks: {{m: mutex}}
+events: {{taken: completion}}
+tasks:
+  holder: [{{lock: m}}, {{complete: taken}}, {{sleep: {hold}}}, {{unlock: m}}]
+  early: [{{wait: taken}}, {{lock: m}}, {{unlock: m}}]
+"""
+    if late is not None:
+        text += f"  late: [{{wait: taken}}, {{sleep: {late}}}, {{lock: m}}, {{unlock: m}}]\n"
+    return text
+
+
+def test_blocked_exactly_hung_task_timeout_ticks_is_not_a_hang(write_scenario):
+    # khungtaskd reports a task blocked for *more than* the timeout.
+    r = run_all_seeds(write_scenario(hang_scenario(hold=20)))
+    assert r.verdict == "ok" and r.ticks == 20
+
+
+def test_one_tick_more_is_a_hang_reported_when_the_timeout_was_crossed(write_scenario):
+    r = run_all_seeds(write_scenario(hang_scenario(hold=21)))
+    assert r.verdict == "hang" and r.culprit == "early"
+    assert r.message == ("INFO: task early blocked for more than 20 ticks waiting for "
+                         "mutex m (held by holder)")
+    assert r.ticks == 21
+
+
+def test_the_hang_report_names_the_task_blocked_longest(write_scenario):
+    # Both are over the limit when the holder's timer comes due; `early` has waited
+    # longer, and the hang is reported at the tick its timeout was crossed.
+    r = run_all_seeds(write_scenario(hang_scenario(hold=100, late=5)))
+    assert r.verdict == "hang" and r.culprit == "early" and r.ticks == 21
+    assert r.message.startswith("INFO: task early blocked for more than 20 ticks")
+    # Reversed roles: the later task in task order is the one that blocked first.
+    r = run_all_seeds(write_scenario(hang_scenario(hold=100, late=5)
+                                     .replace("early:", "tmp:").replace("late:", "early:")
+                                     .replace("tmp:", "late:")))
+    assert r.verdict == "hang" and r.culprit == "late" and r.ticks == 21
+
+
+def test_of_tasks_hung_equally_long_the_first_in_task_order_is_named(write_scenario):
+    r = run_all_seeds(write_scenario(hang_scenario(hold=100)
+                                     + "  also: [{wait: taken}, {lock: m}, {unlock: m}]\n"))
+    assert r.verdict == "hang" and r.culprit == "early"
+
+
+@pytest.mark.parametrize("timeout, verdict", [(9, "hang"), (10, "deadlock")])
+def test_a_hang_reports_the_cycle_it_is_part_of(write_scenario, timeout, verdict):
+    # An ABBA at tick 0, plus a timer due at tick 10 that keeps the run going: blocked
+    # for more than the timeout by then, the deadlocked tasks are hung tasks, and the
+    # report still shows their cycle. Blocked exactly the timeout: a plain deadlock.
+    r = run_all_seeds(write_scenario(
+        ABBA_HEAD.replace("locks:", f"limits: {{hung_task_timeout: {timeout}}}\nlocks:")
+        + ABBA_TASKS + "  timer: [{sleep: 10}]\n"))
+    assert r.verdict == verdict and r.cycle == ABBA_CYCLE
+    if verdict == "hang":
+        assert r.culprit == "t1" and r.ticks == 10
+        assert r.message.startswith("INFO: task t1 blocked for more than 9 ticks")
+
+
+def test_interruptible_idle_kswapd_never_hangs(write_scenario):
+    # kswapd sleeps on its waitqueue all run long, far past the timeout: not a hang.
+    r = run_all_seeds(write_scenario("""
+limits: {hung_task_timeout: 5}
+memory: {pages: 64, kswapd: true}
+tasks:
+  t: [{sleep: 50}, {alloc: 1, as: p}, {free: p}]
+"""))
+    assert r.verdict == "ok" and r.ticks == 50
