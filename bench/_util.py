@@ -28,15 +28,25 @@ def write_yaml(name: str, text: str) -> str:
     return str(p)
 
 
-def best_of(rounds: int, **fns: Callable[[], Any]) -> dict[str, float]:
-    """Seconds of the fastest of ``rounds`` calls of each function, calls interleaved."""
-    best = {k: float("inf") for k in fns}
+def timings(rounds: int, **fns: Any) -> dict[str, list[float]]:
+    """Seconds of each of ``rounds`` calls of each function, calls interleaved (round 1 of
+    every function, then round 2 ...). A value may be a ``(setup, run)`` pair: then only
+    ``run(setup())`` is timed (what a run needs built, built outside the clock)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
+            setup, go = fn if isinstance(fn, tuple) else (None, fn)
+            arg = setup() if setup is not None else None
             t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
+            go(arg) if setup is not None else go()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def best_of(rounds: int, **fns: Any) -> dict[str, float]:
+    """Seconds of the fastest of ``rounds`` calls of each function, calls interleaved
+    (values as for :func:`timings`)."""
+    return {k: min(v) for k, v in timings(rounds, **fns).items()}
 
 
 def emit(**fields: Any) -> None:

@@ -21,14 +21,16 @@ Workloads (a step is one kernel scheduling point):
   are judged on the two yield workloads, whose tasks do what the baseline's coroutine
   does: reach a scheduling point.
 
-Only driving is timed (kernel construction and result packaging are per run, not per
-step). Usage: ``.venv/bin/python bench/bench_drivers.py [--steps N] [--rounds R]``
+Only driving is timed: each round's kernel is built before the clock starts (kernel
+construction and result packaging are per run, not per step; ``bench_scaling.py``
+reports them). Usage: ``.venv/bin/python bench/bench_drivers.py [--steps N] [--rounds R]``
 """
 
 from __future__ import annotations
 
 import argparse
 import types
+from typing import Callable
 
 import _util  # noqa: F401  (puts the repo on sys.path)
 from _util import best_of, emit, write_yaml
@@ -38,6 +40,7 @@ from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
 from vmemu._kernel.drivers.direct import run_direct
 from vmemu._kernel.drivers.trio_driver import run_trio
+from vmemu._kernel.kernel import Kernel
 from vmemu._run import new_kernel
 from vmemu._scenario import load_scenario
 from vmemu._scenario.model import Limits, Scenario, TaskSpec
@@ -116,19 +119,21 @@ def lock_scenario(steps: int) -> Scenario:
         "          - unlock: m\n")))
 
 
-def drive(sc: Scenario, driver: str) -> dict:
-    """A callable that drives one fresh kernel of ``sc``, and where it records its steps."""
-    box: dict = {}
+def drive(sc: Scenario, driver: str) -> tuple[Callable[[], Kernel], Callable[[Kernel], None]]:
+    """``(setup, run)`` for :func:`best_of`: a fresh kernel of ``sc`` is built outside the
+    clock, and only driving it to its verdict is timed."""
+    def setup() -> Kernel:
+        return new_kernel(sc, make_strategy("random", 1))
 
-    def go() -> None:
-        k = new_kernel(sc, make_strategy("random", 1))
-        box["k"] = k
+    def go(k: Kernel) -> None:
         if driver == "direct":
             run_direct(k)
         else:
             trio.run(run_trio, k)
-    box["go"] = go
-    return box
+        done.append(k)
+    done: list[Kernel] = []
+    go.done = done  # type: ignore[attr-defined]
+    return setup, go
 
 
 def main() -> None:
@@ -145,9 +150,9 @@ def main() -> None:
             ("direct", n, bare_send_loop, "bare coroutine send() loop", 0.4),
             ("trio", nt, bare_trio_pingpong, "bare trio reschedule ping-pong", 0.5)):
         for name, make in workloads.items():
-            box = drive(make(steps), driver)
-            t = best_of(args.rounds, baseline=lambda: baseline(steps), driver=box["go"])
-            k = box["k"]
+            setup, go = drive(make(steps), driver)
+            t = best_of(args.rounds, baseline=lambda: baseline(steps), driver=(setup, go))
+            k = go.done[-1]
             assert k.outcome is not None and k.outcome.verdict == "ok", k.outcome
             drv_rate = k.steps / t["driver"]
             base_rate = steps / t["baseline"]

@@ -3,7 +3,8 @@
 A step must cost the same whatever the run's length or task count: no per-step work may
 grow with either (a copied run queue, a scan of all tasks at every clock tick ...).
 Generated YAML scenarios, direct driver, ``random`` strategy; each size runs enough times
-for ~``--budget`` steps in all, best of ``--rounds``. One JSON line per size, then one
+for ~``--budget`` steps in all, best of ``--rounds``, the sizes of a series interleaved
+(round 1 of every size, then round 2 ...). One JSON line per size, then one
 summary line per series with ``max_over_min`` (target: <= 2).
 
 Series:
@@ -31,7 +32,7 @@ import argparse
 import time
 
 import _util  # noqa: F401  (puts the repo on sys.path)
-from _util import best_of, emit, write_yaml
+from _util import emit, write_yaml
 
 from vmemu._kernel.drivers.direct import run_direct
 from vmemu._run import _result, new_kernel, run
@@ -62,39 +63,52 @@ def timer_scenario(tasks: int, reps: int) -> str:
     return write_yaml(f"timers-{tasks}-{reps}", "\n".join(lines) + "\n")
 
 
-def measure(path: str, budget: int, rounds: int) -> dict[str, float]:
-    """Per-step and per-run costs of ``path``'s runs (seeds 0, 1, ...), over enough runs
-    for ~budget steps, best of ``rounds``: ``steps`` (mean per run), ``ns_per_step``
-    (driving only), ``ns_per_step_whole_run`` and ``run_fixed_us`` (build + package)."""
-    sc = load_scenario(path)
-    probe = run(sc, seed=0, driver="direct")
-    assert probe.verdict == "ok", (path, probe.verdict, probe.message)
-    n = max(1, budget // probe.steps)
-    clock = time.perf_counter
-    best: dict[str, float] = {}
-    for _ in range(rounds):
+class Size:
+    """One size of a series: its scenario and how many runs make ~``budget`` steps."""
+
+    def __init__(self, path: str, budget: int) -> None:
+        self.sc = load_scenario(path)
+        probe = run(self.sc, seed=0, driver="direct")
+        assert probe.verdict == "ok", (path, probe.verdict, probe.message)
+        self.n = max(1, budget // probe.steps)
+        self.best: dict[str, float] = {}
+
+    def round(self) -> None:
+        """One measurement (runs with seeds 0 .. n-1); the best round is kept:
+        ``steps`` (mean per run), ``ns_per_step`` (driving only),
+        ``ns_per_step_whole_run`` and ``run_fixed_us`` (build + package)."""
+        clock = time.perf_counter
         drive = whole = 0.0
         steps = 0
-        for s in range(n):
+        for s in range(self.n):
             # What vmemu.run(sc, seed=s, driver="direct") does, with the driving timed
             # apart; the results are dropped at once (no memory growth to time).
             t0 = clock()
             strategy = make_strategy("random", s)
-            k = new_kernel(sc, strategy)
+            k = new_kernel(self.sc, strategy)
             t1 = clock()
             run_direct(k)
             t2 = clock()
-            _result(k, sc, strategy, None, "direct")
+            _result(k, self.sc, strategy, None, "direct")
             t3 = clock()
             drive += t2 - t1
             whole += t3 - t0
             steps += k.steps
-        row = {"steps": steps / n, "ns_per_step": drive * 1e9 / steps,
+        row = {"steps": steps / self.n, "ns_per_step": drive * 1e9 / steps,
                "ns_per_step_whole_run": whole * 1e9 / steps,
-               "run_fixed_us": (whole - drive) * 1e6 / n}
-        if not best or row["ns_per_step"] < best["ns_per_step"]:
-            best = row
-    return best
+               "run_fixed_us": (whole - drive) * 1e6 / self.n}
+        if not self.best or row["ns_per_step"] < self.best["ns_per_step"]:
+            self.best = row
+
+
+def measure_interleaved(paths: list[str], budget: int, rounds: int) -> list[dict[str, float]]:
+    """The best round of each size, the sizes measured in turn in every round (so a
+    slow spell of the machine is spread over all sizes, not charged to one)."""
+    sizes = [Size(p, budget) for p in paths]
+    for _ in range(rounds):
+        for size in sizes:
+            size.round()
+    return [size.best for size in sizes]
 
 
 def series(name: str, rows: list[dict], key: str, target: float | None = 2.0) -> None:
@@ -112,10 +126,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
 
-    rows = []
     lead = "      - yield\n"
-    for reps in (1, 10, 103, 1030, 10300):
-        m = measure(loop_scenario(2, reps, lead=lead), args.budget, args.rounds)
+    reps_list = (1, 10, 103, 1030, 10300)
+    best = measure_interleaved([loop_scenario(2, reps, lead=lead) for reps in reps_list],
+                               args.budget, args.rounds)
+    rows = []
+    for m in best:
         row = dict(bench="scaling", series="steps", tasks=2, steps=round(m["steps"]),
                    ns_per_step=m["ns_per_step"],
                    ns_per_step_whole_run=m["ns_per_step_whole_run"],
@@ -126,10 +142,11 @@ def main() -> None:
     series("steps", rows, "ns_per_step_whole_run", target=None)
 
     for name, make in (("tasks-locks", loop_scenario), ("tasks-timers", timer_scenario)):
+        widths = (2, 10, 100, 1000)
+        best = measure_interleaved([make(tasks, max(1, 25_000 // tasks)) for tasks in widths],
+                                   args.budget, args.rounds)
         rows = []
-        for tasks in (2, 10, 100, 1000):
-            reps = max(1, 25_000 // tasks)
-            m = measure(make(tasks, reps), args.budget, args.rounds)
+        for tasks, m in zip(widths, best):
             row = dict(bench="scaling", series=name, tasks=tasks, steps=round(m["steps"]),
                        ns_per_step=m["ns_per_step"])
             emit(**row)

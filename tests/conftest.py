@@ -61,6 +61,32 @@ def vmemu_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None
                           text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout)
 
 
+def vmemu_cli_all(*calls: tuple, env: dict | None = None,
+                  timeout: float = 120) -> list[subprocess.CompletedProcess]:
+    """Like :func:`vmemu_cli` for several independent commands, run at the same time
+    (the machine has two cores; a test waiting on one process at a time uses one).
+    Each call is a tuple of arguments, or ``(args_tuple, env_dict)``."""
+    procs = []
+    for call in calls:
+        args, extra = (call if len(call) == 2 and isinstance(call[1], dict)
+                       else (call, None))
+        full_env = {**os.environ, **(env or {}), **(extra or {})}
+        procs.append((list(args), subprocess.Popen(
+            [sys.executable, "-m", "vmemu", *args], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=full_env, cwd=ROOT)))
+    out = []
+    try:
+        for args, p in procs:
+            stdout, stderr = p.communicate(timeout=timeout)
+            out.append(subprocess.CompletedProcess(args, p.returncode, stdout, stderr))
+    finally:
+        for _, p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
 def cli_json(*args: str, **kw) -> dict:
     """Run the CLI with ``--json`` and parse stdout."""
     p = vmemu_cli(*args, "--json", **kw)

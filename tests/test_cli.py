@@ -7,7 +7,7 @@ import json
 import pytest
 
 import vmemu
-from conftest import CONTRACT, ROOT, seed_reaching, vmemu_cli
+from conftest import CONTRACT, ROOT, seed_reaching, vmemu_cli, vmemu_cli_all
 
 ABBA = str(CONTRACT / "abba.yaml")
 ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
@@ -124,12 +124,12 @@ def test_check_of_a_folder_without_scenarios(tmp_path):
 def test_a_findings_folder_or_trace_path_that_cannot_be_written_is_one_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
-    for args in (("explore", ABBA, "--findings", str(blocker)),
-                 ("explore", ABBA, "--findings", str(blocker), "--jobs", "2"),
-                 ("run", ABBA, "--seed", str(ABBA_SEED), "--trace", str(blocker / "t.json")),
-                 ("lockdep", str(ROOT / "scenarios" / "lockdep" / "ext2_ample_memory.yaml"),
-                  "--findings", str(blocker))):
-        p = vmemu_cli(*args)
+    calls = (("explore", ABBA, "--findings", str(blocker)),
+             ("explore", ABBA, "--findings", str(blocker), "--jobs", "2"),
+             ("run", ABBA, "--seed", str(ABBA_SEED), "--trace", str(blocker / "t.json")),
+             ("lockdep", str(ROOT / "scenarios" / "lockdep" / "ext2_ample_memory.yaml"),
+              "--findings", str(blocker)))
+    for args, p in zip(calls, vmemu_cli_all(*calls)):
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, args
         assert lines[0].startswith(f"vmemu: error: {blocker}/") and \

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 import vmemu
-from conftest import CONTRACT, cli_json, seed_reaching, vmemu_cli
+from conftest import CONTRACT, cli_json, seed_reaching, vmemu_cli, vmemu_cli_all
 
 ABBA = str(CONTRACT / "abba.yaml")
 ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
@@ -17,8 +17,10 @@ ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
 
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_same_hash_across_processes_and_hash_seeds(seed):
-    hashes = {cli_json("run", ABBA, "--seed", str(seed), env={"PYTHONHASHSEED": hs})["trace_hash"]
-              for hs in ("0", "1", "12345", "random")}
+    runs = vmemu_cli_all(*((("run", ABBA, "--seed", str(seed), "--json"),
+                            {"PYTHONHASHSEED": hs}) for hs in ("0", "1", "12345", "random")))
+    assert all(p.returncode in (0, 1) for p in runs), [p.stderr for p in runs]
+    hashes = {json.loads(p.stdout)["trace_hash"] for p in runs}
     assert len(hashes) == 1
 
 
@@ -33,8 +35,11 @@ def test_saved_trace_replays_to_same_hash_and_verdict(tmp_path):
     assert run["verdict"] == "deadlock"
     assert run["trace"] == str(out)
     assert run["replay"] == f"vmemu replay {out}"
-    for driver in ("trio", "direct"):
-        rep = cli_json("replay", str(out), "--driver", driver, env={"PYTHONHASHSEED": "99"})
+    replays = vmemu_cli_all(*(("replay", str(out), "--driver", driver, "--json")
+                              for driver in ("trio", "direct")), env={"PYTHONHASHSEED": "99"})
+    for p in replays:
+        assert p.returncode == 1, p.stderr
+        rep = json.loads(p.stdout)
         assert rep["trace_hash"] == run["trace_hash"]
         assert rep["verdict"] == run["verdict"]
         assert rep["cycle"] == run["cycle"]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import vmemu
-from conftest import CONTRACT, seed_reaching, vmemu_cli
+from conftest import CONTRACT, vmemu_cli, vmemu_cli_all
 from vmemu._kernel import lockup
 from vmemu._run import replay
 
@@ -80,8 +80,8 @@ def test_a_schedule_dependent_busy_wait_is_found_and_replays(tmp_path, fast_watc
 def test_soft_lockup_verdicts_are_the_same_across_processes(tmp_path):
     path = _write(tmp_path, SPIN, "spin.py")
     env = {"VMEMU_SOFT_LOCKUP_SECONDS": "0.15"}
-    runs = [vmemu_cli("run", path, "--json", env={**env, "PYTHONHASHSEED": h})
-            for h in ("0", "1")]
+    runs = vmemu_cli_all(*((("run", path, "--json"), {"PYTHONHASHSEED": h})
+                           for h in ("0", "1")), env=env)
     outs = [json.loads(p.stdout) for p in runs]
     assert [p.returncode for p in runs] == [1, 1]
     assert outs[0]["verdict"] == "livelock" and outs[0] == outs[1]

@@ -161,3 +161,71 @@ tasks:
   t: [{sleep: 50}, {alloc: 1, as: p}, {free: p}]
 """))
     assert r.verdict == "ok" and r.ticks == 50
+
+
+def test_a_hang_beside_idle_kswapd_names_the_hung_task(write_scenario):
+    # kswapd has slept on its waitqueue since tick 0, longer than `victim` has waited for
+    # the mutex; but its sleep is interruptible: the hang is victim's.
+    r = run_all_seeds(write_scenario("""
+limits: {hung_task_timeout: 20}
+memory: {pages: 64, kswapd: true}
+locks: {m: mutex}
+tasks:
+  holder: [{sleep: 1}, {lock: m}, {sleep: 100}, {unlock: m}]
+  victim: [{sleep: 2}, {lock: m}, {unlock: m}]
+"""))
+    assert r.verdict == "hang" and r.culprit == "victim" and r.ticks == 23
+    kswapd = next(t for t in r.tasks if t["name"] == "kswapd")
+    assert kswapd["state"] == "blocked"
+
+
+PY_STACK = '''
+import types
+
+locks = {"A": "mutex", "B": "mutex"}
+events = {"a": "completion", "b": "completion"}
+
+
+async def take(ctx, name):
+    await ctx.lock(name).acquire()
+
+
+@types.coroutine
+def take_old_style(ctx, name):
+    # A generator-based coroutine in the scenario itself (as `yield from` code has).
+    yield from ctx.lock(name).acquire()
+
+
+async def t1(ctx):
+    await take(ctx, "A")
+    await ctx.event("a").complete()
+    await ctx.event("b").wait()
+    await take(ctx, "B")
+
+
+async def t2(ctx):
+    await take(ctx, "B")
+    await ctx.event("b").complete()
+    await ctx.event("a").wait()
+    await take_old_style(ctx, "A")
+
+tasks = {"t1": t1, "t2": t2}
+'''
+
+
+def test_a_python_task_s_stack_shows_its_scenario_frames_innermost_last(tmp_path):
+    path = tmp_path / "pystack.py"
+    path.write_text(PY_STACK)
+    r = run_all_seeds(str(path))
+    assert r.verdict == "deadlock" and r.message == "wait-for cycle t1 -> t2 -> t1"
+    lines = PY_STACK.splitlines()
+
+    def at(text: str) -> str:
+        return f"{path}:{next(i for i, ln in enumerate(lines, 1) if text in ln)}"
+
+    stacks = {t["name"]: [(f["frame"], f["at"]) for f in t["stack"]] for t in r.tasks}
+    # Only the scenario's own frames (none of vmemu's), outermost first.
+    assert stacks["t1"] == [("t1", at('await take(ctx, "B")')),
+                            ("take", at("await ctx.lock(name).acquire()"))]
+    assert stacks["t2"] == [("t2", at('await take_old_style(ctx, "A")')),
+                            ("take_old_style", at("yield from ctx.lock(name).acquire()"))]

@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
                    help="where failing traces are saved, so each replay command works "
                         "(default .vmemu/findings)")
-    _add_common(c, scenario=False)
+    # check explores each scenario as explore does: the fast direct driver (same traces).
+    _add_common(c, scenario=False, driver="direct")
 
     ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
     _add_common(ld)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from .task import Task
 
-__all__ = ["DIRECT_RECLAIM", "IO", "FS", "HIGH", "GFP_MASKS", "gfp_mask",
-           "current_gfp_context", "may_sleep", "show_mask"]
+__all__ = ["DIRECT_RECLAIM", "IO", "FS", "HIGH", "GFP_MASKS", "current_gfp_context",
+           "may_sleep", "show_mask"]
 
 DIRECT_RECLAIM = "__GFP_DIRECT_RECLAIM"
 IO = "__GFP_IO"
@@ -34,11 +34,6 @@ GFP_MASKS: dict[str, frozenset[str]] = {
     "GFP_ATOMIC": frozenset({HIGH}),
     "GFP_NOWAIT": frozenset(),
 }
-
-
-def gfp_mask(name: str) -> frozenset[str] | None:
-    """The flags of a named mask (``GFP_KERNEL`` ...), or None for an unknown name."""
-    return GFP_MASKS.get(name)
 
 
 def current_gfp_context(t: Task, mask: frozenset[str]) -> frozenset[str]:
