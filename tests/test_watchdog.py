@@ -214,18 +214,22 @@ tasks = {"t1": t1, "t2": t2}
 
 
 def test_a_python_task_s_stack_shows_its_scenario_frames_innermost_last(tmp_path):
-    path = tmp_path / "pystack.py"
-    path.write_text(PY_STACK)
-    r = run_all_seeds(str(path))
-    assert r.verdict == "deadlock" and r.message == "wait-for cycle t1 -> t2 -> t1"
+    # The same file at two paths: a scenario module is loaded once per content, and each
+    # report still points into the file it was given.
     lines = PY_STACK.splitlines()
+    for folder in ("a", "b"):
+        path = tmp_path / folder / "pystack.py"
+        path.parent.mkdir()
+        path.write_text(PY_STACK)
+        r = run_all_seeds(str(path))
+        assert r.verdict == "deadlock" and r.message == "wait-for cycle t1 -> t2 -> t1"
 
-    def at(text: str) -> str:
-        return f"{path}:{next(i for i, ln in enumerate(lines, 1) if text in ln)}"
+        def at(text: str) -> str:
+            return f"{path}:{next(i for i, ln in enumerate(lines, 1) if text in ln)}"
 
-    stacks = {t["name"]: [(f["frame"], f["at"]) for f in t["stack"]] for t in r.tasks}
-    # Only the scenario's own frames (none of vmemu's), outermost first.
-    assert stacks["t1"] == [("t1", at('await take(ctx, "B")')),
-                            ("take", at("await ctx.lock(name).acquire()"))]
-    assert stacks["t2"] == [("t2", at('await take_old_style(ctx, "A")')),
-                            ("take_old_style", at("yield from ctx.lock(name).acquire()"))]
+        stacks = {t["name"]: [(f["frame"], f["at"]) for f in t["stack"]] for t in r.tasks}
+        # Only the scenario's own frames (none of vmemu's), outermost first.
+        assert stacks["t1"] == [("t1", at('await take(ctx, "B")')),
+                                ("take", at("await ctx.lock(name).acquire()"))]
+        assert stacks["t2"] == [("t2", at('await take_old_style(ctx, "A")')),
+                                ("take_old_style", at("yield from ctx.lock(name).acquire()"))]

@@ -130,7 +130,11 @@ def task_reports(k: "Kernel") -> list[dict[str, Any]]:
 def _python_stack(t: Task) -> list[dict[str, str]]:
     """The frames of a Python task's coroutine chain that lie in its scenario file."""
     import os
-    want = os.path.abspath(t.spec.loc.file) if t.spec.loc else None
+    # The frames' file is the one the task's code was compiled from: a scenario module is
+    # shared by every path with the same content, so that may not be spec.loc's path.
+    fn = t.spec.fn
+    code = getattr(fn, "__code__", None) or getattr(getattr(fn, "func", None), "__code__", None)
+    want = os.path.abspath(code.co_filename) if code is not None else None
     out = []
     coro = t.coro
     while coro is not None:
