@@ -135,14 +135,30 @@ def _python_stack(t: Task) -> list[dict[str, str]]:
     fn = t.spec.fn
     code = getattr(fn, "__code__", None) or getattr(getattr(fn, "func", None), "__code__", None)
     want = os.path.abspath(code.co_filename) if code is not None else None
-    out = []
+    frames = []
     coro = t.coro
     while coro is not None:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
         if frame is None:
             break
-        if want is not None and os.path.abspath(frame.f_code.co_filename) == want:
-            out.append({"frame": frame.f_code.co_name, "at": f"{t.spec.loc.file}:{frame.f_lineno}",
-                        "step": ""})
+        frames.append(frame)
+        if getattr(coro, "cr_running", False) or getattr(coro, "gi_running", False):
+            # The task running now (the asyncio driver asks for the next task from inside
+            # the parking one): what it awaits is not linked yet, but is on the call stack.
+            frames += _live_frames_below(frame)
+            break
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return out
+    return [{"frame": f.f_code.co_name, "at": f"{t.spec.loc.file}:{f.f_lineno}", "step": ""}
+            for f in frames
+            if want is not None and os.path.abspath(f.f_code.co_filename) == want]
+
+
+def _live_frames_below(frame: Any) -> list[Any]:
+    """The frames called from ``frame`` down to this one, outermost first."""
+    import sys
+    inner = []
+    f = sys._getframe(1)
+    while f is not None and f is not frame:
+        inner.append(f)
+        f = f.f_back
+    return inner[::-1] if f is frame else []
