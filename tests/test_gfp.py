@@ -143,3 +143,81 @@ tasks:
     ops = [ev[2] for ev in r.trace.events]
     assert "reclaim" not in ops and "writeback" not in ops
     assert r.extra["memory"]["free"] == 4
+
+
+def test_reclaim_walks_the_classes_in_order_until_low_plus_the_request_is_free(
+        write_scenario):
+    # 2 pages free (= min): an allocation of 1 reclaims until low + 1 = 5 are free. The
+    # clean cache goes first (2 pages), then one dirty page is written back; the second
+    # clean class, listed last, is not needed, so it is not touched.
+    r = vmemu.run(write_scenario("""
+memory:
+  pages: 20
+  watermarks: {min: 2, low: 4, high: 8}
+  classes:
+    cache: {}
+    dirty: {writeback: wb, needs: [io]}
+    spare: {}
+routines:
+  wb: [yield]
+tasks:
+  t:
+    - fill: {class: cache, pages: 2}
+    - fill: {class: dirty, pages: 14}
+    - fill: {class: spare, pages: 2}
+    - alloc: 1
+      as: p
+    - free: p
+"""), driver="direct")
+    assert r.verdict == "ok"
+    events = [(task, op, arg) for _, task, op, arg, _ in r.trace.events[3:]]
+    assert events == [
+        ("t", "reclaim", "for 1: 2 free, GFP_KERNEL"),
+        ("t", "reclaim_clean", "2 cache: 4 free"),
+        ("t", "writeback", "dirty by wb: page 2"),
+        ("t", "reclaim_done", "freed 3: 5 free"),
+        ("t", "alloc", "1 GFP_KERNEL: 4 free"),
+        ("t", "free", "1: 5 free"),
+        ("t", "exit", None),
+        ("-", "verdict", "ok"),
+    ]
+    assert r.extra["memory"]["classes"] == {"cache": 0, "dirty": 13, "spare": 2}
+
+
+@pytest.mark.parametrize("needs, gfp, shown", [
+    ("[]", "GFP_NOIO", "class needs nothing; GFP_NOIO allows it"),
+    ("[io]", "GFP_NOFS", "class needs io; GFP_NOFS allows it"),
+    ("[io, fs]", "GFP_KERNEL", "class needs io+fs; GFP_KERNEL allows it"),
+])
+def test_a_writeback_blocked_under_reclaim_shows_why_reclaim_ran_it(write_scenario, needs,
+                                                                    gfp, shown):
+    # The allocating task holds the lock its own writeback takes: a self-deadlock, whose
+    # stack reads allocation -> direct reclaim (which page, why it was allowed) -> routine.
+    path = write_scenario(f"""
+memory:
+  pages: 16
+  watermarks: {{min: 4, low: 6, high: 8}}
+  classes:
+    dirty: {{writeback: wb, needs: {needs}}}
+locks: {{L: mutex}}
+routines:
+  wb: [{{lock: L}}, {{unlock: L}}]
+tasks:
+  t:
+    - fill: {{class: dirty, pages: 12}}
+    - lock: L
+    - alloc: 1
+      gfp: {gfp}
+      as: p
+""")
+    lines = open(path).read().splitlines()
+    alloc = lines.index("    - alloc: 1") + 1
+    lock = next(i for i, ln in enumerate(lines, 1) if ln.startswith("  wb:"))
+    r = vmemu.run(path, driver="direct")
+    assert r.verdict == "deadlock" and r.message == "wait-for cycle t -> t"
+    assert r.tasks[0]["stack"] == [
+        {"frame": "t", "at": f"{path}:{alloc}", "step": f"alloc 1 ({gfp}) as p"},
+        {"frame": "direct reclaim", "at": f"{path}:{alloc}",
+         "step": f"write back dirty dirty page 0 with wb ({shown})"},
+        {"frame": "wb", "at": f"{path}:{lock}", "step": "lock L"}]
+    assert r.extra["memory"]["writeback"] == 1

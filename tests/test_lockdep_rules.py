@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmemu._lockdep import lockdep
+from vmemu._lockdep import graph, lockdep
 from test_gfp import EXPECTED, NEEDS, SCOPES
 
 
@@ -102,3 +102,190 @@ def test_a_scope_removes_the_reclaim_dependencies_it_forbids(write_scenario, sco
 
 def test_pf_memalloc_allocations_never_depend_on_reclaim(write_scenario):
     assert reclaim_chains(write_scenario, "[io, fs]", "GFP_KERNEL", "PF_MEMALLOC") == []
+
+
+def test_the_writeback_side_is_learned_in_a_synthetic_reclaim_context(write_scenario):
+    path = write_scenario(RECLAIM % ("[io]", "{alloc: 1, as: p}"))
+    res = lockdep(path, runs=1, confirm=0)
+    [cycle] = res.to_json()["cycles"]
+    back = next(e for e in cycle["edges"] if e["from"] == "io_reclaim")
+    assert (back["task"], back["run"], back["seed"]) == \
+        ("reclaim:dirty", "synthetic writeback of dirty", None)
+    wb = next(i for i, ln in enumerate(open(path).read().splitlines(), 1) if "wb:" in ln)
+    assert back["stack"] == [
+        {"frame": "reclaim:dirty", "at": "", "step": ""},
+        {"frame": "synthetic reclaim", "at": "", "step": "synthetic writeback of dirty"},
+        {"frame": "wb", "at": f"{path}:{wb}", "step": "lock L"}]
+    assert back["held"] == [{"lock": "io_reclaim", "mode": "write",
+                             "frame": "synthetic reclaim", "at": "",
+                             "step": "synthetic writeback of dirty"}]
+
+
+GOLDEN = """\
+name: golden
+locks:
+  A: mutex
+  S: rwsem
+  U: mutex
+  fork: {kind: mutex, count: 2, class: fork}
+tasks:
+  t1: [{lock: A}, {read_lock: S}, {read_unlock: S}, {unlock: A}]
+  t2:
+    start: 5
+    steps: [{lock: S}, {lock: A}, {unlock: A}, {unlock: S}]
+  t3:
+    start: 10
+    steps: [{lock: fork0}, {lock: fork1}, {unlock: fork1}, {unlock: fork0}]
+  t4:
+    start: 15
+    steps: [{read_lock: S}, {read_lock: S}, {read_unlock: S}, {read_unlock: S}]
+  u1:
+    start: 20
+    steps: [{unlock: U}]
+  u2:
+    start: 20
+    steps: [{unlock: U}]
+"""
+
+
+def test_the_json_report_of_every_kind_of_finding(write_scenario):
+    # One scenario with a read/write inversion (A -> S{read}, S -> A), recursive locking on
+    # a lock class (fork0 then fork1) and on an rwsem's read side, and two racing bad
+    # unlocks (each schedule has one; the report keeps each place once). Every field a
+    # user or a tool reads is checked.
+    path = write_scenario(GOLDEN, "golden.yaml")
+    res = lockdep(path, runs=6, confirm=0)
+
+    def occ(task, line, step, held=(), seed=0):
+        return {"task": task, "run": f"schedule seed {seed} (random)", "seed": seed,
+                "replay": f"vmemu run {path} --seed {seed} --strategy random",
+                "at": f"{path}:{line}",
+                "stack": [{"frame": task, "at": f"{path}:{line}", "step": step}],
+                "held": [{"lock": lock, "mode": mode, "frame": task, "at": f"{path}:{line}",
+                          "step": s} for lock, mode, s in held]}
+
+    a_s = {"from": "A", "to": "S", "from_mode": "write", "to_mode": "read",
+           **occ("t1", 8, "read_lock S", [("A", "write", "lock A")])}
+    s_a = {"from": "S", "to": "A", "from_mode": "write", "to_mode": "write",
+           **occ("t2", 11, "lock A", [("S", "write", "lock S")])}
+    bad = "unlock of mutex U not held by it (held by nobody (double unlock?))"
+    assert res.to_json() == {
+        "scenario": "golden", "scenario_path": path, "found": True, "runs": 6, "seed": 0,
+        "synthetic_writeback": [], "verdicts": {"bug": 6}, "confirm": 0,
+        "confirm_faults": None, "locks": ["A", "S"], "dependencies": [a_s, s_a],
+        "cycles": [{"locks": ["S", "A"], "chain": "S -> A -> S", "edges": [s_a, a_s],
+                    "confirmed": False, "confirmed_by": None, "replay": None,
+                    "needs_writer": []}],
+        "cycles_cut": False,
+        "recursive": [
+            {"lock": "fork", "mode": "write", "held_mode": "write",
+             "held_at": f"{path}:14", "replay": f"vmemu run {path} --seed 0 --strategy random",
+             "confirmed_by": None, **occ("t3", 14, "lock fork1",
+                                        [("fork", "write", "lock fork0")])},
+            {"lock": "S", "mode": "read", "held_mode": "read",
+             "held_at": f"{path}:17", "replay": f"vmemu run {path} --seed 0 --strategy random",
+             "confirmed_by": None, **occ("t4", 17, "read_lock S",
+                                        [("S", "read", "read_lock S")])}],
+        "bad_unlocks": [
+            {"lock": "U", "message": bad, **occ("u2", 23, "unlock U")},
+            {"lock": "U", "message": bad, **occ("u1", 20, "unlock U", seed=4)}],
+    }
+    assert res.graph.kinds == {"A": "mutex", "S": "rwsem", "fork": "mutex"}
+
+
+def test_a_recursive_lock_released_once_is_still_held_once(write_scenario):
+    # R is taken twice, released once, then taken again under A: still a re-entry (no
+    # edge A -> R), so no cycle R -> A -> R.
+    res = lockdep(write_scenario("""
+locks: {R: recursive, A: mutex}
+tasks:
+  t: [{lock: R}, {lock: A}, {lock: R}, {unlock: R}, {lock: R}, {unlock: R}, {unlock: A},
+      {unlock: R}, {lock: A}, {unlock: A}]
+"""), runs=1, confirm=0)
+    assert list(res.graph.edges) == [("R", "A")] and not res.found
+
+
+def test_a_semaphore_upped_by_a_task_listed_before_its_taker_is_released(write_scenario):
+    # `giver` (the first task) ups the semaphore `taker` holds; taker then takes N: no
+    # dependency S -> N, since taker no longer holds S.
+    res = lockdep(write_scenario("""
+locks: {S: semaphore, M: mutex, N: mutex}
+events: {taken: completion, given: completion}
+tasks:
+  giver: [{wait: taken}, {lock: M}, {unlock: S}, {complete: given}, {unlock: M}]
+  taker: [{lock: S}, {complete: taken}, {wait: given}, {lock: N}, {unlock: N}]
+"""), runs=2, confirm=0)
+    assert res.verdicts == {"ok": 2}
+    assert list(res.graph.edges) == [] and not res.found
+
+
+def test_every_elementary_cycle_is_found_also_through_a_shared_lock(write_scenario):
+    # A -> B -> D -> A and A -> C -> D -> A share A and D: both are reported, in the
+    # order their closing dependency was first seen.
+    res = lockdep(write_scenario("""
+locks: {A: mutex, B: mutex, C: mutex, D: mutex}
+tasks:
+  t1: [{lock: A}, {lock: B}, {lock: D}, {unlock: D}, {unlock: B}, {unlock: A}]
+  t2:
+    start: 5
+    steps: [{lock: A}, {lock: C}, {lock: D}, {unlock: D}, {unlock: C}, {unlock: A}]
+  t3:
+    start: 10
+    steps: [{lock: D}, {lock: A}, {unlock: A}, {unlock: D}]
+"""), runs=1, confirm=0)
+    assert [c["chain"] for c in res.to_json()["cycles"]] == \
+        ["D -> A -> B -> D", "D -> A -> C -> D"]
+
+
+def test_too_many_cycles_are_cut_at_the_limit_and_say_so(write_scenario):
+    # Six locks, every task takes every pair in both orders: far more than 64 cycles.
+    names = [f"L{i}" for i in range(6)]
+    tasks = "".join(
+        f"  t{a}_{b}:\n    start: {i}\n    steps: [{{lock: {x}}}, {{lock: {y}}}, "
+        f"{{unlock: {y}}}, {{unlock: {x}}}]\n"
+        for i, (a, b, x, y) in enumerate((a, b, names[a], names[b]) for a in range(6)
+                                         for b in range(6) if a != b))
+    res = lockdep(write_scenario("locks: {" + ", ".join(f"{n}: mutex" for n in names)
+                                 + "}\ntasks:\n" + tasks), runs=1, confirm=0)
+    assert res.cut and len(res.cycles) == graph.MAX_CYCLES
+    assert res.to_json()["cycles_cut"] is True
+
+
+@pytest.mark.parametrize("budget, cut", [(3, False), (2, True)])
+def test_the_cycle_search_stops_at_its_budget_and_says_so(write_scenario, monkeypatch,
+                                                           budget, cut):
+    # ABBA's graph is searched in 3 edge visits (A -> B, B -> A: found; then B -> A from
+    # B, which is not the smallest lock). The budget is a safety net for huge graphs.
+    monkeypatch.setattr(graph, "SEARCH_BUDGET", budget)
+    res = lockdep(write_scenario("""
+locks: {A: mutex, B: mutex}
+tasks:
+  t1: [{lock: A}, {lock: B}, {unlock: B}, {unlock: A}]
+  t2:
+    start: 5
+    steps: [{lock: B}, {lock: A}, {unlock: A}, {unlock: B}]
+"""), runs=1, confirm=0)
+    assert chains(res) == ["A -> B -> A"] and res.cut is cut
+
+
+def test_a_real_writeback_holds_its_pseudo_lock_only_while_it_runs(write_scenario):
+    # Memory is short, so t's allocation (under L) really writes a page back with wb,
+    # which takes M: L -> io_reclaim (the allocation), io_reclaim -> M (the writeback);
+    # and after the writeback, X is taken under L alone.
+    res = lockdep(write_scenario("""
+memory:
+  pages: 16
+  watermarks: {min: 4, low: 6, high: 8}
+  classes:
+    dirty: {writeback: wb, needs: [io]}
+locks: {L: mutex, M: mutex, X: mutex}
+routines:
+  wb: [{lock: M}, {unlock: M}]
+tasks:
+  t: [{fill: {class: dirty, pages: 12}}, {lock: L}, {alloc: 1, as: p}, {lock: X},
+      {unlock: X}, {free: p}, {unlock: L}]
+"""), runs=1, confirm=0)
+    assert res.verdicts == {"ok": 1}
+    [wb] = [e for e in res.graph.edges.values() if e.src == "io_reclaim" and e.first.seed == 0]
+    assert wb.dst == "M" and [f[0] for f in wb.first.stack] == ["t", "direct reclaim", "wb"]
+    assert set(res.graph.edges) == {("L", "io_reclaim"), ("io_reclaim", "M"), ("L", "X")}
