@@ -1,0 +1,51 @@
+"""The ``--html FILE`` and ``--perfetto FILE`` options of ``run``, ``replay``, ``explore``
+(both) and ``lockdep`` (``--html``). ``vmemu/_cli.py`` calls :func:`add_options` for each
+command and :func:`write_outputs` once the command has its result."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_options(p: argparse.ArgumentParser, *, perfetto: bool = True) -> None:
+    """Add ``--html`` (and ``--perfetto``) to a command's parser."""
+    p.add_argument("--html", metavar="FILE", default=None,
+                   help="write a self-contained HTML timeline of the reported run "
+                        "(lockdep: the dependency graph) to FILE")
+    if perfetto:
+        p.add_argument("--perfetto", metavar="FILE", default=None,
+                       help="write the reported run as Chrome Trace Event JSON (opens in "
+                            "Perfetto UI and chrome://tracing) to FILE")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable output paths before any work is done."""
+    from .output import check_path
+    for opt in ("html", "perfetto"):
+        path = getattr(args, opt, None)
+        if path is not None:
+            check_path(path, f"--{opt}")
+
+
+def write_outputs(args: argparse.Namespace, *, result: Any = None, explore: Any = None,
+                  lockdep: Any = None) -> None:
+    """Write what the options ask for, from the command's result (exactly one of
+    ``result`` (a run), ``explore`` (an ExploreResult) or ``lockdep`` is given)."""
+    from . import lockdep_html, perfetto_json, run_html, timeline, write
+    from .pages import explore_page
+    html, perf = getattr(args, "html", None), getattr(args, "perfetto", None)
+    if html is None and perf is None:
+        return
+    if lockdep is not None:
+        write(html, lockdep_html(lockdep), "HTML report")
+        return
+    r = explore.result if explore is not None else result
+    tl = timeline(r)
+    if html is not None:
+        if explore is not None:
+            write(html, explore_page(explore, tl, html), "HTML report")
+        else:
+            write(html, run_html(r, tl), "HTML report")
+    if perf is not None:
+        write(perf, perfetto_json(r, tl), "Perfetto trace")
