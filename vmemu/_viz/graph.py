@@ -109,8 +109,13 @@ def _f(v: float) -> str:
     return "0" if s in ("0.0", "-0.0") else s.removesuffix(".0")
 
 
-def _edge_geometry(e: Edge, pos: dict, by_id: dict) -> tuple[str, float, float, str]:
-    """The SVG path of an edge, and where (and how anchored) its label goes."""
+def _edge_geometry(e: Edge, pos: dict, by_id: dict,
+                   pairs: set) -> tuple[str, float, float, str]:
+    """The SVG path of an edge, and where (and how anchored) its label goes.
+
+    An edge bends away from the middle of the picture (its label on the outside), except
+    when the reverse edge exists too: the two then bend to opposite sides.
+    """
     (sx, sy), (tx, ty) = pos[e.src], pos[e.dst]
     if e.src == e.dst:
         hw, hh = _size(by_id[e.src])
@@ -122,17 +127,19 @@ def _edge_geometry(e: Edge, pos: dict, by_id: dict) -> tuple[str, float, float, 
     dx, dy = tx - sx, ty - sy
     dist = math.hypot(dx, dy) or 1.0
     bend = min(0.22 * dist, 60.0)
-    cx, cy = mx - dy / dist * bend, my + dx / dist * bend
+    nx, ny = -dy / dist, dx / dist          # the left normal of the edge
+    if (e.dst, e.src) not in pairs and nx * mx + ny * my < 0:
+        nx, ny = -nx, -ny                   # outwards, away from the middle
+    cx, cy = mx + nx * bend, my + ny * bend
     ax, ay = _clip(by_id[e.src], sx, sy, cx, cy)
     bx, by = _clip(by_id[e.dst], tx, ty, cx, cy)
     path = f"M{_f(ax)},{_f(ay)} Q{_f(cx)},{_f(cy)} {_f(bx)},{_f(by)}"
     lx, ly = 0.25 * ax + 0.5 * cx + 0.25 * bx, 0.25 * ay + 0.5 * cy + 0.25 * by
     # The label goes on the outer side of the arc, so that the two directions between
     # one pair of nodes do not write over each other.
-    nx = -dy / dist
     anchor = "start" if nx > 0.3 else "end" if nx < -0.3 else "middle"
     lx += 5 if nx > 0.3 else -5 if nx < -0.3 else 0
-    ly += 0 if anchor != "middle" else (10 if dx / dist > 0 else -10)
+    ly += 0 if anchor != "middle" else (10 if ny > 0 else -10)
     return path, lx, ly, anchor
 
 
@@ -144,7 +151,8 @@ def render(g: Graph, *, svg_id: str, title: str, zoom: float = 1.2) -> str:
     pos = layout(g)
     size = {n.id: _size(n) for n in g.nodes}
     by_id = {n.id: n for n in g.nodes}
-    edges = [(e, _edge_geometry(e, pos, by_id)) for e in g.edges
+    pairs = {(e.src, e.dst) for e in g.edges}
+    edges = [(e, _edge_geometry(e, pos, by_id, pairs)) for e in g.edges
              if e.src in pos and e.dst in pos]
     xs = [pos[n.id][0] + s * (size[n.id][0] + 8) for n in g.nodes for s in (-1, 1)]
     ys = [pos[n.id][1] + s * (size[n.id][1] + 4) for n in g.nodes for s in (-1, 1)]
