@@ -21,7 +21,7 @@ from .model import ACTS, CATEGORIES, P, STATES, Timeline
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
         "img-src data:")
 _LEGEND_STATES = (("running", "#2e7d32"), ("runnable", "#c5e1a5"), ("blocked", "#d32f2f"),
-                  ("idle wait", "#f4c7d0"), ("sleeping", "#90caf9"), ("io", "#7e57c2"),
+                  ("interruptible wait", "#f4c7d0"), ("sleeping", "#90caf9"), ("io", "#7e57c2"),
                   ("delay", "#4fc3f7"), ("reclaim", "#fb8c00"), ("kswapd", "#ffb74d"),
                   ("writeback", "#6d4c41"))
 _CATS = ("fault", "error", "block", "wake", "lock", "memory", "verdict", "exit", "other")
@@ -229,21 +229,27 @@ def waitfor_section(tl: Timeline, result: Any) -> str:
     cyc_edges = set()
     cyc_nodes = set()
     for c in result.cycle:
-        cyc_edges.add(("t:" + c["task"], "r:" + c["waits_for"]))
-        cyc_edges.add(("r:" + c["waits_for"], "t:" + c["held_by"]))
-        cyc_nodes |= {"t:" + c["task"], "r:" + c["waits_for"], "t:" + c["held_by"]}
+        t, h, r = "t:" + c["task"], "t:" + c["held_by"], "r:" + c["waits_for"]
+        cyc_edges |= {(t, r), (r, h), (t, h)}
+        cyc_nodes |= {t, r, h}
     culprit = {"t:" + result.culprit} if result.verdict == "hang" and result.culprit else set()
     g = Graph()
     for w in tl.waits:
         t, r = "t:" + w["task"], "r:" + w["resource"]
         g.node(t, w["task"], kind="task", cycle=t in cyc_nodes or t in culprit)
+        if w["kind"] == "task":
+            # A join waits for a task, not for something it holds: one edge, task to task.
+            for b, label in w["blockers"]:
+                g.node("t:" + b, b, kind="task", cycle="t:" + b in cyc_nodes)
+                g.edges.append(_edge(t, "t:" + b, label, cyc_edges, w["text"]))
+            continue
         g.node(r, w["resource"], kind="resource", cycle=r in cyc_nodes,
-               sub="" if w["holders"] else w["nobody"])
+               sub=w["nobody"])
         g.edges.append(_edge(t, r, "waits for", cyc_edges, w["text"]))
-        for h in w["holders"]:
-            g.node("t:" + h, h, kind="task", cycle="t:" + h in cyc_nodes)
-            g.edges.append(_edge(r, "t:" + h, w["verb"], cyc_edges, f"{w['resource']} "
-                                 f"{w['verb']} {h}"))
+        for b, label in w["blockers"]:
+            g.node("t:" + b, b, kind="task", cycle="t:" + b in cyc_nodes)
+            g.edges.append(_edge(r, "t:" + b, label, cyc_edges,
+                                 f"{w['resource']}: {label} {b}"))
     svg = render_graph(g, svg_id="waitfor-graph", title="wait-for graph at the verdict")
     rows = "".join(f"<tr><td>{escape(w['task'])}</td><td>{escape(w['text'])}</td></tr>"
                    for w in tl.waits)

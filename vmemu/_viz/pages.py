@@ -129,10 +129,13 @@ def lockdep_page(res: Any) -> str:
     gr = Graph()
     from .._lockdep.graph import PSEUDO_LOCKS
     for name in sorted({n for e in g.edges for n in e} | set(g.recursions)):
-        pseudo = name in PSEUDO_LOCKS
-        kind = "pseudo" if pseudo else "lock"
-        gr.node(name, name, kind=kind, cycle=name in cyc_nodes,
-                title=f"{name} ({'reclaim pseudo-lock' if pseudo else sc.locks.get(name, 'lock')})")
+        what = getattr(g, "kinds", {}).get(name) or sc.locks.get(name) \
+            or sc.events.get(name) or "lock"
+        if name in PSEUDO_LOCKS:
+            kind, what = "pseudo", "reclaim pseudo-lock"
+        else:   # events (lockdep through waits) are drawn like what a task waits for
+            kind = "resource" if what in ("waitqueue", "completion", "event") else "lock"
+        gr.node(name, name, kind=kind, cycle=name in cyc_nodes, title=f"{name} ({what})")
     for e in sorted(g.edges.values(), key=lambda e: e.order):
         at = e.first.at
         label = f"{e.first.task}" + (f" :{at.rpartition(':')[2]}" if at else "")

@@ -133,10 +133,11 @@ class _Recorder:
         state = t.state
         if state is BLOCKED:
             label = describe_wait(t)
-            # An interruptible wait (idle kswapd, later `state: interruptible`) never hangs:
+            # An interruptible wait (idle kswapd, `state: interruptible`) never hangs:
             # drawn apart from the waits that can.
-            what = "idle" if getattr(t.waiting_for, "interruptible", False) \
-                else (t.wait_what or "wait")
+            idle = getattr(t, "interruptible", False) or \
+                getattr(t.waiting_for, "interruptible", False)
+            what = "idle" if idle else (t.wait_what or "wait")
         elif state is SLEEPING:
             what = t.wait_what or "start"
             label = what
@@ -191,17 +192,31 @@ class _Recorder:
 
 
 def wait_graph(k: Any) -> list[dict[str, Any]]:
-    """The wait-for graph at this moment: every blocked task, what it waits for, and who
-    could end the wait (holders, or the tasks the resource names instead)."""
+    """The wait-for graph at this moment: every blocked task, what it waits for, and the
+    tasks its wait leads to, each with the name of that edge (held by, could be freed
+    by, can signal, joins, queued behind)."""
     out = []
     for t in k.tasks:
         if t.state is not BLOCKED or t.waiting_for is None:
             continue
         r = t.waiting_for
-        holders = [h.name for h in r.blockers(t)]
-        out.append({"task": t.name, "resource": r.describe(), "kind": getattr(r, "kind", ""),
-                    "verb": getattr(r, "holders_verb", "held by"), "holders": holders,
-                    "text": describe_wait(t), "nobody": "" if holders else r.nobody_text()})
+        blockers = list(r.blockers(t))
+        holders = set(h.tid for h in r.holders())
+        kind = getattr(r, "kind", "")
+        edges = []
+        for b in blockers:
+            if kind == "task":
+                label = "joins"
+            elif b.tid in holders:
+                label = getattr(r, "holders_verb", "held by")
+            elif getattr(r, "verb", None):
+                label = f"can {r.verb}"
+            else:
+                label = "queued behind"
+            edges.append([b.name, label])
+        out.append({"task": t.name, "resource": r.describe(), "kind": kind,
+                    "blockers": edges, "text": describe_wait(t),
+                    "nobody": "" if blockers else r.nobody_text()})
     return out
 
 
