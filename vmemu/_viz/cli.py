@@ -10,9 +10,9 @@ from typing import Any
 
 def add_options(p: argparse.ArgumentParser, *, perfetto: bool = True) -> None:
     """Add ``--html`` (and ``--perfetto``) to a command's parser."""
-    p.add_argument("--html", metavar="FILE", default=None,
-                   help="write a self-contained HTML timeline of the reported run "
-                        "(lockdep: the dependency graph) to FILE")
+    what = ("a self-contained HTML timeline of the reported run" if perfetto
+            else "the dependency graph and its cycles as a self-contained HTML page")
+    p.add_argument("--html", metavar="FILE", default=None, help=f"write {what} to FILE")
     if perfetto:
         p.add_argument("--perfetto", metavar="FILE", default=None,
                        help="write the reported run as Chrome Trace Event JSON (opens in "
