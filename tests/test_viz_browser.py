@@ -93,7 +93,6 @@ def _cycle_style(browser, svg_id: str) -> tuple[int, str, int]:
         var svg = document.getElementById('{svg_id}');
         if (!svg) return [0, '', 0];
         var edges = svg.querySelectorAll('.edge.cycle path');
-        var plain = svg.querySelectorAll('.edge:not(.cycle) path');
         return [edges.length, edges.length ? getComputedStyle(edges[0]).stroke : '',
                 svg.getBoundingClientRect().width];""")
 
