@@ -163,6 +163,7 @@ def test_the_same_trace_gives_the_same_html_and_perfetto_bytes(tmp_path, ext2_ru
     ("", "empty"),
     ("{file}/x.html", "not a folder"),
     ("{dir}", "is a folder"),
+    (EXT2, "would destroy it"),
 ])
 def test_an_output_path_that_cannot_be_written_is_one_line_exit_2(tmp_path, capsys, path,
                                                                    needle):
@@ -173,6 +174,10 @@ def test_an_output_path_that_cannot_be_written_is_one_line_exit_2(tmp_path, caps
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, err
         assert opt in err and needle in err
+    assert "1999" in open(EXT2).read()          # the scenario is still there
+    code = main(["run", EXT2, "--html", str(tmp_path / "a"), "--perfetto",
+                 str(tmp_path / "a")])
+    assert code == 2 and "its own name" in capsys.readouterr().err
 
 
 def test_outputs_are_written_atomically_with_the_users_umask(tmp_path):

@@ -86,6 +86,11 @@ def test_one_lane_per_task(pages, browser, page):
     assert browser.execute_script("return window.vmemu.lanes()") == want
     if page == "hundred":
         assert len(want) == 101          # 100 scenario tasks and kswapd
+        box = browser.find_element("id", "lane-filter")
+        box.send_keys("writer1")         # the task filter keeps the matching lanes
+        assert browser.execute_script("return window.vmemu.shownLanes()") == \
+            [n for n in want if "writer1" in n]
+        assert _severe(browser.get_log("browser")) == []
 
 
 def _cycle_style(browser, svg_id: str) -> tuple[int, str, int]:

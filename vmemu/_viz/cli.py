@@ -20,12 +20,28 @@ def add_options(p: argparse.ArgumentParser, *, perfetto: bool = True) -> None:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse unwritable output paths before any work is done."""
+    """Refuse, before any work is done, output paths that cannot be written or that
+    would overwrite an input (the scenario, fault plan or trace) or each other."""
+    import os
+
+    from .._errors import UserError
     from .output import check_path
+    inputs = {k: getattr(args, k, None) for k in ("scenario", "faults", "trace")}
+    seen: dict[str, str] = {}
     for opt in ("html", "perfetto"):
         path = getattr(args, opt, None)
-        if path is not None:
-            check_path(path, f"--{opt}")
+        if path is None:
+            continue
+        check_path(path, f"--{opt}")
+        real = os.path.realpath(path)
+        for what, given in inputs.items():
+            if isinstance(given, str) and given and os.path.realpath(given) == real:
+                raise UserError(f"{path} is the {what} file; writing there would destroy "
+                                "it: choose another name", key=f"--{opt}")
+        if real in seen:
+            raise UserError(f"{path} is also the {seen[real]} file; give each its own "
+                            "name", key=f"--{opt}")
+        seen[real] = f"--{opt}"
 
 
 def write_outputs(args: argparse.Namespace, *, result: Any = None, explore: Any = None,

@@ -210,7 +210,9 @@ def timeline_section(tl: Timeline, stuck: set[str]) -> str:
         "details, click to show the scenario line.</p>",
         '<div class="toolbar"><span><button id="zoom-in" type="button">+</button> '
         '<button id="zoom-out" type="button">\u2212</button> '
-        '<button id="zoom-fit" type="button">fit</button></span>'
+        '<button id="zoom-fit" type="button">fit</button> '
+        '<input id="lane-filter" type="search" placeholder="filter tasks" '
+        'aria-label="show only the tasks whose name contains"></span>'
         f'<span class="legend">{legend}</span></div>',
         '<div id="timeline">',
         '<div class="tl-row" id="axis-row"><div class="gutter">steps / ticks</div>'

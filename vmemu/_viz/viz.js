@@ -85,23 +85,27 @@
   }
 
   // ------------------------------------------------------------------ layout
-  var laneTop = [], y = 0;
-  if (mem) y = MEM_H;
-  lanes.forEach(function (L) {
-    L.top = y;
-    L.h = PAD + MARK_H + STATE_H + 2 + ACT_H + (L.rows ? 2 + L.rows * (HOLD_H + 1) : 0) + PAD;
-    y += L.h;
-    laneTop.push(L.top);
-  });
-  var totalH = y;
-  var labels = document.getElementById("labels");
-  labels.style.height = totalH + "px";
-  Array.prototype.forEach.call(labels.querySelectorAll(".lane-label"), function (d) {
-    var li = d.getAttribute("data-lane");
-    if (li === "mem") { d.style.top = "0px"; d.style.height = MEM_H + "px"; d.style.lineHeight = "18px"; d.style.paddingTop = "4px"; return; }
-    var L = lanes[+li];
-    d.style.top = L.top + "px"; d.style.height = L.h + "px"; d.style.lineHeight = (L.h - 1) + "px";
-  });
+  // Lanes matching the task filter are laid out top to bottom; hidden ones take no room.
+  var laneTop = [], shown = [], totalH = 0;
+  var labels = document.getElementById("labels"), labelOf = {};
+  Array.prototype.forEach.call(labels.querySelectorAll(".lane-label"), function (d) { labelOf[d.getAttribute("data-lane")] = d; });
+  if (labelOf.mem) { var md = labelOf.mem; md.style.top = "0px"; md.style.height = MEM_H + "px"; md.style.lineHeight = "18px"; md.style.paddingTop = "4px"; }
+  function layout(q) {
+    var y = mem ? MEM_H : 0;
+    laneTop = []; shown = [];
+    lanes.forEach(function (L) {
+      var d = labelOf[L.i];
+      L.h = PAD + MARK_H + STATE_H + 2 + ACT_H + (L.rows ? 2 + L.rows * (HOLD_H + 1) : 0) + PAD;
+      L.hidden = !!q && L.name.toLowerCase().indexOf(q) < 0;
+      if (d) d.style.display = L.hidden ? "none" : "";
+      if (L.hidden) return;
+      L.top = y; y += L.h; laneTop.push(L.top); shown.push(L);
+      if (d) { d.style.top = L.top + "px"; d.style.height = L.h + "px"; d.style.lineHeight = (L.h - 1) + "px"; }
+    });
+    totalH = Math.max(y, 20);
+    labels.style.height = totalH + "px";
+  }
+  layout("");
 
   var cv = document.getElementById("tl"), ax = document.getElementById("axis");
   var ctx = cv.getContext("2d"), actx = ax.getContext("2d");
@@ -146,7 +150,7 @@
     var a = Pos(0), b = Pos(W);
     drawAxis(a, b);
     if (mem) drawMem(a, b);
-    lanes.forEach(function (L) { drawLane(L, a, b); });
+    shown.forEach(function (L) { drawLane(L, a, b); });
     drawPreempts(a, b);
     if ((b - a) / P < 3000) drawFlows(a, b);
     globalMarks.forEach(function (i) {
@@ -237,7 +241,7 @@
     ctx.fillStyle = "#f9a825"; ctx.strokeStyle = "#6d4c00"; ctx.lineWidth = 0.8;
     var last = {};   // per lane: the last diamond drawn (one per 8 px at most)
     pre.forEach(function (x) {
-      if (x.p < a || x.p > b) return;
+      if (x.p < a || x.p > b || lanes[x.from].hidden) return;
       var L = lanes[x.from], cx = X(x.p), cy = L.top + PAD + MARK_H + STATE_H / 2;
       if (last[x.from] !== undefined && cx - last[x.from] < 8) return;
       last[x.from] = cx;
@@ -246,10 +250,10 @@
   }
   function drawFlows(a, b) {
     ctx.strokeStyle = "rgba(30,136,229,0.8)"; ctx.fillStyle = "rgba(30,136,229,0.9)"; ctx.lineWidth = 1.2;
-    var shown = flows.filter(function (f) { return f.tp >= a && f.fp <= b; });
+    var fl = flows.filter(function (f) { return f.tp >= a && f.fp <= b && !lanes[f.from].hidden && !lanes[f.to].hidden; });
     // Too many arrows hide the lanes: then only those of the selected task.
-    if (shown.length > 150) shown = shown.filter(function (f) { return sel && (f.from === sel.lane || f.to === sel.lane); });
-    shown.forEach(function (f) {
+    if (fl.length > 150) fl = fl.filter(function (f) { return sel && (f.from === sel.lane || f.to === sel.lane); });
+    fl.forEach(function (f) {
       var x1 = X(f.fp), y1 = lanes[f.from].top + PAD + MARK_H + STATE_H / 2;
       var x2 = X(f.tp), y2 = lanes[f.to].top + PAD + MARK_H + STATE_H / 2;
       ctx.beginPath(); ctx.moveTo(x1, y1); ctx.bezierCurveTo(x1 + 20, y1, x2 - 20, y2, x2, y2); ctx.stroke();
@@ -318,7 +322,7 @@
     }
     var li = bsearch(laneTop, py);
     if (li < 0) return null;
-    var L = lanes[li], yS = L.top + PAD + MARK_H, yA = yS + STATE_H + 2, yH = yA + ACT_H + 2, tol = 4 / view.scale;
+    var L = shown[li], yS = L.top + PAD + MARK_H, yA = yS + STATE_H + 2, yH = yA + ACT_H + 2, tol = 4 / view.scale;
     if (py < yS + STATE_H + 1) {   // markers (and preemptions) win near the cursor
       var best = -1, bd = tol;
       var k = firstAtOrAfter(L.marks, evP, p - tol);
@@ -403,8 +407,12 @@
   document.getElementById("zoom-in").addEventListener("click", function () { zoomBy(2); });
   document.getElementById("zoom-out").addEventListener("click", function () { zoomBy(0.5); });
   document.getElementById("zoom-fit").addEventListener("click", function () { fit(); redraw(); });
+  var filter = document.getElementById("lane-filter");
+  filter.addEventListener("input", function () {
+    layout(filter.value.trim().toLowerCase()); sel = null; resize(); draw();
+  });
   document.addEventListener("keydown", function (e) {
-    if (e.target && /INPUT|TEXTAREA/.test(e.target.tagName)) return;
+    if (e.target && /INPUT|TEXTAREA/.test(e.target.tagName)) return;   // (typing a filter)
     var span = W / view.scale;
     if (e.key === "w" || e.key === "+") zoomBy(1.6);
     else if (e.key === "s" || e.key === "-") zoomBy(1 / 1.6);
@@ -435,6 +443,7 @@
       showLine(n, false);
       if (i !== undefined) {
         var li = evLane(i);
+        if (li >= 0 && lanes[li].hidden) { filter.value = ""; layout(""); resize(); }
         sel = evHit(i, li >= 0 ? lanes[li] : null); focus(evPos[i], 40);
         document.getElementById("timeline").scrollIntoView({ block: "start" });
         showRow(i);
@@ -494,7 +503,7 @@
   // Where a span is on screen (for the browser test and for scripted screenshots).
   api.spanCenter = function (task, state) {
     var L = lanes.filter(function (l) { return l.name === task; })[0];
-    if (!L) return null;
+    if (!L || L.hidden) return null;
     for (var j = 0; j < L.sp.length; j++) {
       if (L.ss[j] !== state) continue;
       var x1 = Math.max(0, X(L.sp[j])), x2 = Math.min(W, X(stateEnd(L, j)));
@@ -505,6 +514,7 @@
     return null;
   };
   api.lanes = function () { return lanes.map(function (l) { return l.name; }); };
+  api.shownLanes = function () { return shown.map(function (l) { return l.name; }); };
   api.focus = function (step, steps) { focus(step * P, steps); };
   api.fit = function () { fit(); draw(); };
 
