@@ -339,7 +339,8 @@
       var j = bsearch(L.sp, p);
       if (j < 0 || py < yS) return null;
       var st = L.ss[j], lab = S[L.sl[j]], e = stateEnd(L, j);
-      return { text: L.name + " \u00b7 " + st + (lab ? ": " + lab : "") + "\n" + where(L.sp[j], e) + (L.sn[j] ? "\n" + srcLine(L.sn[j]) : ""), s: L.sp[j], e: e, y: yS, h: STATE_H, line: L.sn[j], lane: L.i };
+      var span = L.stuck && j === L.sp.length - 1 ? "from " + where(L.sp[j]) + " until the verdict: it never runs again" : where(L.sp[j], e);
+      return { text: L.name + " \u00b7 " + st + (lab ? ": " + lab : "") + "\n" + span + (L.sn[j] ? "\n" + srcLine(L.sn[j]) : ""), s: L.sp[j], e: e, y: yS, h: STATE_H, line: L.sn[j], lane: L.i };
     }
     if (py < yH) {
       for (var m = L.acts.length - 1; m >= 0; m--) {
