@@ -71,14 +71,15 @@ class WaitQueue(Resource):
         t = k.current
         might_sleep(k, t, f"wait {self.name}")
         await k.checkpoint(t)
-        if k.observers:
-            self._notify("waiting", t, state)
         if with_lock is not None:
             with_lock._check_release(t, "lock")
             with_lock._drop(t)
             k.emit(t, "unlock", with_lock.name)
             with_lock._notify("released", t, "lock")
             with_lock._grant()
+        if k.observers:
+            # After a condition wait released its mutex: the waiter no longer holds it.
+            self._notify("waiting", t, state)
         woken = True
         if not (self.sticky and self.done):
             self.waiters.append((t, "wait"))
