@@ -191,9 +191,11 @@ def lockdep_page(res: Any) -> str:
     body = [nav([("graph", "dependency graph"), ("source-section", "source")]),
             '<section id="graph"><h2>Lock dependency graph</h2>'
             '<p class="note">An arrow A \u2192 B: B was taken while A was held (labelled with '
-            "the task and line that first did it). Dashed ellipses are reclaim pseudo-locks "
-            "(an allocation that may reclaim takes them; a writeback runs under one). The "
-            "predicted cycles are red.</p>", svg or '<p class="note">No dependencies.</p>',
+            "the task and line that first did it). Solid ellipses are events (waiting for "
+            "E while holding A gives A \u2192 E; what the signaller took before signalling "
+            "gives E \u2192 B); dashed ellipses are reclaim pseudo-locks (an allocation that "
+            "may reclaim takes them; a writeback runs under one). The predicted cycles are "
+            "red.</p>", svg or '<p class="note">No dependencies.</p>',
             table, "</section>",
             source_section(sc.path, sc.abspath or "", hits, "where dependencies were learned",
                            linked=False)]
