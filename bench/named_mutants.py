@@ -29,7 +29,8 @@ MUTANTS: dict[str, tuple[str, str, str, list[str]]] = {
         "else [t for t in k.tasks if t.state is BLOCKED][:1]",
         ["tests/test_watchdog.py"]),
     "cycle-is-the-whole-path": (
-        "vmemu/_kernel/watchdog.py", "cyc = path[seen[t.tid]:]", "cyc = path",
+        "vmemu/_kernel/watchdog.py", "return _cycle(path[on_path[nxt.tid]:])",
+        "return _cycle(path)",
         ["tests/test_watchdog.py"]),
     # Both places: the kernel's pre-check and the watchdog's scan (either alone changes
     # nothing, as the other still filters; see bench/mutation_equivalent.md).

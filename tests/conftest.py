@@ -25,6 +25,8 @@ def _contract() -> Path:
 
 
 CONTRACT = _contract()
+#: Scenarios in the extended syntax (values, kthreads, waits): they join the contract.
+LANG = CONTRACT.parent / "lang"
 
 
 @functools.cache
@@ -50,6 +52,16 @@ def contract_files() -> list[Path]:
 def bad_files() -> list[Path]:
     """Every bad input (must be rejected with exit 2 and one line)."""
     return sorted((CONTRACT / "bad").glob("*.yaml"))
+
+
+def lang_files() -> list[Path]:
+    """Every scenario of ../shared/lang (must reach its `expect`, like the contract's)."""
+    return sorted(LANG.glob("*.yaml"))
+
+
+def lang_bad_files() -> list[Path]:
+    """Every bad input of ../shared/lang/bad."""
+    return sorted((LANG / "bad").glob("*.yaml"))
 
 
 def vmemu_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = None,

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(r)
     _add_strategy(r, "random")
     r.add_argument("--trace", metavar="OUT.json", help="save the trace here")
+    _add_viz(r)
 
     e = sub.add_parser("explore", help="search many schedules for a failure")
     # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
@@ -106,10 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep going after the first failure; one finding per distinct bug")
     e.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
                    help="where failing traces are saved as found (default .vmemu/findings)")
+    _add_viz(e)
 
     rp = sub.add_parser("replay", help="replay a saved trace")
     rp.add_argument("trace", help="trace file saved by run --trace or explore")
     _add_common(rp, scenario=False)
+    _add_viz(rp)
 
     c = sub.add_parser("check", help="check that each scenario reaches its `expect` verdict")
     c.add_argument("scenarios", nargs="+", help="scenario files or folders")
@@ -133,7 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where confirmed predictions' traces are saved "
                          "(default .vmemu/findings)")
     ld.add_argument("--seed", type=_nonneg_int, default=0)
+    _add_viz(ld, perfetto=False)
     return p
+
+
+def _add_viz(p: argparse.ArgumentParser, perfetto: bool = True) -> None:
+    """``--html FILE`` / ``--perfetto FILE`` (``vmemu/_viz/cli.py`` writes them)."""
+    from ._viz.cli import add_options
+    add_options(p, perfetto=perfetto)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (problem := env_error()) is not None:
             raise UserError(problem + "; unset it or fix it", key=ENV)
         log = _make_log(args.log)
+        from ._viz.cli import check_outputs
+        check_outputs(args)   # --html/--perfetto: refuse an unwritable path before the work
         return _COMMANDS[args.command](args, log)
     except UserError as e:
         print(f"vmemu: error: {e}", file=sys.stderr)
@@ -193,6 +205,11 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+def _write_viz(args: argparse.Namespace, **what: Any) -> None:
+    from ._viz.cli import write_outputs
+    write_outputs(args, **what)
+
+
 def _emit(result: Any, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -207,6 +224,7 @@ def _cmd_run(args: argparse.Namespace, log: Any) -> int:
             driver=args.driver, log=log, **_params(args))
     if args.trace:
         r.trace_path = r.trace.save(args.trace)
+    _write_viz(args, result=r)
     _emit(r, args)
     return EXIT_FOUND if r.failed else EXIT_OK
 
@@ -240,6 +258,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
     if log is not None and not x.findings:
         log.note("explored", scenario=x.result.scenario.name, verdict=x.verdict,
                  schedules=x.schedules)
+    _write_viz(args, explore=x)
     if args.json:
         print(json.dumps(explore_json(x), indent=2))
     else:
@@ -250,6 +269,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
 def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
     from ._run import replay
     r = replay(args.trace, driver=args.driver, log=log)
+    _write_viz(args, result=r)
     _emit(r, args)
     return EXIT_FOUND if r.failed else EXIT_OK
 

@@ -56,6 +56,7 @@ async def _run(k: "Kernel") -> None:
     alive = len(k.tasks)       # tasks whose trio task has not ended
     draining = False           # the loop waits for every task to end
     stop: list[Callable[[], Any]] = []   # raises the host's cancellation, latest last
+    entered: set[int] = set()  # tids whose trio task has started
 
     def loop_abort(raise_cancel: Callable[[], Any]) -> Abort:
         # Trio wants to cancel the loop's wait (or deliver Ctrl-C to it): note it; the
@@ -67,12 +68,16 @@ async def _run(k: "Kernel") -> None:
         reschedule(loop)
         await wait_task_rescheduled(_stay_parked)
 
-    async def main(t: Task) -> None:
+    async def main(t: Task, task_status: Any = None) -> None:
         nonlocal pending, alive
         t.handle = current_task()
-        pending -= 1
-        if pending == 0:
-            reschedule(loop)   # every task is parked: the kernel may start
+        entered.add(t.tid)
+        if task_status is not None:
+            task_status.started()   # a spawned task: its spawner goes on once it parks
+        else:
+            pending -= 1
+            if pending == 0:
+                reschedule(loop)   # every task is parked: the kernel may start
         exc: BaseException | None = None
         started = False
         try:
@@ -96,7 +101,21 @@ async def _run(k: "Kernel") -> None:
         if not draining or alive == 0:
             reschedule(loop)
 
+    async def start_task(t: Task) -> None:
+        # Called by the spawning task, which runs: the new trio task parks before its
+        # first turn, exactly like the tasks the run started with.
+        nonlocal alive
+        alive += 1
+        try:
+            await nursery.start(main, t, name=f"vmemu:{t.name}")
+        except BaseException:
+            if t.tid not in entered:   # cancelled before it ever ran: nothing ends it
+                alive -= 1
+                t.coro.close()
+            raise
+
     k.park = park
+    k.start_task = start_task
     if not k.tasks:
         k.next_task()
         return
