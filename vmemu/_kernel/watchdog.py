@@ -150,7 +150,9 @@ def _python_stack(t: Task) -> list[dict[str, str]]:
     # shared by every path with the same content, so that may not be spec.loc's path.
     fn = t.spec.fn
     code = getattr(fn, "__code__", None) or getattr(getattr(fn, "func", None), "__code__", None)
-    want = os.path.abspath(code.co_filename) if code is not None else None
+    if code is None or t.spec.loc is None:   # no scenario file (a task vmemu made itself)
+        return []
+    want = os.path.abspath(code.co_filename)
     frames = []
     coro = t.coro
     while coro is not None:
@@ -165,8 +167,7 @@ def _python_stack(t: Task) -> list[dict[str, str]]:
             break
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return [{"frame": f.f_code.co_name, "at": f"{t.spec.loc.file}:{f.f_lineno}", "step": ""}
-            for f in frames
-            if want is not None and os.path.abspath(f.f_code.co_filename) == want]
+            for f in frames if os.path.abspath(f.f_code.co_filename) == want]
 
 
 def _live_frames_below(frame: Any) -> list[Any]:
