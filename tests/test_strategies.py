@@ -19,7 +19,7 @@ from conftest import CONTRACT
 from vmemu._cli import main
 from vmemu._errors import UserError
 from vmemu._strategies import is_exhaustive, make_strategy, schedules
-from vmemu._strategies.dfs import DFSSearch, _key, decode_prefix, encode_prefix
+from vmemu._strategies.dfs import DFSSearch, DFSStrategy, _key, decode_prefix, encode_prefix
 from vmemu._strategies.pct import PCTStrategy
 
 ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
@@ -332,3 +332,86 @@ def test_seeded_hypothesis_strategy_prefers_not_preempting():
         return sum(preemptions(vmemu.run(DINING, seed=s, strategy=name, driver="direct"))
                    for s in range(30))
     assert preempting_decisions("hypothesis") < preempting_decisions("random")
+
+
+# ------------------------------------------------------------------ edges
+# Bad parameters (one line naming the option), change points with a short run estimate,
+# what a delay costs, and DFS prefixes (mutation testing found these untested).
+
+def refused(name: str, **params) -> UserError:
+    with pytest.raises(UserError) as info:
+        make_strategy(name, 0, **params)
+    return info.value
+
+
+@pytest.mark.parametrize("params, message, key", ids=["zero", "bool", "str"], argvalues=[
+    ({"depth": 0}, "pct needs a positive whole number, got 0", "--depth"),
+    ({"depth": True}, "pct needs a positive whole number, got True", "--depth"),
+    ({"steps_hint": "8"}, "pct needs a positive whole number, got '8'", "--steps-hint"),
+])
+def test_bad_pct_parameters_name_the_option(params, message, key):
+    e = refused("pct", **params)
+    assert (e.bare, e.key) == (message, key)
+
+
+@pytest.mark.parametrize("params, message, key", ids=[
+    "bound", "negative", "bool", "str", "zeroth", "not-increasing", "negative-alt"], argvalues=[
+    ({"bound": "sideways"}, "unknown dfs bound 'sideways'; choose one of delays, preemptions",
+     "--bound"),
+    ({"max_bound": -1}, "dfs needs a non-negative whole number, got -1", "--max-bound"),
+    ({"max_bound": True}, "dfs needs a non-negative whole number, got True", "--max-bound"),
+    ({"max_bound": "2"}, "dfs needs a non-negative whole number, got '2'", "--max-bound"),
+    ({"prefix": "0:1"}, "bad dfs prefix item '0:1': expected increasing DECISION:ALTERNATIVE "
+                        "pairs like 3:1,7:2", "--prefix"),
+    ({"prefix": "2:1,2:1"}, "bad dfs prefix item '2:1': expected increasing "
+                            "DECISION:ALTERNATIVE pairs like 3:1,7:2", "--prefix"),
+    ({"prefix": "3:-1"}, "bad dfs prefix item '3:-1': expected increasing "
+                         "DECISION:ALTERNATIVE pairs like 3:1,7:2", "--prefix"),
+])
+def test_bad_dfs_parameters_name_the_option(params, message, key):
+    e = refused("dfs", **params)
+    assert (e.bare, e.key) == (message, key)
+
+
+def test_dfs_parameters_reach_the_schedule_and_its_replay_command():
+    s = make_strategy("dfs", 7, bound="preemptions", max_bound=3, prefix="2:1,4:0")
+    assert (s.seed, s.bound, s.max_bound, s.prefix) == (7, "preemptions", 3, [0, 1, 0, 0])
+    assert s.params() == {"bound": "preemptions", "max_bound": 3, "prefix": "2:1"}
+    # An explicit zero alternative is allowed, and a prefix may be given as a list.
+    assert decode_prefix("3:0") == [0, 0, 0] and decode_prefix([0, 2]) == [0, 2]
+    r = vmemu.run(DINING, strategy=s, driver="direct")
+    assert r.seed == 7
+    assert "--bound=preemptions" in r.replay_command() and "--prefix=2:1" in \
+        r.replay_command()
+
+
+def test_a_prefix_asking_for_a_task_that_is_not_there_is_one_line():
+    # The first decision of dining philosophers chooses among 3 tasks: alternatives 0-2.
+    with pytest.raises(UserError) as info:
+        vmemu.run(DINING, strategy=DFSStrategy(0, prefix=[3]), driver="direct")
+    assert info.value.bare == (
+        "dfs prefix asks for alternative 3 at decision 1, which has only 3; the scenario "
+        "changed since the prefix was recorded")
+    assert info.value.key == "--prefix"
+
+
+def test_a_delay_costs_as_many_units_as_the_tasks_it_skips():
+    # Delay bounding: alternative j of a decision skips j tasks and costs j; the schedules
+    # of bound 2 include single decisions that skip two tasks.
+    skipped_two = 0
+    for s, _ in zip(schedules("dfs", 0, max_bound=2), range(400)):
+        vmemu.run(DINING, strategy=s, driver="direct")   # (the next one needs its trail)
+        assert s.prefix_cost == sum(s.prefix) <= 2, s.prefix
+        skipped_two += 2 in s.prefix
+    assert skipped_two > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pct_change_points_fall_within_a_short_run_estimate(seed):
+    # With a run estimate shorter than depth - 1, the change points are the first
+    # decisions: depth 3 needs 2 distinct points, so they are decisions 1 and 2.
+    assert set(PCTStrategy(seed, depth=3, steps_hint=1).change_at) == {1, 2}
+    for hint in (2, 5):
+        points = PCTStrategy(seed, depth=3, steps_hint=hint).change_at
+        assert len(points) == 2 and set(points) <= set(range(1, hint + 1))
+        assert sorted(points.values()) == [1, 2]
