@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 import vmemu
+from vmemu._lockdep import lockdep
 
 MASKS = ("GFP_KERNEL", "GFP_NOFS", "GFP_NOIO", "GFP_ATOMIC", "GFP_NOWAIT")
 NEEDS = ("[]", "[io]", "[io, fs]")
@@ -222,3 +223,71 @@ tasks:
          "step": f"write back dirty dirty page 0 with wb ({shown})"},
         {"frame": "wb", "at": f"{path}:{lock}", "step": "lock L"}]
     assert r.extra["memory"]["writeback"] == 1
+
+
+def test_a_writeback_routine_is_told_its_class_and_page(write_scenario):
+    # The reclaim walk above writes back dirty page 2 (class index 1); the routine sees
+    # both. In lockdep's synthetic writeback (no real page) it is told page 0.
+    text = """
+memory:
+  pages: 20
+  watermarks: {min: 2, low: 4, high: 8}
+  classes:
+    cache: {}
+    dirty: {writeback: wb, needs: [io]}
+    spare: {}
+vars: {cls: -1, pg: -1}
+locks: {A: mutex, B: mutex}
+routines:
+  wb:
+    params: [class, page]
+    steps:
+      - set: {cls: class, pg: page}
+      - if: "page == 0"
+        then: [{lock: A}, {unlock: A}]
+        else: [{lock: B}, {unlock: B}]
+tasks:
+  t:
+    - fill: {class: cache, pages: 2}
+    - fill: {class: dirty, pages: 14}
+    - fill: {class: spare, pages: 2}
+    - alloc: 1
+      as: p
+    - assert: "cls == 1 and pg == 2"
+    - free: p
+"""
+    path = write_scenario(text)
+    r = vmemu.run(path, driver="direct")
+    assert r.verdict == "ok", r.message
+    synthetic = {(e.src, e.dst) for e in lockdep(path, runs=1, confirm=0).graph.edges.values()
+                 if e.first.seed is None}
+    assert synthetic == {("io_reclaim", "A")}
+
+
+def test_what_reclaim_frees_is_counted_across_the_classes_it_walks(write_scenario):
+    # A dirty class listed first with a single page: it is written back (1 page), then
+    # the clean class gives the rest (2 pages). Reclaim reports the 3 it freed in all.
+    r = vmemu.run(write_scenario("""
+memory:
+  pages: 20
+  watermarks: {min: 2, low: 4, high: 8}
+  classes:
+    dirty: {writeback: wb, needs: [io]}
+    spare: {}
+routines:
+  wb: [yield]
+tasks:
+  t:
+    - fill: {class: dirty, pages: 1}
+    - fill: {class: spare, pages: 17}
+    - alloc: 1
+      as: p
+    - free: p
+"""), driver="direct")
+    assert r.verdict == "ok"
+    events = [(op, arg) for _, _, op, arg, _ in r.trace.events if op.startswith(("reclaim",
+                                                                                "writeback"))]
+    assert events == [("reclaim", "for 1: 2 free, GFP_KERNEL"),
+                      ("writeback", "dirty by wb: page 0"),
+                      ("reclaim_clean", "2 spare: 5 free"),
+                      ("reclaim_done", "freed 3: 5 free")]
