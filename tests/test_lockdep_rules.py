@@ -291,3 +291,41 @@ tasks:
     [wb] = [e for e in res.graph.edges.values() if e.src == "io_reclaim" and e.first.seed == 0]
     assert wb.dst == "M" and [f[0] for f in wb.first.stack] == ["t", "direct reclaim", "wb"]
     assert set(res.graph.edges) == {("L", "io_reclaim"), ("io_reclaim", "M"), ("L", "X")}
+    assert res.graph.kinds == {"L": "mutex", "io_reclaim": "pseudo", "M": "mutex",
+                               "X": "mutex"}
+
+
+def test_events_and_reclaim_passed_before_a_signal_are_dependencies(write_scenario):
+    # The signaller takes L and allocates (a reclaim point) before it completes `done`:
+    # a waiter for `done` depends on both. The waiter waits for `done` holding L.
+    path = write_scenario("""
+memory:
+  pages: 4096
+  classes: {dirty: {writeback: wb, needs: [io]}}
+locks: {L: mutex}
+events: {done: completion}
+routines:
+  wb: [yield]
+tasks:
+  signaller: [{lock: L}, {unlock: L}, {alloc: 1, as: p}, {free: p}, {complete: done}]
+  waiter:
+    start: 10
+    steps: [{lock: L}, {wait: done}, {unlock: L}]
+""")
+    res = lockdep(path, runs=1, confirm=0)
+    lines = open(path).read().splitlines()
+    at = {k: f"{path}:{next(i for i, ln in enumerate(lines, 1) if k in ln)}"
+          for k in ("signaller:", "waiter:")}
+    signaller, waiter = at["signaller:"], f"{path}:{int(at['waiter:'].split(':')[-1]) + 2}"
+    deps = {(d["from"], d["to"]): d for d in res.to_json()["dependencies"]}
+    assert set(deps) == {("done", "L"), ("done", "io_reclaim"), ("L", "done")}
+    for to in ("L", "io_reclaim"):
+        d = deps["done", to]
+        assert (d["from_mode"], d["to_mode"], d["task"], d["at"], d["to_at"], d["held"]) == \
+            ("signal", "write", "signaller", signaller, signaller, [])
+        assert d["stack"] == [{"frame": "signaller", "at": signaller, "step": "complete done"}]
+    w = deps["L", "done"]
+    assert (w["from_mode"], w["to_mode"], w["task"], w["at"]) == ("write", "wait", "waiter",
+                                                                  waiter)
+    assert chains(res) == ["L -> done -> L"]
+    assert res.graph.kinds == {"L": "mutex", "io_reclaim": "pseudo", "done": "completion"}
