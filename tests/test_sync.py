@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import vmemu
 
 
@@ -117,3 +119,101 @@ tasks:
   b: [{lock: s}, yield, {unlock: s}]
 """)
     assert verdicts(path, 50) == {"ok"}
+
+
+# ---------------------------------------------------------------- the Python lock API
+
+PY_LOCKS = '''
+locks = {"m": "mutex", "rw": "rwsem"}
+events = {"go": "completion"}
+
+
+async def a(ctx):
+    m = ctx.lock("m")
+    ctx.check(m.try_acquire(), "a could not trylock m")
+    await ctx.event("go").complete()
+    await ctx.yield_()
+    await m.release()
+    rw = ctx.lock("rw")
+    await rw.acquire_read()
+    await rw.release_read()
+
+
+async def b(ctx):
+    await ctx.event("go").wait()
+    m = ctx.lock("m")
+    ctx.check(not m.try_acquire(), "b took m while a held it")
+    async with m:
+        pass
+
+tasks = {"a": a, "b": b}
+'''
+
+
+class _Ops:
+    """An observer writing down what every lock tells it."""
+
+    def __init__(self):
+        self.ops = []
+
+    def acquiring(self, t, lock, mode):
+        self.ops.append(("acquiring", t.name, lock.name, mode))
+
+    def acquired(self, t, lock, mode):
+        self.ops.append(("acquired", t.name, lock.name, mode))
+
+    def released(self, t, lock, mode):
+        self.ops.append(("released", t.name, lock.name, mode))
+
+
+@pytest.mark.parametrize("driver", ["direct", "trio", "asyncio"])
+def test_python_tasks_lock_trylock_and_read_lock_with_the_same_events(tmp_path, driver):
+    path = tmp_path / "pylocks.py"
+    path.write_text(PY_LOCKS)
+    log = _Ops()
+    r = vmemu.run(str(path), seed=1, driver=driver, observers=[log])
+    assert r.verdict == "ok", r.message
+    assert [(task, op, arg) for _, task, op, arg, _ in r.trace.events] == [
+        ("a", "trylock", "m=1"), ("b", "block", "wait go"), ("a", "complete", "go"),
+        ("a", "wake", "b"), ("b", "woken", "go"), ("b", "trylock", "m=0"),
+        ("b", "block", "lock m"), ("a", "unlock", "m"), ("a", "wake", "b"),
+        ("a", "read_lock", "rw"), ("a", "read_unlock", "rw"), ("a", "exit", None),
+        ("b", "lock", "m"), ("b", "unlock", "m"), ("b", "exit", None),
+        ("-", "verdict", "ok")]
+    assert log.ops == [
+        ("acquiring", "a", "m", "trylock"), ("acquired", "a", "m", "lock"),
+        ("acquiring", "b", "m", "trylock"), ("acquiring", "b", "m", "lock"),
+        ("released", "a", "m", "lock"), ("acquired", "b", "m", "lock"),
+        ("acquiring", "a", "rw", "read_lock"), ("acquired", "a", "rw", "read_lock"),
+        ("released", "a", "rw", "read_lock"), ("released", "b", "m", "lock")]
+
+
+@pytest.mark.parametrize("call, message", [
+    ("await ctx.lock('rw').release_read()", "BUG: t: read_unlock of rwsem rw not read-held by it"),
+    ("await ctx.lock('m').release()", "BUG: t: unlock of mutex m not held by it (held by nobody "
+                                      "(double unlock?))"),
+])
+def test_a_python_task_releasing_what_it_does_not_hold_is_a_bug(tmp_path, call, message):
+    path = tmp_path / "bad.py"
+    path.write_text("locks = {'m': 'mutex', 'rw': 'rwsem'}\n\n"
+                    f"async def t(ctx):\n    {call}\n\ntasks = {{'t': t}}\n")
+    r = vmemu.run(str(path), driver="direct")
+    assert (r.verdict, r.message, r.culprit) == ("bug", message, "t")
+
+
+def test_a_fault_plan_can_delay_a_lock_acquisition(tmp_path, write_scenario):
+    # `at: lock` with a task filter, once: t1's first acquisition (of B) is delayed 7
+    # ticks (a `delay` event on t1), and no other.
+    path = write_scenario("""
+locks: {A: mutex, B: mutex}
+tasks:
+  t1: [{lock: B}, {unlock: B}, {lock: A}, {unlock: A}]
+  t2: [{lock: A}, {unlock: A}]
+""")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("name: slow-A\nfaults:\n  - at: lock\n    where: {task: t1}\n"
+                    "    do: {delay: 7}\n    times: 1\n")
+    r = vmemu.run(path, faults=str(plan), driver="direct")
+    assert r.verdict == "ok" and r.ticks == 7
+    delays = [(task, arg) for _, task, op, arg, _ in r.trace.events if op == "delay"]
+    assert delays == [("t1", 7)]
