@@ -119,6 +119,8 @@ def test_the_writeback_side_is_learned_in_a_synthetic_reclaim_context(write_scen
     assert back["held"] == [{"lock": "io_reclaim", "mode": "write",
                              "frame": "synthetic reclaim", "at": "",
                              "step": "synthetic writeback of dirty"}]
+    assert res.graph.kinds == {"L": "mutex", "io_reclaim": "pseudo"}
+    assert res.graph.edges[("L", "io_reclaim")].dst_mode == "write"
 
 
 GOLDEN = """\
@@ -329,3 +331,29 @@ tasks:
                                                                   waiter)
     assert chains(res) == ["L -> done -> L"]
     assert res.graph.kinds == {"L": "mutex", "io_reclaim": "pseudo", "done": "completion"}
+
+
+def test_the_text_report_says_where_each_lock_was_taken(write_scenario, capsys):
+    from vmemu._cli import main
+    path = write_scenario(GOLDEN, "golden.yaml")
+    assert main(["lockdep", path, "--runs", "6", "--confirm", "0"]) == 1
+    out = capsys.readouterr().out
+    for line in (f"  (A) at t2 ({path}:11): lock A",
+                 f"  (S) at t2 ({path}:11): lock S",
+                 f"       at t1 ({path}:8): read_lock S",
+                 f" #0: (S) at t2 ({path}:11): lock S",
+                 f"  (fork) at t3 ({path}:14): lock fork1",
+                 f"  (fork) at t3 ({path}:14): lock fork0"):
+        assert line in out.splitlines(), line
+
+
+@pytest.mark.parametrize("kind, recursive", [("rwlock", False), ("rwsem", True)])
+def test_re_reading_an_rwlock_is_allowed_and_an_rwsem_is_not(write_scenario, kind, recursive):
+    # An rwlock's readers pass waiting writers (Linux rwlock_t): a nested read cannot
+    # deadlock. An rwsem is writer-fair: it can.
+    res = lockdep(write_scenario(f"""
+locks: {{S: {kind}}}
+tasks:
+  t: [{{read_lock: S}}, {{read_lock: S}}, {{read_unlock: S}}, {{read_unlock: S}}]
+"""), runs=1, confirm=0)
+    assert (list(res.graph.recursions) == ["S"]) is recursive
