@@ -415,3 +415,12 @@ def test_pct_change_points_fall_within_a_short_run_estimate(seed):
         points = PCTStrategy(seed, depth=3, steps_hint=hint).change_at
         assert len(points) == 2 and set(points) <= set(range(1, hint + 1))
         assert sorted(points.values()) == [1, 2]
+
+
+def test_a_switch_away_from_a_blocked_task_costs_no_preemption():
+    # Preemption bounding charges a choice only when the current task could have gone on.
+    for s, _ in zip(schedules("dfs", 0, bound="preemptions", max_bound=1), range(150)):
+        _run(DINING, s)                         # (the next schedule needs this one's trail)
+        charged = [j != 0 and not free for j, _n, _before, _kind, free in
+                   s.trail[:len(s.prefix)]]
+        assert s.prefix_cost == sum(charged) <= 1, s.prefix
