@@ -424,3 +424,11 @@ def test_a_switch_away_from_a_blocked_task_costs_no_preemption():
         charged = [j != 0 and not free for j, _n, _before, _kind, free in
                    s.trail[:len(s.prefix)]]
         assert s.prefix_cost == sum(charged) <= 1, s.prefix
+
+
+def test_every_schedule_of_a_search_records_the_bound_it_was_made_under():
+    search = DFSSearch("preemptions", 3)
+    first = search.first(0)
+    assert first.params() == {"bound": "preemptions", "max_bound": 3}
+    _run(DINING, first)
+    assert search.next(first).params()["max_bound"] == 3
