@@ -43,6 +43,29 @@ def _pos_int(text: str) -> int:
     return v
 
 
+def _seed(text: str) -> int:
+    from ._bounds import MAX_SEED
+    v = _nonneg_int(text)
+    if v > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {v}")
+    return v
+
+
+def _jobs(text: str) -> int:
+    from ._bounds import MAX_JOBS
+    v = _pos_int(text)
+    if v > MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_JOBS} worker processes, "
+                                         f"got {v}")
+    return v
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file or folder name, got ''")
+    return text
+
+
 def _pos_float(text: str) -> float:
     try:
         v = float(text)
@@ -57,16 +80,24 @@ def _add_common(p: argparse.ArgumentParser, *, scenario: bool = True,
                 driver: str = "trio") -> None:
     if scenario:
         p.add_argument("scenario", help="scenario file (.yaml or .py)")
-        p.add_argument("--faults", metavar="F", help="fault plan (faults/*.yaml)")
+        p.add_argument("--faults", metavar="F", type=_path, help="fault plan (faults/*.yaml)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--driver", default=driver, choices=["trio", "direct", "asyncio"],
                    help=f"how tasks are resumed (same traces either way; default {driver})")
     p.add_argument("--log", choices=["json", "console"], help="structured event log on stderr")
 
 
-def _add_strategy(p: argparse.ArgumentParser, default: str) -> None:
-    p.add_argument("--strategy", default=default, help=f"scheduling strategy (default {default})")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed (default 0)")
+#: Strategy names for --help (tests check them against the registry).
+STRATEGY_HELP = {
+    "run": "random, pct, dfs or hypothesis",
+    "explore": "portfolio (random and pct in turn), random, pct, dfs or hypothesis",
+}
+
+
+def _add_strategy(p: argparse.ArgumentParser, default: str, command: str) -> None:
+    p.add_argument("--strategy", default=default, metavar="NAME",
+                   help=f"scheduling strategy: {STRATEGY_HELP[command]} (default {default})")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     p.add_argument("--depth", type=_pos_int, default=None, help="PCT bug depth d (default 3)")
     # Spelled with '_' too: a replay command appends `--{param}={value}` (Result.replay_command).
     p.add_argument("--steps-hint", "--steps_hint", dest="steps_hint", type=_pos_int,
@@ -82,45 +113,52 @@ def _add_strategy(p: argparse.ArgumentParser, default: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
+    from . import __version__
     p = _Parser(prog="vmemu", description="Find and replay concurrency hangs in emulated "
                 "kernels: deadlocks, hung tasks, livelocks, low-memory lock inversions.")
+    p.add_argument("--version", action="version", version=f"vmemu {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     r = sub.add_parser("run", help="run one schedule of a scenario")
     _add_common(r)
-    _add_strategy(r, "random")
-    r.add_argument("--trace", metavar="OUT.json", help="save the trace here")
+    _add_strategy(r, "random", "run")
+    r.add_argument("--trace", metavar="OUT.json", type=_path, help="save the trace here")
 
     e = sub.add_parser("explore", help="search many schedules for a failure")
     # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
     _add_common(e, driver="direct")
-    _add_strategy(e, "portfolio")
+    _add_strategy(e, "portfolio", "explore")
     e.add_argument("--runs", type=_pos_int, default=None,
                    help="schedules to try (default 1000, or no limit with --time)")
     e.add_argument("--time", type=_pos_float, default=None, metavar="S",
                    help="stop starting new schedules after S wall-clock seconds")
-    e.add_argument("--jobs", type=_pos_int, default=1, metavar="J",
+    e.add_argument("--jobs", type=_jobs, default=1, metavar="J",
                    help="worker processes (the findings do not depend on J)")
     e.add_argument("--all", action="store_true",
                    help="keep going after the first failure; one finding per distinct bug")
-    e.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+    e.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                    help="where failing traces are saved as found (default .vmemu/findings)")
 
     rp = sub.add_parser("replay", help="replay a saved trace")
-    rp.add_argument("trace", help="trace file saved by run --trace or explore")
+    rp.add_argument("trace", type=_path, help="trace file saved by run --trace or explore")
     _add_common(rp, scenario=False)
 
     c = sub.add_parser("check", help="check that each scenario reaches its `expect` verdict")
-    c.add_argument("scenarios", nargs="+", help="scenario files or folders")
-    c.add_argument("--runs", type=_pos_int, default=None, help="schedules per scenario")
-    c.add_argument("--seed", type=_nonneg_int, default=0)
+    c.add_argument("scenarios", nargs="+", type=_path,
+                   help="scenario files, or folders (searched recursively; a file whose "
+                        "first line is `# expect-error: TEXT` must fail to load with TEXT)")
+    c.add_argument("--runs", type=_pos_int, default=None,
+                   help="schedules per scenario (default 1000)")
+    c.add_argument("--seed", type=_seed, default=0,
+                   help="first seed of each scenario's exploration (default 0)")
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print the full report of every scenario, not only of mismatches")
-    c.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+    c.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                    help="where failing traces are saved, so each replay command works "
                         "(default .vmemu/findings)")
-    _add_common(c, scenario=False)
+    # Many schedules of many scenarios: the direct driver is the fast one (same traces).
+    _add_common(c, scenario=False, driver="direct")
 
     ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
     _add_common(ld)
@@ -128,20 +166,43 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--confirm", type=_nonneg_int, default=None, metavar="N",
                     help="schedules of the targeted search that tries to make each "
                          "unconfirmed prediction deadlock for real (default 200; 0: none)")
-    ld.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+    ld.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                     help="where confirmed predictions' traces are saved "
                          "(default .vmemu/findings)")
-    ld.add_argument("--seed", type=_nonneg_int, default=0)
+    ld.add_argument("--seed", type=_seed, default=0,
+                    help="first seed of the learning schedules (default 0)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    out = _Stdout(sys.stdout)
+    sys.stdout = out
+    try:
+        code = _main(argv)
+        try:
+            out.inner.flush()
+        except BrokenPipeError:
+            out.gone()
+        except OSError as e:    # `--json > /dev/full`
+            out.gone()
+            print(f"vmemu: error: {_write_error(e)}", file=sys.stderr)
+            code = EXIT_USAGE
+        return code
+    finally:
+        sys.stdout = out.inner
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         from ._kernel.lockup import ENV, env_error
         if (problem := env_error()) is not None:
             raise UserError(problem + "; unset it or fix it", key=ENV)
+        if getattr(args, "faults", None) is not None:
+            # Loaded here so that a message about the file names the option it came from.
+            from ._faults import load_fault_plan
+            args.faults = load_fault_plan(args.faults, key="--faults")
         log = _make_log(args.log)
         return _COMMANDS[args.command](args, log)
     except UserError as e:
@@ -150,13 +211,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vmemu: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # `vmemu replay T | head`: the reader left; that is not an error of ours.
+
+
+def _write_error(e: OSError) -> str:
+    return f"cannot write the output to standard output ({e.strerror or e})"
+
+
+class _Stdout:
+    """``sys.stdout`` while a command runs: a reader that went away (``vmemu run S | head``)
+    is not an error, and the command still exits with its verdict's code; any other
+    failure to write (a full disk) is one line and exit code 2."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.inner.write(text)
+            except BrokenPipeError:
+                self.gone()
+            except OSError as e:
+                self.gone()
+                raise UserError(_write_error(e)) from None
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.inner.flush()
+            except BrokenPipeError:
+                self.gone()
+            except OSError as e:
+                self.gone()
+                raise UserError(_write_error(e)) from None
+
+    def gone(self) -> None:
+        """Nothing more can be written: drop what is buffered (point the file descriptor
+        at /dev/null, so that the interpreter's last flush does not fail again)."""
+        self.broken = True
         try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.inner.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass   # not a real file (a test's capture): nothing will flush it at exit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def _make_log(kind: str | None) -> Any:

@@ -18,7 +18,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ._bounds import MAX_TICKS
 from ._errors import FaultPlanError, ScenarioError, did_you_mean
+from ._files import read_user_file
 from ._kernel._gfp import DIRECT_RECLAIM, GFP_MASKS
 
 __all__ = ["FaultAction", "FaultRule", "FaultPlan", "FaultInjector", "load_fault_plan",
@@ -153,26 +155,18 @@ class FaultInjector:
 
 
 # ---------------------------------------------------------------------------- loading
-def load_fault_plan(path: str | os.PathLike[str]) -> FaultPlan:
+def load_fault_plan(path: str | os.PathLike[str], *, key: str | None = None) -> FaultPlan:
     """Load and validate a fault plan file.
+
+    ``key`` names where the path came from in a message about the file itself (the CLI
+    passes ``--faults``).
 
     Raises:
         FaultPlanError: one line naming the file, line and key, with a fix.
     """
     from ._scenario._yaml import parse_yaml
     file = os.fspath(path)
-    p = Path(file)
-    if not p.is_file():
-        raise FaultPlanError("no such fault plan file" if not p.exists()
-                             else "is a directory, not a fault plan file" if p.is_dir()
-                             else "is not a regular file (a fault plan is a .yaml file)",
-                             file=file,
-                             key="--faults")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise FaultPlanError(f"cannot read the fault plan: {e.strerror or e}", file=file,
-                             key="--faults") from None
+    data = read_user_file(file, what="fault plan file", error=FaultPlanError, key=key)
     try:
         doc = parse_yaml(data, file)
     except ScenarioError as e:
@@ -207,7 +201,7 @@ class _Reader:
     def keys(self, value: dict, allowed: tuple[str, ...], prefix: str, what: str) -> None:
         for k in value:
             if k not in allowed:
-                raise self.error(f"unknown key {k!r} in {what}{did_you_mean(str(k), allowed)}"
+                raise self.error(f"unknown key {_shown(k)} in {what}{did_you_mean(str(k), allowed)}"
                                  f"; allowed: {', '.join(allowed)}", _line(value, k),
                                  f"{prefix}{k}")
 
@@ -222,7 +216,7 @@ class _Reader:
                                  line, f"{key}.{need}")
         at = raw["at"]
         if at not in SITES:
-            raise self.error(f"unknown site {at!r}{did_you_mean(str(at), SITES)}; sites: "
+            raise self.error(f"unknown site {_shown(at)}{did_you_mean(str(at), SITES)}; sites: "
                              + ", ".join(SITES), _line(raw, "at"), f"{key}.at")
         action = self.action(raw["do"], at, _line(raw, "do"), f"{key}.do")
         lines = {k: _line(raw, k) for k in raw}
@@ -242,25 +236,25 @@ class _Reader:
                                  f"{' or '.join(_WHERE_SITES[wk])}, not at {at}", wline, wkey)
             vals = where[wk] if isinstance(where[wk], list) else [where[wk]]
             if not vals or not all(isinstance(v, str) and v for v in vals):
-                raise self.error(f"expected a name or a list of names, got {where[wk]!r}",
+                raise self.error(f"expected a name or a list of names, got {_shown(where[wk])}",
                                  wline, wkey)
             if wk == "gfp":
                 for v in vals:
                     if v not in GFP_MASKS:
-                        raise self.error(f"unknown GFP mask {v!r}{did_you_mean(v, GFP_MASKS)}"
+                        raise self.error(f"unknown GFP mask {_shown(v)}{did_you_mean(v, GFP_MASKS)}"
                                          f"; known masks: {', '.join(GFP_MASKS)}", wline, wkey)
             filters[wk] = tuple(vals)
         prob = raw.get("probability", 1.0)
         if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 <= prob <= 1:
             raise self.error(f"probability must be a number from 0 to 1 (0.25 = one time in "
-                             f"four), got {prob!r}", _line(raw, "probability"),
+                             f"four), got {_shown(prob)}", _line(raw, "probability"),
                              f"{key}.probability")
         interval = self.integer(raw, "interval", 1, 1, key)
         times = self.integer(raw, "times", -1, -1, key)
         space = self.integer(raw, "space", 0, 0, key)
         igw = raw.get("ignore_gfp_wait", True)
         if not isinstance(igw, bool):
-            raise self.error(f"ignore_gfp_wait must be true or false, got {igw!r}",
+            raise self.error(f"ignore_gfp_wait must be true or false, got {_shown(igw)}",
                              _line(raw, "ignore_gfp_wait"), f"{key}.ignore_gfp_wait")
         return FaultRule(index=i, line=line, at=at, action=action, probability=float(prob),
                          interval=interval, times=times, space=space, ignore_gfp_wait=igw,
@@ -269,17 +263,17 @@ class _Reader:
     def action(self, raw: Any, at: str, line: int, key: str) -> FaultAction:
         if isinstance(raw, dict) and len(raw) == 1 and "delay" in raw:
             n = raw["delay"]
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise self.error(f"delay needs a positive number of ticks, got {n!r}",
-                                 line, f"{key}.delay")
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_TICKS:
+                raise self.error(f"delay needs a positive number of ticks, at most "
+                                 f"{MAX_TICKS:_}, got {_shown(n)}", line, f"{key}.delay")
             act = FaultAction("delay", n)
         elif raw == "delay":
             raise self.error("delay needs ticks: write do: {delay: N}", line, key)
         elif isinstance(raw, str) and raw in ACTIONS:
             act = FaultAction(raw)
         else:
-            shown = raw if isinstance(raw, str) else repr(raw)
-            raise self.error(f"unknown action {shown!r}{did_you_mean(str(raw), ACTIONS)}; "
+            shown = _shown(raw if isinstance(raw, str) else repr(raw))
+            raise self.error(f"unknown action {shown}{did_you_mean(str(raw), ACTIONS)}; "
                              "actions: exhaust, fail, {delay: N}, preempt, io_error",
                              line, key)
         if at not in ACTIONS[act.do]:
@@ -289,11 +283,18 @@ class _Reader:
 
     def integer(self, raw: dict, name: str, default: int, minimum: int, key: str) -> int:
         v = raw.get(name, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= MAX_TICKS:
             hint = " (-1 = no limit)" if name == "times" else ""
-            raise self.error(f"{name} must be an integer >= {minimum}{hint}, got {v!r}",
-                             _line(raw, name), f"{key}.{name}")
+            raise self.error(f"{name} must be an integer >= {minimum}{hint} and at most "
+                             f"{MAX_TICKS:_}, got {_shown(v)}", _line(raw, name),
+                             f"{key}.{name}")
         return v
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a user value, short enough for one line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _line(m: Any, key: Any) -> int | None:

@@ -217,6 +217,11 @@ def replay(trace: Trace | str | os.PathLike, *, driver: str = "trio",
     strat.params = lambda: dict(trace.params)  # type: ignore[method-assign]
     result = run(sc, strategy=strat, faults=plan, driver=driver, log=log)
     _compare_events(trace, result, where)
+    if not strat.finished():
+        raise DivergenceError(
+            f"replay diverged: the run ended after {strat.pos} of the trace's "
+            f"{len(trace.tape)} decisions; the trace was edited, or the scenario or fault "
+            "plan changed since it was saved", file=trace_path)
     result.trace_path = trace_path
     return result
 
