@@ -358,51 +358,83 @@ def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
     return EXIT_FOUND if r.failed else EXIT_OK
 
 
-def scenario_files(paths: Sequence[str]) -> list[str]:
-    """Expand folders into their ``*.yaml``/``*.yml``/``*.py`` scenario files, sorted."""
-    out: list[str] = []
+def scenario_files(paths: Sequence[str]) -> list[Any]:
+    """The entries ``check`` runs: named files as they are (they must load), and every
+    scenario, negative test and fault plan found in named folders (``_collect``)."""
+    from ._collect import Entry, classify, folder_files
+    out: list[Any] = []
     for p in paths:
         if os.path.isdir(p):
-            found = sorted(str(q) for q in Path(p).iterdir()
-                           if q.suffix in (".yaml", ".yml", ".py") and q.is_file()
-                           and not q.name.startswith(("_", ".")))
-            if not found:
-                raise UserError("folder has no scenario files (*.yaml, *.py)", file=p)
-            out.extend(found)
+            found = [classify(f) for f in folder_files(p)]
+            if not any(e.kind != "plan" for e in found):
+                raise UserError("folder has no scenario files (*.yaml, *.yml, *.py)", file=p)
+            out.extend(e for e in found if e.kind != "plan")
         else:
-            out.append(p)
+            out.append(Entry(p, "named"))
     return out
 
 
 def _cmd_check(args: argparse.Namespace, log: Any) -> int:
+    from ._collect import matches_expected_error
     from ._explore import DEFAULT_RUNS, explore
     from ._scenario import load_scenario
-    files = scenario_files(args.scenarios)
-    scenarios = [load_scenario(f) for f in files]   # all bad input is reported up front
+    entries = scenario_files(args.scenarios)
+    loaded: list[tuple[Any, Any, str | None]] = []   # (entry, scenario or None, error)
+    bad_named = False
+    for e in entries:
+        try:
+            loaded.append((e, load_scenario(e.path), None))
+        except UserError as err:
+            if e.kind == "named":   # a file you name must load, as for every command
+                print(f"vmemu: error: {err}", file=sys.stderr)
+                bad_named = True
+            loaded.append((e, None, str(err)))
+    if bad_named:
+        return EXIT_USAGE           # every bad named file reported, nothing run
     rows = []
-    mismatches = 0
-    for sc in scenarios:
+    for e, sc, error in loaded:
+        if e.kind == "negative":
+            ok = error is not None and matches_expected_error(error, e.expect_error)
+            got = "it loaded" if error is None else error
+            rows.append({"path": e.path, "scenario": sc.name if sc else None,
+                         "expect": f"error {e.expect_error!r}", "ok": ok,
+                         "verdict": "error" if error else "loaded", "error": error,
+                         "text": f"expect error {e.expect_error!r}, " + (
+                             "got it" if ok else f"got: {got}")})
+            continue
+        if sc is None:
+            rows.append({"path": e.path, "scenario": None, "expect": None, "ok": False,
+                         "verdict": "error", "error": error,
+                         "text": f"does not load: {error}"})
+            continue
         x = explore(sc, runs=args.runs or DEFAULT_RUNS, seed=args.seed, driver=args.driver,
                     findings_dir=args.findings)
         ok = x.verdict == sc.expect
-        mismatches += not ok
-        rows.append((sc, x, ok))
+        rows.append({"path": sc.path, "scenario": sc.name, "expect": sc.expect, "ok": ok,
+                     "verdict": x.verdict, "schedules": x.schedules,
+                     "replay": x.result.replay_command(), "result": x.result,
+                     "text": f"expect {sc.expect}, got {x.verdict} "
+                             f"({_plural(x.schedules, 'schedule')})"})
         if log is not None:
             _log_result(log, x.result)
+    mismatches = sum(not r["ok"] for r in rows)
     if args.json:
         print(json.dumps({"ok": mismatches == 0, "scenarios": [
-            {"scenario": sc.name, "path": sc.path, "expect": sc.expect, "verdict": x.verdict,
-             "ok": ok, "schedules": x.schedules, "replay": x.result.replay_command()}
-            for sc, x, ok in rows]}, indent=2))
+            {k: v for k, v in r.items() if k not in ("text", "result")} for r in rows]},
+            indent=2))
     else:
-        for sc, x, ok in rows:
-            mark = "ok  " if ok else "FAIL"
-            print(f"{mark} {sc.path}: expect {sc.expect}, got {x.verdict} "
-                  f"({x.schedules} schedules)")
-            if not ok or (args.verbose and x.result.failed):
-                print("     " + x.result.report().replace("\n", "\n     "))
-        print(f"{len(rows) - mismatches} of {len(rows)} scenarios as expected")
+        for r in rows:
+            print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['path']}: {r['text']}")
+            res = r.get("result")
+            if res is not None and (not r["ok"] or (args.verbose and res.failed)):
+                print("     " + res.report().replace("\n", "\n     "))
+        print(f"{len(rows) - mismatches} of {_plural(len(rows), 'scenario')} as expected")
     return EXIT_FOUND if mismatches else EXIT_OK
+
+
+def _plural(n: int, word: str) -> str:
+    """``1 schedule``, ``2 schedules``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _cmd_lockdep(args: argparse.Namespace, log: Any) -> int:

@@ -38,7 +38,7 @@ _WHERE_KEYS = ("task", "within", "name", "gfp")
 #: Sites a ``where`` key can filter on (``task`` and ``within`` work everywhere).
 _WHERE_SITES = {"name": ("alloc", "lock", "point"), "gfp": ("alloc",)}
 #: Frames the memory manager pushes, valid in ``within`` besides routine and task names.
-_RECLAIM_FRAMES = ("direct reclaim", "balance_pgdat", "synthetic reclaim")
+_RECLAIM_FRAMES = ("direct reclaim", "balance_pgdat", "synthetic reclaim", "wait for memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +92,34 @@ class FaultRule:
 
 def _any_match(value: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatchcase(value, p) for p in patterns)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _glob_problem(pattern: str) -> str | None:
+    """What is wrong with a filter's glob pattern (fnmatch syntax), if anything.
+
+    fnmatch takes an unclosed ``[`` literally, so ``task: "["`` would quietly match no
+    task; say so instead.
+    """
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "[":
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return (f"the '[' at position {i + 1} is never closed (a set is written "
+                        "[abc]; write [[] for a literal '[')")
+            i = j
+        i += 1
+    return None
 
 
 @dataclass(frozen=True)
@@ -238,6 +266,9 @@ class _Reader:
             if not vals or not all(isinstance(v, str) and v for v in vals):
                 raise self.error(f"expected a name or a list of names, got {_shown(where[wk])}",
                                  wline, wkey)
+            for v in vals:
+                if (problem := _glob_problem(v)) is not None:
+                    raise self.error(f"bad pattern {_shown(v)}: {problem}", wline, wkey)
             if wk == "gfp":
                 for v in vals:
                     if v not in GFP_MASKS:
@@ -313,15 +344,30 @@ def _item_line(seq: Any, i: int, doc: Any) -> int | None:
 
 # ---------------------------------------------------------------------------- binding
 def _check_names(plan: FaultPlan, sc: Any) -> None:
-    """Every literal (non-glob) name in a filter must exist in the scenario."""
+    """Every rule can fire in this scenario: its site exists, and each name or pattern in
+    its filters matches something the scenario has (a typo, or a glob that matches
+    nothing, is an error instead of a rule that never fires)."""
     tasks = [t.name for t in sc.tasks]
     if sc.memory is not None and sc.memory.kswapd:
         tasks.append("kswapd")
     frames = [*sc.routines, *tasks, *_RECLAIM_FRAMES]
     classes = [c.name for c in sc.memory.classes] if sc.memory is not None else []
+    yaml_only = all(t.fn is None for t in sc.tasks)   # Python tasks: sites not known
+    ops = _ops(sc) if yaml_only else {}
     names = {"lock": list(sc.locks), "alloc": classes,
-             "point": sorted(_points(sc)) if all(t.fn is None for t in sc.tasks) else None}
+             "point": sorted(ops.get("point", ())) if yaml_only else None}
+    sites = {"lock": bool(sc.locks), "alloc": sc.memory is not None,
+             "io": "io" in ops or not yaml_only, "point": "point" in ops or not yaml_only,
+             "step": True}
     for r in plan.rules:
+        # A rule without filters is generic (any allocation, if there is one): a plan of
+        # such rules fits every scenario. A filtered rule is about this scenario.
+        if not sites[r.at] and (r.task or r.within or r.name or r.gfp):
+            what = {"lock": "declares no locks", "alloc": "has no memory pool",
+                    "io": "has no io steps", "point": "has no point steps"}[r.at]
+            raise FaultPlanError(f"this rule can never fire: scenario {sc.path} {what} "
+                                 f"(no {r.at} site)", file=plan.path,
+                                 line=r.lines.get("at", r.line), key=f"faults[{r.index}].at")
         checks = [("task", r.task, tasks, "task"), ("within", r.within, frames, "routine"),
                   ("name", r.name, names.get(r.at), "lock" if r.at == "lock" else
                    "page class" if r.at == "alloc" else "fault point")]
@@ -329,24 +375,35 @@ def _check_names(plan: FaultPlan, sc: Any) -> None:
             if known is None:
                 continue
             for pat in pats:
-                if not any(c in pat for c in "*?[") and pat not in known:
-                    raise FaultPlanError(
-                        f"no {what} {pat!r} in scenario {sc.path}"
-                        + did_you_mean(pat, known) + (f"; it has: {', '.join(known)}"
-                                                      if known else ""),
-                        file=plan.path, line=r.lines.get(f"where.{wk}", r.line),
-                        key=f"faults[{r.index}].where.{wk}")
+                if any(fnmatchcase(c, pat) for c in known):
+                    continue
+                has = f"; it has: {', '.join(known)}" if known else ""
+                text = (f"pattern {pat!r} matches no {what}" if _is_glob(pat)
+                        else f"no {what} {pat!r}")
+                raise FaultPlanError(
+                    f"{text} in scenario {sc.path}"
+                    + ("" if _is_glob(pat) else did_you_mean(pat, known)) + has,
+                    file=plan.path, line=r.lines.get(f"where.{wk}", r.line),
+                    key=f"faults[{r.index}].where.{wk}")
 
 
-def _points(sc: Any) -> set[str]:
-    out: set[str] = set()
+def _ops(sc: Any) -> dict[str, set[str]]:
+    """Every step op of the scenario's tasks and routines -> the targets it names."""
+    out: dict[str, set[str]] = {}
+    seen: set[int] = set()
 
     def walk(steps: Any) -> None:
         for s in steps:
-            if s.op == "point" and s.target:
-                out.add(s.target)
-            walk(s.body)
-            walk(s.orelse)
+            out.setdefault(s.op, set())
+            if isinstance(getattr(s, "target", None), str):
+                out[s.op].add(s.target)
+            # Every field holding steps (then, else, do, ...), whatever the step kind.
+            for value in vars(s).values() if hasattr(s, "__dict__") else \
+                    (getattr(s, f, None) for f in getattr(s, "__slots__", ())):
+                if isinstance(value, tuple) and value and all(hasattr(v, "op") for v in value) \
+                        and id(value) not in seen:
+                    seen.add(id(value))
+                    walk(value)
     for t in sc.tasks:
         walk(t.steps)
     for steps in sc.routines.values():
