@@ -16,7 +16,8 @@ FILES = sorted(SCENARIOS.glob("*.yaml"))
 def test_check_scenarios_folder_passes():
     p = vmemu_cli("check", "scenarios/", "--runs", "200")
     assert p.returncode == 0, p.stdout + p.stderr
-    n = len(FILES) + len(list(SCENARIOS.glob("*.py")))    # what `check` picks up
+    # What `check` picks up: the folder, recursively (selftest/, lockdep/, python/ ...).
+    n = len(list(SCENARIOS.rglob("*.yaml"))) + len(list(SCENARIOS.rglob("*.py")))
     assert f"{n} of {n} scenarios as expected" in p.stdout
     assert len(FILES) >= 13
 

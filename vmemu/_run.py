@@ -103,11 +103,28 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     )
     r = Result(verdict=o.verdict, message=o.message, scenario=scenario,
                strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
-               trace_hash=None, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
+               trace_hash=None, tasks=_final_states(k.final_tasks, o), cycle=k.final_cycle,
+               trace=trace,
                culprit=o.task, faults=faults_path, driver=driver)
     if k.mm is not None:
         r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind
     return r
+
+
+#: The state reported for the task whose own step ended the run (it did not finish).
+_CULPRIT_STATE = {"bug": "failed", "assertion": "failed", "oom": "failed",
+                  "livelock": "running"}
+
+
+def _final_states(tasks: list[dict[str, Any]], o: Any) -> list[dict[str, Any]]:
+    """The task reports, with the culprit of a bug, a failed assertion, an unhandled
+    allocation failure or a livelock it was running into (step budget, soft lockup) shown
+    as ``failed`` / ``running`` rather than ``done``."""
+    state = _CULPRIT_STATE.get(o.verdict)
+    if state is None or o.task is None:
+        return tasks
+    return [{**t, "state": state} if t["name"] == o.task and t["state"] == "done" else t
+            for t in tasks]
 
 
 def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,

@@ -240,6 +240,12 @@ class Trace:
     scenario_abspath: str = ""
     faults_abspath: str = ""
 
+    def __repr__(self) -> str:
+        # Not the dataclass's: a long run's tape and events are megabytes of text.
+        return (f"<Trace {self.verdict} of {self.scenario_name} ({self.scenario}): "
+                f"strategy {self.strategy}, seed {self.seed}, {len(self.tape)} decisions, "
+                f"{len(self.events)} events>")
+
     def to_dict(self) -> dict[str, Any]:
         """The on-disk JSON object (current version, compact tape and events)."""
         d: dict[str, Any] = {"format": TRACE_FORMAT, "version": TRACE_VERSION}
