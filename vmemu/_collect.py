@@ -73,7 +73,9 @@ def folder_files(folder: str, suffixes: tuple[str, ...] = (*YAML_SUFFIXES, ".py"
     out: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-        out.extend(os.path.join(root, f) for f in sorted(files) if wanted(f, suffixes))
+        # Regular files only (a FIFO or a device is passed over, as pytest does).
+        out.extend(path for f in sorted(files) if wanted(f, suffixes)
+                   and os.path.isfile(path := os.path.join(root, f)))
     return sorted(out)
 
 

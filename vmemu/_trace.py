@@ -360,7 +360,7 @@ def _check_version(data: bytes | str, p: str) -> type[_Fields]:
     if head.format != TRACE_FORMAT:
         raise TraceError(f"not a vmemu trace (no \"format\": \"{TRACE_FORMAT}\")", file=p)
     version = head.version
-    if isinstance(version, bool) or version not in _SCHEMAS:
+    if type(version) is not int or version not in _SCHEMAS:
         raise TraceError(f"trace version {repr(version)[:20]} is not supported (this vmemu "
                          f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
                          "re-record it", file=p, key="version")
