@@ -318,6 +318,20 @@ def test_an_empty_path_is_refused(args):
     refused(*args, needle="expected a file or folder name, got ''")
 
 
+@pytest.mark.parametrize("args, needle", [
+    (("--strategy", "pct", "--depth", "1000000000"), "--depth: pct needs a whole number from 1"),
+    (("--strategy", "pct", "--steps-hint", "1" + "0" * 21), "--steps-hint: pct needs a whole"),
+    (("--strategy", "dfs", "--prefix", "99999999999999999999999:1"), "bad dfs prefix item"),
+    (("--seed", "1" + "0" * 30), "expected a seed from 0 to"),
+])
+def test_strategy_options_beyond_their_range_are_one_line(args, needle):
+    refused("run", ABBA, *args, needle=needle)
+
+
+def test_explore_jobs_beyond_the_range_is_one_line():
+    refused("explore", ABBA, "--jobs", "100000", needle="expected at most 256 worker")
+
+
 # ------------------------------------------------------------------------- fault plans
 @pytest.mark.parametrize("where, needle", [
     ('{task: "["}', "bad pattern '[': the '[' at position 1 is never closed"),

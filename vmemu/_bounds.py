@@ -19,6 +19,8 @@ MAX_STEPS = 10**7
 MAX_TICKS = 10**15
 #: Seeds: exploration adds schedule numbers to them, and JSON readers want 64-bit ints.
 MAX_SEED = 2**62
+#: PCT's bug depth d (d - 1 priority change points are drawn per run).
+MAX_DEPTH = 1000
 #: ``explore --jobs``: worker processes.
 MAX_JOBS = 256
 
