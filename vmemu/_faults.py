@@ -406,6 +406,6 @@ def _ops(sc: Any) -> dict[str, set[str]]:
                     walk(value)
     for t in sc.tasks:
         walk(t.steps)
-    for steps in sc.routines.values():
-        walk(steps)
+    for routine in sc.routines.values():
+        walk(routine.steps)
     return out

@@ -12,9 +12,6 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from ._result import Result
 
-#: Kinds of lock whose waiters may queue behind another waiter (see sync.RWSem.blockers).
-_QUEUEING = ("rwsem", "rwlock")
-
 
 def plural(n: int, word: str) -> str:
     """``1 step``, ``2 steps``."""
@@ -29,20 +26,6 @@ def colour_ok(stream: IO[Any]) -> bool:
     except (AttributeError, ValueError):
         return False
     return tty and os.environ.get("TERM") != "dumb" and not os.environ.get("NO_COLOR")
-
-
-def _cycle_line(r: "Result", c: dict[str, str]) -> str:
-    """``A waits for mutex B, held by T`` (or ``could be freed by``, or, for an rwsem
-    waiter whose blocker holds nothing yet, ``queued behind writer T``)."""
-    w = c["waits_for"]
-    if w.startswith("memory ("):
-        return f"{c['task']} waits for {w}, could be freed by {c['held_by']}"
-    kind, _, name = w.partition(" ")
-    nxt = next((t for t in r.tasks if t["name"] == c["held_by"]), None)
-    if kind in _QUEUEING and nxt is not None and name not in nxt["holding"]:
-        role = "reader" if "(for read)" in nxt["waiting_for"] else "writer"
-        return f"{c['task']} waits for {w}, queued behind {role} {c['held_by']}"
-    return f"{c['task']} waits for {w}, held by {c['held_by']}"
 
 
 def render_text(r: "Result", *, rich: bool = False) -> str:
@@ -61,7 +44,7 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
         lines.append("")
         lines.append("  wait-for cycle:")
         for c in r.cycle:
-            lines.append("    " + _cycle_line(r, c))
+            lines.append(f"    {c['text']}")
     lines.append("")
     lines.append("  tasks:")
     for t in r.tasks:

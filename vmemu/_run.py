@@ -62,8 +62,11 @@ def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
     """
     k = Kernel(scenario, strategy, faults=faults, log=log)
     k.observers.extend(observers)
+    k.body_of = lambda spec: _body(k, spec)
     for spec in scenario.tasks:
-        k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start)
+        if not spec.spawned:     # (those start when a `spawn` step creates them)
+            k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start,
+                       daemon=spec.daemon)
     if k.mm is not None:
         k.mm.start()
     return k

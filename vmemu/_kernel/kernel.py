@@ -17,10 +17,11 @@ import types
 from bisect import bisect_left
 from typing import Any, Callable, Iterable
 
-from .._errors import UserError
+from .._errors import UserError, did_you_mean
 from .._scenario.model import Scenario
 from . import watchdog
 from .resources import make_resources
+from .sync import Resource
 from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
 
 
@@ -64,12 +65,20 @@ class Kernel:
         self._runnable_tids: list[int] = []   # the same tids: bisecting ints is cheap
         self.timers: list[tuple[int, int, Task]] = []  # (deadline, seq, task) heap
         self._timer_seq = 0
+        # Timers of timed waits that ended early (woken, interrupted): still in the heap,
+        # skipped when they come up. A run with only stale timers left is a deadlock.
+        self._stale_timers = 0
+        # The driver's way to start a task created mid-run (`spawn`), when it needs one
+        # (the trio and anyio drivers start a host task for it): an async callable.
+        self.start_task: Callable[[Task], Any] | None = None
         self.current: Task | None = None
         self.avoid: Task | None = None
         # True while the next pick must go through next_task() (a verdict or a forced
         # preemption is pending): the direct driver's fast path tests this one flag.
         self.detour = False
-        self.vars: dict[str, int] = {"ok": 0, **scenario.vars}
+        # Shared variables; arrays become lists (a run mutates them), copied per run.
+        self.vars: dict[str, Any] = {n: list(v) if isinstance(v, tuple) else v
+                                     for n, v in scenario.vars.items()}
         self.log = log
         self.park: Callable[[Task], Any] = _no_driver
         self.resources: dict[str, Any] = {}
@@ -77,6 +86,9 @@ class Kernel:
         self.faults = faults.bind(self) if faults is not None else None
         self.mm: Any = None
         self.resources = make_resources(self, scenario)
+        # `start: spawned` tasks by name, and how to make a task's coroutine (new_kernel).
+        self.spawnable = {s.name: s for s in scenario.tasks if s.spawned}
+        self.body_of: Callable[[Any], Callable[[Task], Any]] = _no_body
         if scenario.memory is not None:
             from .mm import MemoryManager
             self.mm = MemoryManager(self, scenario.memory)
@@ -92,6 +104,14 @@ class Kernel:
         among the resource's waiters.
         """
         t = Task(len(self.tasks), name, spec, daemon=daemon)
+        root = t.stack[0]
+        root.shared = self.vars
+        root.task = t
+        if spec is not None:
+            root.body = spec.steps
+            if spec.locals:
+                root.locals = {n: list(v) if isinstance(v, tuple) else v
+                               for n, v in spec.locals}
         t.coro = body(t)
         self.tasks.append(t)
         self.by_name[name] = t
@@ -102,7 +122,8 @@ class Kernel:
             t.waiting_for = asleep_on
             t.wait_what = "wait"
             t.blocked_since = self.now
-            if not getattr(asleep_on, "interruptible", False):
+            t.interruptible = asleep_on.interruptible
+            if not t.interruptible:
                 self._blocked[t.tid] = t
         elif start > 0:
             t.state = SLEEPING
@@ -110,6 +131,51 @@ class Kernel:
         else:
             self._enqueue(t)
         return t
+
+    # ---------------------------------------------------------------- kthreads
+    async def spawn(self, parent: Task, name: str) -> Task:
+        """``kthread_run()``: create the ``start: spawned`` task ``name``, runnable now.
+
+        A task that is still alive cannot be spawned again (``bug``); one that exited can
+        (a new incarnation, with a new task id, under the same name).
+        """
+        spec = self.spawnable.get(name)
+        if spec is None:
+            raise VerdictSignal("bug", f"BUG: {parent.name}: spawn of {name!r}, which is not "
+                                "a start: spawned task" + did_you_mean(name, self.spawnable))
+        old = self.by_name.get(name)
+        if old is not None and old.state is not DONE:
+            raise VerdictSignal("bug", f"BUG: {parent.name}: spawn of {name}, which is "
+                                "already running (spawned twice while alive)")
+        t = self.add_task(name, self.body_of(spec), spec=spec, daemon=spec.daemon)
+        t.parent = parent
+        self.emit(parent, "spawn", name)
+        if self.start_task is not None:
+            await self.start_task(t)
+        return t
+
+    def task_named(self, t: Task, name: str, op: str) -> Task:
+        """The task a ``join``/``stop`` names: a NULL task_struct if never created."""
+        target = self.by_name.get(name)
+        if target is None:
+            raise VerdictSignal("bug", f"BUG: {t.name}: {op} of {name}, which was never "
+                                "spawned (a NULL task_struct)")
+        return target
+
+    async def join(self, t: Task, target: Task) -> None:
+        """Block ``t`` until ``target`` has exited (a wait-for edge: ``joins target``)."""
+        if target.state is DONE:
+            return
+        if target.exited is None:
+            target.exited = TaskExit(self, target)
+        target.exited.waiters.append((t, "join"))
+        await self.block(t, target.exited, "join")
+
+    def interrupt(self, t: Task, by: Task) -> None:
+        """Wake ``t`` out of an interruptible wait (its value is then ``"interrupted"``)."""
+        r = t.waiting_for
+        r.waiters = type(r.waiters)(w for w in r.waiters if w[0] is not t)
+        self.wake(t, "interrupted", by=by)
 
     def emit(self, task: Task | None, op: str, arg: Any = None) -> None:
         """Append one event to the canonical event list (and the structured log)."""
@@ -180,10 +246,14 @@ class Kernel:
         if not self._unfinished:
             self.finish(_OK)
             return False
-        if not self.timers:
+        timers = self.timers
+        while timers and timers[0][2].timer_seq != timers[0][1]:
+            heapq.heappop(timers)                # a timed wait that ended early
+            self._stale_timers -= 1
+        if len(timers) == self._stale_timers:    # (only stale ones left, if any)
             self.finish(watchdog.deadlock_outcome(self))
             return False
-        deadline = self.timers[0][0]
+        deadline = timers[0][0]
         if self._may_hang(deadline):
             hung = watchdog.hung_task(self, deadline)
             if hung is not None:
@@ -194,11 +264,25 @@ class Kernel:
                                 "with tasks still waiting on timers"))
             return False
         self.now = deadline
-        while self.timers and self.timers[0][0] == deadline:
-            _, _, t = heapq.heappop(self.timers)
+        while timers and timers[0][0] == deadline:
+            _, seq, t = heapq.heappop(timers)
+            if t.timer_seq != seq:
+                self._stale_timers -= 1
+                continue
+            t.timer_seq = 0
             if t.state is SLEEPING:
                 self.make_runnable(t)
+            else:                                # a timed wait ran out
+                self._time_out(t)
         return True
+
+    def _time_out(self, t: Task) -> None:
+        """``t``'s timed wait ran out: leave the resource's queue, wake with "timeout"."""
+        r = t.waiting_for
+        r.waiters = type(r.waiters)(w for w in r.waiters if w[0] is not t)
+        t.wake_value = "timeout"
+        self.make_runnable(t)
+        self.emit(t, "timeout", r.name)
 
     def _may_hang(self, next_tick: int) -> bool:
         """Cheap pre-check for :func:`watchdog.hung_task`: is the longest-blocked task over
@@ -213,11 +297,21 @@ class Kernel:
 
     def _add_timer(self, deadline: int, t: Task) -> None:
         self._timer_seq += 1
+        t.timer_seq = self._timer_seq
         heapq.heappush(self.timers, (deadline, self._timer_seq, t))
+
+    def _cancel_timer(self, t: Task) -> None:
+        """A timed wait ended before its timer: the heap entry goes stale."""
+        if t.timer_seq:
+            t.timer_seq = 0
+            self._stale_timers += 1
 
     def make_runnable(self, t: Task) -> None:
         """Wake ``t``: it may be picked at the next scheduling point."""
+        if t.timer_seq and t.state is BLOCKED:
+            self._cancel_timer(t)                # woken before its timed wait ran out
         t.state = RUNNABLE
+        t.interruptible = False
         self._blocked.pop(t.tid, None)
         t.waiting_for = None
         t.wait_what = ""
@@ -259,10 +353,14 @@ class Kernel:
             raise Killed()
 
     @types.coroutine
-    def block(self, t: Task, resource: Any, what: str) -> Any:
+    def block(self, t: Task, resource: Any, what: str, *, interruptible: bool = False,
+              timeout: int | None = None) -> Any:
         """Block ``t`` on ``resource`` until someone calls :meth:`wake`; returns the wake value.
 
         Awaited as ``await k.block(...)`` (a generator-based coroutine, like checkpoint).
+        An ``interruptible`` sleep (``TASK_INTERRUPTIBLE``) is never a hung task and
+        ``stop`` wakes it (the value is then ``"interrupted"``); with ``timeout`` ticks the
+        wait also ends when they run out (the value is then ``"timeout"``).
         """
         if self.stopping:
             raise Killed()
@@ -271,10 +369,14 @@ class Kernel:
         t.waiting_for = resource
         t.wait_what = what
         t.blocked_since = self.now
+        interruptible = interruptible or resource.interruptible   # (idle kswapd never hangs)
+        t.interruptible = interruptible
         self._blocked.pop(t.tid, None)   # re-insert: the dict stays in blocking order
-        if not getattr(resource, "interruptible", False):   # (idle kswapd never hangs)
+        if not interruptible:
             self._blocked[t.tid] = t
         t.wake_value = None
+        if timeout is not None:
+            self._add_timer(self.now + timeout, t)
         self.emit(t, "block", f"{what} {resource.name}")
         if self.bare_yield:
             yield
@@ -345,6 +447,9 @@ class Kernel:
             self._unfinished -= 1
         if was_runnable:
             self._unrun(t)
+        if t.exited is not None:       # wake every `join` (and `stop`) waiting for it
+            while t.exited.waiters:
+                self.wake(t.exited.waiters.popleft()[0], by=t)
         if exc is None:
             self.emit(t, "exit")
             # Semaphores have no owner: another task may up() them later.
@@ -393,3 +498,29 @@ _OK = Outcome("ok")
 
 async def _no_driver(t: Task) -> None:  # pragma: no cover - a wiring bug, not user input
     raise RuntimeError("kernel has no driver")
+
+
+def _no_body(spec: Any) -> Callable[[Task], Any]:  # pragma: no cover - a wiring bug
+    raise RuntimeError("kernel has no task bodies (build it with new_kernel)")
+
+
+class TaskExit(Resource):
+    """What ``join`` waits for: a task's exit. Held by that task until it ends."""
+
+    kind = "task"
+
+    def __init__(self, k: Kernel, task: Task) -> None:
+        super().__init__(k, task.name)
+        self.task = task
+
+    def holders(self) -> list[Task]:
+        return [self.task] if self.task.state is not DONE else []
+
+    def describe(self) -> str:
+        return f"exit of task {self.name}"
+
+    def edge(self, t: Task) -> tuple[str, list[Task]]:
+        return f"{self.describe()} (joins it)", self.holders()
+
+    def cycle_text(self, t: Task, nxt: Task) -> str:
+        return f"{t.name} joins {nxt.name}"
