@@ -69,7 +69,10 @@ TAGS = ["!!timestamp x", "!!bool x", '!!int ""', "!!int abc", "!!binary aGk=", "
 NASTY: list[Any] = [0, -1, 1, 3, 2**31, 2**63, 9223372036854775808, 10**8, 10**12, 10**30,
                     1.5, float("nan"), float("inf"), True, False, None, "", "[", "*", "x" * 300,
                     "2001-12-14", "=", "{i}", "{(i+1)%n}", "superblock", "GFP_KERNEL",
-                    [], {}, [1, 2], {"a": 1}, [[0]], {"lock": "A"}, "yield", ["yield"] * 3]
+                    [], {}, [1, 2], {"a": 1}, [[0]], {"lock": "A"}, "yield", ["yield"] * 3,
+                    # expressions and templates, wherever a number or a name is read
+                    "1 // 0", "x % 0", "9" * 400, "(" * 300 + "1" + ")" * 300, "-" * 500 + "1",
+                    "{i", "{(i+1)%0}", "{n*n*n*n*n*n*n*n}", "ok + 1", "__import__('os')"]
 RAW = [b"\x00", b"\xff\xfe", b"\t", b":", b"{", b"[", b"&a ", b"*a", b"<<: *a\n", b"- ",
        b"\n  ", b"#", b"'", b'"', b"%YAML 1.1\n", b"---\n", b"\xe2\x80\xa8", b"\r"]
 
