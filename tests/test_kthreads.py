@@ -4,7 +4,10 @@ through events)."""
 
 from __future__ import annotations
 
+import pytest
+
 import vmemu
+from vmemu._cli import main
 
 
 def run(path, seed=0, driver="direct"):
@@ -280,3 +283,30 @@ tasks = {"main": main, "kt": {"fn": kt, "start": "spawned", "daemon": True}}
     for driver in ("direct", "trio", "asyncio"):
         r = run(str(src), driver=driver)
         assert r.verdict == "ok", (driver, r.message)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("tasks:\n  main: [{spawn: wokrer}]\n  worker: {start: spawned, steps: [yield]}\n",
+     "unknown task 'wokrer' (did you mean 'worker'?)"),
+    ("tasks:\n  main: [{join: nobody}]\n", "unknown task 'nobody'"),
+    ("tasks:\n  main: [{stop: nobody}]\n", "unknown task 'nobody'"),
+    ("tasks:\n  main:\n    - repeat: 2\n      as: j\n      do: [{spawn: \"w{j}\"}]\n"
+     "  v: {start: spawned, steps: [yield]}\n", "no task under tasks: can be 'w{j}'"),
+    ("locks: {m: mutex}\ntasks:\n  t:\n    - wait: m\n      timeout: 5\n",
+     "'m' is a mutex, not an event"),
+    ("events: {wq: waitqueue}\ntasks:\n  t:\n    - wait: wq\n      state: interruptable\n",
+     "unknown wait state 'interruptable' (did you mean 'interruptible'?)"),
+    ("events: {wq: waitqueue}\ntasks:\n  t:\n    - wait: wq\n      timeout: [1]\n",
+     "timeout: expected an integer or an expression"),
+    ("locks: {s: {kind: semaphore, count: -1}}\ntasks:\n  t: [yield]\n", "count must be"),
+    ("locks: {s: {kind: semaphore, max: 0}}\ntasks:\n  t: [yield]\n", "max must be"),
+    ("tasks:\n  t:\n    daemon: yes please\n    steps: [yield]\n", "daemon must be true or false"),
+    ("tasks:\n  t:\n    start: later\n    steps: [yield]\n", "'spawned'"),
+    ("tasks:\n  t: {start: spawned, steps: [yield]}\n", "every task is start: spawned"),
+])
+def test_bad_lifecycle_input_is_one_line(write_scenario, capsys, text, needle):
+    path = write_scenario(text)
+    assert main(["run", path]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert needle in err and path in err

@@ -68,3 +68,19 @@ def test_the_new_steps_hash_the_same_in_every_process_and_hash_seed():
         assert p.returncode == 0, p.stderr
         outs.add(p.stdout)
     assert len(outs) == 1 and len(outs.pop().splitlines()) == 3 * len(files)
+
+
+def test_every_scenario_example_in_the_reference_loads_and_runs(tmp_path):
+    # The YAML blocks of docs/scenarios.md that are whole scenarios (they have tasks:)
+    # must stay true to the loader.
+    import re
+    import vmemu
+    from conftest import ROOT
+    text = (ROOT / "docs" / "scenarios.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "tasks:" in b]
+    assert len(blocks) >= 4
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example{i}.yaml"
+        path.write_text(block)
+        r = vmemu.run(str(path), driver="direct")
+        assert r.verdict in ("ok", "deadlock", "assertion"), (block, r.message)

@@ -311,3 +311,23 @@ tasks = {"adder": adder, "swapper": swapper, "checker": checker}
     assert x.verdict == "ok", x.result.message
     r = one(str(src), seed=1)
     assert ("xchg", "slots[1] 0->5") in [(ev[2], ev[3]) for ev in r.trace.events]
+
+
+def test_a_stack_through_a_call_with_arguments_reads_in_the_report(write_scenario):
+    r = explore(write_scenario("""
+locks: {m: mutex}
+routines:
+  take:
+    params: [a, b]
+    steps: [{lock: m}, {lock: m}]
+tasks:
+  t:
+    locals: {x: 2}
+    steps:
+      - call: take
+        args: {a: 1, b: "x + 1"}
+""")).result
+    assert r.verdict == "deadlock"
+    stack = next(t for t in r.tasks if t["name"] == "t")["stack"]
+    assert stack[0]["step"] == "call take(a=1, b=x + 1)"
+    assert stack[1]["frame"] == "take" and stack[1]["step"] == "lock m"

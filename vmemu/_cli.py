@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(r)
     _add_strategy(r, "random", "run")
     r.add_argument("--trace", metavar="OUT.json", type=_path, help="save the trace here")
+    _add_viz(r)
 
     e = sub.add_parser("explore", help="search many schedules for a failure")
     # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
@@ -139,10 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep going after the first failure; one finding per distinct bug")
     e.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                    help="where failing traces are saved as found (default .vmemu/findings)")
+    _add_viz(e)
 
     rp = sub.add_parser("replay", help="replay a saved trace")
     rp.add_argument("trace", type=_path, help="trace file saved by run --trace or explore")
     _add_common(rp, scenario=False)
+    _add_viz(rp)
 
     c = sub.add_parser("check", help="check that each scenario reaches its `expect` verdict")
     c.add_argument("scenarios", nargs="+", type=_path,
@@ -171,12 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default .vmemu/findings)")
     ld.add_argument("--seed", type=_seed, default=0,
                     help="first seed of the learning schedules (default 0)")
+    _add_viz(ld, perfetto=False)
     return p
+
+
+def _add_viz(p: argparse.ArgumentParser, perfetto: bool = True) -> None:
+    """``--html FILE`` / ``--perfetto FILE`` (``vmemu/_viz/cli.py`` writes them)."""
+    from ._viz.cli import add_options
+    add_options(p, perfetto=perfetto)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    out = _Stdout(sys.stdout)
+    from ._output import Stdout, write_error
+    out = Stdout(sys.stdout)
     sys.stdout = out
     try:
         code = _main(argv)
@@ -186,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.gone()
         except OSError as e:    # `--json > /dev/full`
             out.gone()
-            print(f"vmemu: error: {_write_error(e)}", file=sys.stderr)
+            print(f"vmemu: error: {write_error(e)}", file=sys.stderr)
             code = EXIT_USAGE
         return code
     finally:
@@ -204,6 +215,8 @@ def _main(argv: Sequence[str] | None) -> int:
             from ._faults import load_fault_plan
             args.faults = load_fault_plan(args.faults, key="--faults")
         log = _make_log(args.log)
+        from ._viz.cli import check_outputs
+        check_outputs(args)   # --html/--perfetto: refuse an unwritable path before the work
         return _COMMANDS[args.command](args, log)
     except UserError as e:
         print(f"vmemu: error: {e}", file=sys.stderr)
@@ -211,57 +224,6 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("vmemu: interrupted", file=sys.stderr)
         return 130
-
-
-def _write_error(e: OSError) -> str:
-    return f"cannot write the output to standard output ({e.strerror or e})"
-
-
-class _Stdout:
-    """``sys.stdout`` while a command runs: a reader that went away (``vmemu run S | head``)
-    is not an error, and the command still exits with its verdict's code; any other
-    failure to write (a full disk) is one line and exit code 2."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.broken = False
-
-    def write(self, text: str) -> int:
-        if not self.broken:
-            try:
-                return self.inner.write(text)
-            except BrokenPipeError:
-                self.gone()
-            except OSError as e:
-                self.gone()
-                raise UserError(_write_error(e)) from None
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.broken:
-            try:
-                self.inner.flush()
-            except BrokenPipeError:
-                self.gone()
-            except OSError as e:
-                self.gone()
-                raise UserError(_write_error(e)) from None
-
-    def gone(self) -> None:
-        """Nothing more can be written: drop what is buffered (point the file descriptor
-        at /dev/null, so that the interpreter's last flush does not fail again)."""
-        self.broken = True
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, self.inner.fileno())
-            finally:
-                os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass   # not a real file (a test's capture): nothing will flush it at exit
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def _make_log(kind: str | None) -> Any:
@@ -297,6 +259,11 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+def _write_viz(args: argparse.Namespace, **what: Any) -> None:
+    from ._viz.cli import write_outputs
+    write_outputs(args, **what)
+
+
 def _emit(result: Any, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -311,6 +278,7 @@ def _cmd_run(args: argparse.Namespace, log: Any) -> int:
             driver=args.driver, log=log, **_params(args))
     if args.trace:
         r.trace_path = r.trace.save(args.trace)
+    _write_viz(args, result=r)
     _emit(r, args)
     return EXIT_FOUND if r.failed else EXIT_OK
 
@@ -344,6 +312,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
     if log is not None and not x.findings:
         log.note("explored", scenario=x.result.scenario.name, verdict=x.verdict,
                  schedules=x.schedules)
+    _write_viz(args, explore=x)
     if args.json:
         print(json.dumps(explore_json(x), indent=2))
     else:
@@ -354,6 +323,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
 def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
     from ._run import replay
     r = replay(args.trace, driver=args.driver, log=log)
+    _write_viz(args, result=r)
     _emit(r, args)
     return EXIT_FOUND if r.failed else EXIT_OK
 

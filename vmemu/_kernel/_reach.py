@@ -85,7 +85,7 @@ def _after(body: tuple, target: Any) -> set | None:
 
 def remaining(k: "Kernel", t: Task) -> frozenset:
     """What ``t`` can still do (expanded), cached while the run does not move."""
-    cache = k.__dict__.get("_reach_cache")
+    cache = k._reach_cache
     if cache is None or cache[0] != k.steps:
         cache = (k.steps, {})
         k._reach_cache = cache

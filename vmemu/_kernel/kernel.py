@@ -17,15 +17,15 @@ import types
 from bisect import bisect_left
 from typing import Any, Callable, Iterable
 
-from .._errors import UserError, did_you_mean
+from .._errors import UserError
 from .._scenario.model import Scenario
 from . import watchdog
+from .kthread import Kthreads
 from .resources import make_resources
-from .sync import Resource
 from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
 
 
-class Kernel:
+class Kernel(Kthreads):
     """One run of one scenario under one strategy.
 
     Attributes:
@@ -89,6 +89,8 @@ class Kernel:
         # `start: spawned` tasks by name, and how to make a task's coroutine (new_kernel).
         self.spawnable = {s.name: s for s in scenario.tasks if s.spawned}
         self.body_of: Callable[[Any], Callable[[Task], Any]] = _no_body
+        # The watchdog's "who can still signal it" answers, valid while `steps` stands.
+        self._reach_cache: tuple[int, dict] | None = None
         if scenario.memory is not None:
             from .mm import MemoryManager
             self.mm = MemoryManager(self, scenario.memory)
@@ -131,51 +133,6 @@ class Kernel:
         else:
             self._enqueue(t)
         return t
-
-    # ---------------------------------------------------------------- kthreads
-    async def spawn(self, parent: Task, name: str) -> Task:
-        """``kthread_run()``: create the ``start: spawned`` task ``name``, runnable now.
-
-        A task that is still alive cannot be spawned again (``bug``); one that exited can
-        (a new incarnation, with a new task id, under the same name).
-        """
-        spec = self.spawnable.get(name)
-        if spec is None:
-            raise VerdictSignal("bug", f"BUG: {parent.name}: spawn of {name!r}, which is not "
-                                "a start: spawned task" + did_you_mean(name, self.spawnable))
-        old = self.by_name.get(name)
-        if old is not None and old.state is not DONE:
-            raise VerdictSignal("bug", f"BUG: {parent.name}: spawn of {name}, which is "
-                                "already running (spawned twice while alive)")
-        t = self.add_task(name, self.body_of(spec), spec=spec, daemon=spec.daemon)
-        t.parent = parent
-        self.emit(parent, "spawn", name)
-        if self.start_task is not None:
-            await self.start_task(t)
-        return t
-
-    def task_named(self, t: Task, name: str, op: str) -> Task:
-        """The task a ``join``/``stop`` names: a NULL task_struct if never created."""
-        target = self.by_name.get(name)
-        if target is None:
-            raise VerdictSignal("bug", f"BUG: {t.name}: {op} of {name}, which was never "
-                                "spawned (a NULL task_struct)")
-        return target
-
-    async def join(self, t: Task, target: Task) -> None:
-        """Block ``t`` until ``target`` has exited (a wait-for edge: ``joins target``)."""
-        if target.state is DONE:
-            return
-        if target.exited is None:
-            target.exited = TaskExit(self, target)
-        target.exited.waiters.append((t, "join"))
-        await self.block(t, target.exited, "join")
-
-    def interrupt(self, t: Task, by: Task) -> None:
-        """Wake ``t`` out of an interruptible wait (its value is then ``"interrupted"``)."""
-        r = t.waiting_for
-        r.waiters = type(r.waiters)(w for w in r.waiters if w[0] is not t)
-        self.wake(t, "interrupted", by=by)
 
     def emit(self, task: Task | None, op: str, arg: Any = None) -> None:
         """Append one event to the canonical event list (and the structured log)."""
@@ -502,25 +459,3 @@ async def _no_driver(t: Task) -> None:  # pragma: no cover - a wiring bug, not u
 
 def _no_body(spec: Any) -> Callable[[Task], Any]:  # pragma: no cover - a wiring bug
     raise RuntimeError("kernel has no task bodies (build it with new_kernel)")
-
-
-class TaskExit(Resource):
-    """What ``join`` waits for: a task's exit. Held by that task until it ends."""
-
-    kind = "task"
-
-    def __init__(self, k: Kernel, task: Task) -> None:
-        super().__init__(k, task.name)
-        self.task = task
-
-    def holders(self) -> list[Task]:
-        return [self.task] if self.task.state is not DONE else []
-
-    def describe(self) -> str:
-        return f"exit of task {self.name}"
-
-    def edge(self, t: Task) -> tuple[str, list[Task]]:
-        return f"{self.describe()} (joins it)", self.holders()
-
-    def cycle_text(self, t: Task, nxt: Task) -> str:
-        return f"{t.name} joins {nxt.name}"

@@ -183,7 +183,7 @@ class Step:
             return f"wait {self.target}" + (f" ({', '.join(opts)})" if opts else "")
         if op == "call" and self.args:
             return (f"call {self.target}("
-                    + ", ".join(f"{k}={v.source}" for k, v in self.args) + ")")
+                    + ", ".join(f"{k}={_text(v)}" for k, v in self.args) + ")")
         if self.target is not None or self.name_parts:
             return f"{op} {self.name}"
         return op
