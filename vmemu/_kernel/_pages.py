@@ -56,6 +56,9 @@ class FreeStack:
         self.runs: list[Run] = [[0, pages, 1]] if pages else []
         self.n = pages
 
+    def __len__(self) -> int:
+        return self.n
+
     def take(self, n: int) -> list[Run]:
         """Pop ``n`` pages (n <= self.n), in the order they come off the stack."""
         out: list[Run] = []

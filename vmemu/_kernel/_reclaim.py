@@ -57,10 +57,10 @@ class Reclaim:
         ``gfp`` is how the mask reads in reports (a name, or the flags left by a scope).
         """
         target = self.low + n
-        self.k.emit(t, "reclaim", f"for {n}: {self.freelist.n} free, {gfp}")
+        self.k.emit(t, "reclaim", f"for {n}: {self.free_list.n} free, {gfp}")
         with self.reclaim_scope(t, "direct reclaim", "try_to_free_pages") as note:
             freed = await self.shrink(t, eff, target, note, gfp)
-        self.k.emit(t, "reclaim_done", f"freed {freed}: {self.freelist.n} free")
+        self.k.emit(t, "reclaim_done", f"freed {freed}: {self.free_list.n} free")
         return freed
 
     def reclaim_scope(self, t: Task, frame: str, text: str) -> "ReclaimScope":
@@ -77,7 +77,7 @@ class Reclaim:
                      gfp: str) -> int:
         """Free pages (classes in order, oldest first) until ``free >= target``."""
         k = self.k
-        free = self.freelist
+        free = self.free_list
         freed = 0
         for pc in self.model.classes:
             lru = self.lru[pc.name]

@@ -114,7 +114,7 @@ class MemoryWait(Resource):
 
     def describe(self) -> str:
         mm = self.mm
-        return f"memory ({mm.freelist.n} of {mm.total} pages free, min {mm.min})"
+        return f"memory ({mm.free_list.n} of {mm.total} pages free, min {mm.min})"
 
     def cycle_text(self, t: Task, nxt: Task) -> str:
         return f"{t.name} waits for {self.describe()}, which {nxt.name} could free"
@@ -128,8 +128,8 @@ class MemoryManager(Reclaim):
 
     Attributes:
         total, min, low, high: pool size and watermarks.
-        freelist: free pages (a stack: the most recently freed page is reused first);
-            ``freelist.n`` is how many.
+        free_list: free pages (a stack: the most recently freed page is reused first);
+            ``free_list.n`` is how many.
         lru: class name -> its cached pages, oldest first.
         held: task id -> pages that task allocated and has not freed.
         live: every allocation not yet freed, by serial number (for :meth:`check`).
@@ -145,7 +145,7 @@ class MemoryManager(Reclaim):
         self.min, self.low, self.high = model.min, model.low, model.high
         self.classes: dict[str, PageClass] = {c.name: c for c in model.classes}
         self.lru: dict[str, Lru] = {c.name: Lru() for c in model.classes}
-        self.freelist = FreeStack(self.total)
+        self.free_list = FreeStack(self.total)
         self.held: dict[int, int] = {}
         self.live: dict[int, Pages] = {}
         self._serial = count()
@@ -189,7 +189,7 @@ class MemoryManager(Reclaim):
         h = Pages(got, pages, t, gfp, next(self._serial))
         self.live[h.serial] = h
         self.held[t.tid] = self.held.get(t.tid, 0) + pages
-        k.emit(t, "alloc", f"{pages} {gfp}: {self.freelist.n} free")
+        k.emit(t, "alloc", f"{pages} {gfp}: {self.free_list.n} free")
         if may_fail:
             t.ok = 1
         return h
@@ -208,9 +208,9 @@ class MemoryManager(Reclaim):
                                 f"allocated by {handle.owner.name}")
         handle.freed = True
         del self.live[handle.serial]
-        self.freelist.give(handle.runs)
+        self.free_list.give(handle.runs)
         self.held[handle.owner.tid] -= handle.n
-        k.emit(t, "free", f"{handle.n}: {self.freelist.n} free")
+        k.emit(t, "free", f"{handle.n}: {self.free_list.n} free")
         self._wake_waiters(t)
 
     async def fill(self, t: Task, cls: str, pages: int) -> None:
@@ -234,11 +234,11 @@ class MemoryManager(Reclaim):
         left = pages
         floor = self._floor(t, eff)
         while left:
-            fast = min(left, self.freelist.n - floor)
+            fast = min(left, self.free_list.n - floor)
             if fast > 0:
-                if self.freelist.n - fast < self.low:
+                if self.free_list.n - fast < self.low:
                     self.wake_kswapd(t)
-                lru.append(self.freelist.take(fast))
+                lru.append(self.free_list.take(fast))
                 left -= fast
                 continue
             got = await self._get(t, 1, eff, False, _label(t, FILL_GFP, eff))
@@ -246,12 +246,12 @@ class MemoryManager(Reclaim):
                 self._failed(t, 1, FILL_GFP, False, self._why(t, 1, eff))
             lru.append(got)
             left -= 1
-        k.emit(t, "fill", f"{pages} {cls}: {self.freelist.n} free")
+        k.emit(t, "fill", f"{pages} {cls}: {self.free_list.n} free")
 
     # ------------------------------------------------------------------ accounting
     def accounting(self) -> dict[str, int]:
         """Pages by state; the values always add up to ``total``."""
-        return {"free": self.freelist.n, "allocated": sum(self.held.values()),
+        return {"free": self.free_list.n, "allocated": sum(self.held.values()),
                 "cached": sum(q.n for q in self.lru.values()),
                 "writeback": len(self.under_writeback), "hogged": self.hogged}
 
@@ -262,11 +262,11 @@ class MemoryManager(Reclaim):
         assert sum(acc.values()) == self.total, acc
         live = [r for h in self.live.values() for r in h.runs]
         assert sum(r[1] for r in live) == acc["allocated"], acc
-        assert sum(r[1] for r in self.freelist.runs) == acc["free"], acc
+        assert sum(r[1] for r in self.free_list.runs) == acc["free"], acc
         assert sum(r[1] for r in self.hog) == acc["hogged"], acc
         assert all(q.n == sum(r[1] for r in q.runs) for q in self.lru.values())
         spans = []
-        runs = [*self.freelist.runs, *self.hog, *live, *(r for q in self.lru.values()
+        runs = [*self.free_list.runs, *self.hog, *live, *(r for q in self.lru.values()
                                                       for r in q.runs),
                 *([p, 1, 1] for p in self.under_writeback)]
         for first, n, step in runs:
@@ -321,10 +321,10 @@ class MemoryManager(Reclaim):
         if action.do == "exhaust":
             # An invisible hog takes pages until free == min; it never gives them back,
             # so conservation holds (they count as "hogged") and memory stays low.
-            n = max(0, self.freelist.n - self.min)
-            self.hog.extend(self.freelist.take(n))
+            n = max(0, self.free_list.n - self.min)
+            self.hog.extend(self.free_list.take(n))
             self.hogged += n
-            k.emit(t, "exhaust", f"took {n}: {self.freelist.n} free")
+            k.emit(t, "exhaust", f"took {n}: {self.free_list.n} free")
         else:
             await k.apply_action(t, action)
         return False
@@ -349,11 +349,11 @@ class MemoryManager(Reclaim):
             if not first:
                 k.count_step(t)            # every retry is charged: no unbounded loops
             first = False
-            free = self.freelist.n
+            free = self.free_list.n
             if free - n < self.low:
                 self.wake_kswapd(t)
             if free - n >= floor:
-                return self.freelist.take(n)
+                return self.free_list.take(n)
             if DIRECT_RECLAIM not in eff:
                 return None
             if not t.has_flag("PF_MEMALLOC"):
@@ -377,7 +377,7 @@ class MemoryManager(Reclaim):
                             "the failure (add may_fail: true to handle it)")
 
     def _why(self, t: Task, n: int, eff: frozenset[str]) -> str:
-        free = self.freelist.n
+        free = self.free_list.n
         if n > self.total:
             return f"the pool has only {self.total} pages"
         if DIRECT_RECLAIM not in eff:
@@ -391,7 +391,7 @@ class MemoryManager(Reclaim):
         A frame on the task's stack says why, so a report shows it beside the allocation.
         """
         k = self.k
-        k.emit(t, "memwait", f"{n}: {self.freelist.n} free")
+        k.emit(t, "memwait", f"{n}: {self.free_list.n} free")
         if t.has_flag("PF_MEMALLOC"):
             why = "PF_MEMALLOC may not enter reclaim, and the reserve is used up"
         else:
