@@ -123,7 +123,7 @@ class Reclaim:
         saved, t.handles = t.handles, {}
         routine = k.scenario.routines[pc.writeback]
         # A writeback routine that declares them receives its class (by index in
-        # memory.classes) and the page (its index in the class) as parameters.
+        # memory.classes) and the page (its page frame number in the pool) as parameters.
         args = {}
         if "class" in routine.params:
             args["class"] = list(self.classes).index(pc.name)

@@ -293,7 +293,7 @@ class _Loader:
                     raise self.error(f"writeback routine {writeback!r} declares parameter "
                                      f"{odd[0]!r}; reclaim hands a writeback routine only "
                                      "class (the class's index in memory.classes) and page "
-                                     "(the page's index in its class)", wline,
+                                     "(the page frame number: the page's number in the pool)", wline,
                                      f"{key}.writeback")
             needs = spec.get("needs") or []
             if not isinstance(needs, list) or any(n not in _NEEDS for n in needs) \
