@@ -362,11 +362,13 @@ def test_bad_pct_parameters_name_the_option(params, message, key):
     ({"max_bound": True}, "dfs needs a non-negative whole number, got True", "--max-bound"),
     ({"max_bound": "2"}, "dfs needs a non-negative whole number, got '2'", "--max-bound"),
     ({"prefix": "0:1"}, "bad dfs prefix item '0:1': expected increasing DECISION:ALTERNATIVE "
-                        "pairs like 3:1,7:2", "--prefix"),
+                        "pairs like 3:1,7:2 (decisions up to 10_000_000)", "--prefix"),
     ({"prefix": "2:1,2:1"}, "bad dfs prefix item '2:1': expected increasing "
-                            "DECISION:ALTERNATIVE pairs like 3:1,7:2", "--prefix"),
+                            "DECISION:ALTERNATIVE pairs like 3:1,7:2 (decisions up to "
+                            "10_000_000)", "--prefix"),
     ({"prefix": "3:-1"}, "bad dfs prefix item '3:-1': expected increasing "
-                         "DECISION:ALTERNATIVE pairs like 3:1,7:2", "--prefix"),
+                         "DECISION:ALTERNATIVE pairs like 3:1,7:2 (decisions up to "
+                         "10_000_000)", "--prefix"),
 ])
 def test_bad_dfs_parameters_name_the_option(params, message, key):
     e = refused("dfs", **params)

@@ -189,7 +189,8 @@ def test_python_tasks_lock_trylock_and_read_lock_with_the_same_events(tmp_path, 
 
 
 @pytest.mark.parametrize("call, message", [
-    ("await ctx.lock('rw').release_read()", "BUG: t: read_unlock of rwsem rw not read-held by it"),
+    ("await ctx.lock('rw').release_read()",
+     "BUG: t: read_unlock of rwsem rw not read-held by it"),
     ("await ctx.lock('m').release()", "BUG: t: unlock of mutex m not held by it (held by nobody "
                                       "(double unlock?))"),
 ])

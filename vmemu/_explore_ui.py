@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from ._report import colour_ok, plural
 from ._result import Result
 
 #: Seconds between two redraws of the progress numbers.
@@ -29,11 +30,12 @@ class ProgressBar:
         self.task = self.progress.add_task("explore", total=None, rate="-", findings=0)
         self.start = time.monotonic()
         self.shown = 0.0
+        self.announced = 0      # findings printed above the bar
 
     @staticmethod
     def maybe(enabled: bool) -> "ProgressBar | _NoBar":
         """A bar when ``enabled`` and attached to a terminal, else a silent stand-in."""
-        if enabled and sys.stdout.isatty() and sys.stderr.isatty():
+        if enabled and colour_ok(sys.stdout) and colour_ok(sys.stderr):
             return ProgressBar()
         return _NoBar()
 
@@ -50,12 +52,16 @@ class ProgressBar:
             return
         self.shown = now
         rate = done / max(now - self.start, 1e-9)
-        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}", findings=findings)
+        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}",
+                             findings=max(findings, self.announced))
 
     def found(self, r: Result) -> None:
         self.progress.console.print(
             f"found {r.verdict} at schedule {r.extra.get('schedule')}: "
             f"{r.replay_command()}", highlight=False, markup=False)
+        # The count the workers report lags behind the line just printed.
+        self.announced += 1
+        self.progress.update(self.task, findings=self.announced)
 
 
 class _NoBar:
@@ -100,12 +106,19 @@ def _with_lines(report: str, head: list[str], tail: list[str]) -> str:
 def explore_text(x: Any, folder: str | None) -> str:
     """The human report of an exploration."""
     if not x.findings:
-        what = (f"  all {x.schedules} schedules explored: the bounded space is exhausted"
-                if x.exhausted else f"  schedules explored: {x.schedules}, none failed")
-        return _with_lines(x.result.report(), [what], [])
+        # Headed by the exploration, not by its last schedule as if it were one run.
+        r = x.result
+        what = (f"all {plural(x.schedules, 'schedule')} explored: the bounded space is "
+                "exhausted" if x.exhausted else
+                f"{plural(x.schedules, 'schedule')} explored, none failed")
+        return (f"vmemu: {r.verdict.upper()} in {r.scenario.name} ({r.scenario.path}) "
+                f"[{what}]\n  last schedule: strategy {r.strategy}"
+                + (f", seed {r.seed}" if r.seed is not None else "")
+                + f", {plural(r.steps, 'step')}, tick {r.ticks}")
     parts = []
     if len(x.findings) > 1:
-        parts.append(f"vmemu: {len(x.findings)} distinct failures in {x.schedules} schedules"
+        parts.append(f"vmemu: {len(x.findings)} distinct failures in "
+                     f"{plural(x.schedules, 'schedule')}"
                      + (f" (traces in {folder})" if folder else ""))
         parts.append("")
     for n, f in enumerate(x.findings):
