@@ -180,6 +180,12 @@ async def worker(ctx):
 tasks = {"a": worker, "b": worker}
 '''
 
+def _default_sigint() -> None:
+    # A test run started in the background by a non-interactive shell has SIGINT ignored,
+    # and children inherit that: give each vmemu process the default, as a terminal does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 COMMANDS = {
     "run": ["run", "{s}"],
     "explore": ["explore", "{s}", "--runs", "3"],
@@ -199,7 +205,8 @@ def test_ctrl_c_on_every_driver_and_command_is_one_line_and_exit_130(tmp_path):
             env = {**os.environ, "VMEMU_TEST_STARTED": str(started)}
             argv = [a.format(s=scenario) for a in args] + ["--driver", driver]
             p = subprocess.Popen([sys.executable, "-m", "vmemu", *argv], cwd=ROOT, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=_default_sigint)
             procs[(driver, cmd)] = (p, started)
     try:
         deadline = time.monotonic() + 60
