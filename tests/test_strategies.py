@@ -434,3 +434,20 @@ def test_every_schedule_of_a_search_records_the_bound_it_was_made_under():
     assert first.params() == {"bound": "preemptions", "max_bound": 3}
     _run(DINING, first)
     assert search.next(first).params()["max_bound"] == 3
+
+
+@pytest.mark.parametrize("key, top", [("depth", 1000), ("steps_hint", 10**15)])
+def test_pct_parameters_are_refused_just_past_their_range(key, top):
+    assert getattr(make_strategy("pct", 0, **{key: top}), key) == top
+    e = refused("pct", **{key: top + 1})
+    assert (e.bare, e.key) == (f"pct needs a whole number from 1 to {top:_}, got {top + 1}",
+                               "--" + key.replace("_", "-"))
+
+
+def test_dfs_prefix_alternatives_up_to_the_step_bound_are_accepted():
+    assert decode_prefix("1:10000000") == [10**7]
+    e = refused("dfs", prefix="1:10000001")
+    assert e.key == "--prefix" and "'1:10000001'" in e.bare
+    # A long bad item is quoted by its first 40 characters.
+    e = refused("dfs", prefix="x" * 60)
+    assert e.bare.startswith(f"bad dfs prefix item {'x' * 40!r}: expected increasing")
