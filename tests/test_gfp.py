@@ -291,3 +291,30 @@ tasks:
                       ("writeback", "dirty by wb: page 0"),
                       ("reclaim_clean", "2 spare: 5 free"),
                       ("reclaim_done", "freed 3: 5 free")]
+
+
+@pytest.mark.parametrize("pages, writebacks, steps", [(1, 3, 8), (3, 5, 10)])
+def test_every_writeback_costs_one_step_even_without_a_scheduling_point(
+        write_scenario, pages, writebacks, steps):
+    # A routine that only sets a variable costs what one that yields does: a step per
+    # page written back (so a pool of dirty pages cannot be reclaimed for free).
+    text = """
+memory:
+  pages: 20
+  watermarks: {min: 2, low: 4, high: 8}
+  classes:
+    dirty: {writeback: wb, needs: [io]}
+vars: {x: 0}
+routines:
+  wb: %s
+tasks:
+  t:
+    - fill: {class: dirty, pages: 18}
+    - alloc: %d
+      as: p
+    - free: p
+"""
+    for body in ("[{set: {x: 1}}]", "[yield]"):
+        r = vmemu.run(write_scenario(text % (body, pages)), driver="direct")
+        assert r.verdict == "ok" and r.steps == steps, body
+        assert [e[2] for e in r.trace.events].count("writeback") == writebacks
