@@ -410,3 +410,25 @@ def test_the_hung_task_s_cycle_is_found_past_a_holder_that_leads_nowhere(write_s
                                      + "  timer: [{sleep: 30}]\n"))
     assert r.verdict == "hang" and r.culprit == "b"
     assert cycle(r) == [("b", "mutex m", "t"), ("t", "rwsem sem", "b")]
+
+
+def test_a_semaphore_nobody_holds_says_who_could_up_it(write_scenario):
+    # A count-0 semaphore is a signal: the consumer waits for an up() that only the
+    # producer (stuck behind the consumer's mutex) or idle (stuck forever) could do.
+    r = run_all_seeds(write_scenario("""
+locks: {items: {kind: semaphore, count: 0}, m: mutex}
+events: {never: completion, in: completion}
+tasks:
+  consumer: [{lock: m}, {complete: in}, {lock: items}]
+  producer: [{wait: in}, {lock: m}, {unlock: items}]
+  idle: [{wait: never}, {unlock: items}]
+"""))
+    assert r.verdict == "deadlock"
+    assert r.message == "wait-for cycle consumer -> producer -> consumer"
+    assert [(t["name"], t["waiting_for"]) for t in r.tasks] == [
+        ("consumer", "semaphore items (only producer or idle can up it)"),
+        ("producer", "mutex m (held by consumer)"),
+        ("idle", "completion never (nobody can complete it)")]
+    assert [c["text"] for c in r.cycle] == [
+        "consumer waits for semaphore items, which only producer or idle can up",
+        "producer waits for mutex m held by consumer"]
