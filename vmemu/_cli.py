@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--seed", type=_seed, default=0,
                     help="first seed of the learning schedules (default 0)")
     _add_viz(ld, perfetto=False)
+
+    from ._measure import add_parser as add_measure
+    add_measure(sub, _add_common, _seed)
     return p
 
 
@@ -415,5 +418,10 @@ def _cmd_lockdep(args: argparse.Namespace, log: Any) -> int:
     return cmd_lockdep(args, log)
 
 
+def _cmd_measure(args: argparse.Namespace, log: Any) -> int:
+    from ._measure import cmd_measure
+    return cmd_measure(args, log)
+
+
 _COMMANDS = {"run": _cmd_run, "explore": _cmd_explore, "replay": _cmd_replay,
-             "check": _cmd_check, "lockdep": _cmd_lockdep}
+             "check": _cmd_check, "lockdep": _cmd_lockdep, "measure": _cmd_measure}

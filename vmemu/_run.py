@@ -11,6 +11,7 @@ import os
 from typing import Any, Callable
 
 from ._errors import DivergenceError, TraceError, UserError, did_you_mean
+from ._kernel._anon import run_metrics
 from ._kernel.context import TaskContext
 from ._kernel.drivers import DRIVERS
 from ._kernel.drivers.direct import run_direct
@@ -111,6 +112,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
                culprit=o.task, faults=faults_path, driver=driver)
     if k.mm is not None:
         r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind
+    r.extra["metrics"] = run_metrics(k.mm)
     return r
 
 
