@@ -253,6 +253,7 @@ class Vm:
                 await self.dev.wait(t, f"swap IO of {p.where()}")
                 continue
             if p.frame is not None:               # in the swap cache (or mapped: shared)
+                p.wanted = False
                 if not p.mapped:
                     self.map(p)
                     if p.dirty:                   # marked for a deferred write: keep it
@@ -373,24 +374,20 @@ class Vm:
 
     def complete(self, t: Task, r: Any) -> None:
         """``swap_io`` finished request ``r``: written frames are freed (unless a fault
-        waits for the page: it stays in the swap cache), read pages enter the swap cache."""
+        waits for the page: it stays in the swap cache), read pages enter the swap cache
+        (a page a fault waits for stays ``wanted`` until the fault maps it, so reclaim
+        leaves it alone). Memory waiters retry: pages were freed, or can be now."""
         st = self.stats
-        freed = 0
         for p in r.pages:
             p.io = None
             if r.write:
                 self.writing -= 1
                 st["pages_written"] += 1
-                if p.wanted:              # a fault waits for it: it stays cached
-                    p.wanted = False
-                else:
+                if not p.wanted:
                     self.release(p)
-                    freed += 1
             else:
                 st["pages_read"] += 1
-                p.wanted = False
-        if freed:
-            self.mm._wake_waiters(t)
+        self.mm._wake_waiters(t)
 
     # ------------------------------------------------------------------ reports
     def resident(self) -> int:

@@ -103,8 +103,10 @@ class MemoryWait(Resource):
             if t.state is not DONE and mm.held.get(t.tid) and t not in out:
                 out.append(t)
         vm = mm.vm
-        if vm is not None and vm.writing and vm.dev.daemon is not None:
-            out.append(vm.dev.daemon)      # swap-out IO in flight will free frames
+        if vm is not None and vm.dev is not None and vm.dev.daemon is not None \
+                and vm.dev.in_flight():
+            out.append(vm.dev.daemon)      # swap IO in flight frees frames (or makes them
+                                           # reclaimable) when it completes
         return out
 
     def blockers(self, t: Task) -> list[Task]:
