@@ -69,7 +69,7 @@ def test_the_clustering_scenario_is_two_interleaved_heaps_and_96_pages_forced_ou
         assert written == 96, policy
         # Every page written went out before the allocation got its memory.
         assert [e[3].split(":")[0] for e in ev if e[2] == "touch"][:2] == \
-            ["heap 0..63 write", "heap 0..63 write"]
+            ["heap 0..63 (write)", "heap 0..63 (write)"]
 
 
 def test_two_tasks_touching_in_turn_get_alternating_frames(write_scenario):
@@ -257,56 +257,35 @@ tasks:
 
 
 # ------------------------------------------------------------------ composition
-_FULL = """
-memory:
-  pages: 64
-  watermarks: {min: 2, low: 4, high: 8}
-  swap: {slots: 16}
-tasks:
-  hog:
-    - mmap: {region: heap, pages: 100}
-    - touch: {region: heap, write: true}
-"""
+FULL = ROOT / "scenarios" / "swapout_full_oom.yaml"
+NOIO = ROOT / "scenarios" / "swapout_memalloc_noio.yaml"
+
+
+def variant(write_scenario, path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert text.count(old) == 1
+    return write_scenario(text.replace(old, new), name=path.name)
 
 
 def test_a_full_swap_device_is_oom_reported_with_the_swap_state(write_scenario):
-    r = vmemu.run(write_scenario(_FULL), driver="direct")
+    r = vmemu.run(FULL, driver="direct")
     assert r.verdict == "oom"
     assert "swap 16 of 16 slots used" in r.message and "hog: page fault at" in r.message
     assert r.extra["memory"]["swap"] == {"slots": 16, "used": 16, "policy": "vmscan"}
     assert "swap 16 of 16 slots used (vmscan)" in r.report()
     # With room in swap the same program runs to the end.
-    assert vmemu.run(write_scenario(_FULL.replace("slots: 16", "slots: 64")),
-                     driver="direct").verdict == "ok"
-
-
-_NOIO = """
-memory:
-  pages: 48
-  watermarks: {min: 2, low: 4, high: 8}
-  kswapd: KSWAPD
-  swap: {slots: 64}
-tasks:
-  app:
-    - mmap: {region: heap, pages: 40}
-    - touch: {region: heap, write: true}    # memory fills with dirty anonymous pages
-  driver:
-    start: 100
-    steps:
-      - flags: [PF_MEMALLOC_NOIO]           # on the IO path: no IO from reclaim
-        do:
-          - mmap: {region: buf, pages: 16}
-          - touch: {region: buf, write: true}
-"""
+    ok = variant(write_scenario, FULL, "slots: 16", "slots: 64")
+    assert vmemu.run(ok, driver="direct").verdict == "ok"
 
 
 def test_a_swap_write_is_io_so_a_noio_scope_cannot_swap_out(write_scenario):
-    r = vmemu.run(write_scenario(_NOIO.replace("KSWAPD", "false")), driver="direct")
+    r = vmemu.run(NOIO, driver="direct")
     assert r.verdict == "deadlock"
     assert "may not write back 46 dirty anonymous pages to swap (needs io)" in r.report()
     assert r.extra["metrics"]["pages_written"] == 0
     # kswapd reclaims with GFP_KERNEL: it swaps out, and the driver gets its pages.
-    r = vmemu.run(write_scenario(_NOIO.replace("KSWAPD", "true")), driver="direct")
+    fixed = variant(write_scenario, NOIO, "kswapd: false", "kswapd: true")
+    r = vmemu.run(fixed, driver="direct")
     assert r.verdict == "ok" and r.extra["metrics"]["pages_written"] > 0
     assert {e[1] for e in r.trace.events if e[2] == "swap_write"} <= {"kswapd", "swap_io"}
 

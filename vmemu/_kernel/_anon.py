@@ -215,7 +215,7 @@ class Vm:
                 await self.fault(t, region, i, write)
             if think:
                 await k.sleep(t, think)
-        k.emit(t, "touch", f"{name} {lo}..{hi} {'write' if write else 'read'}: "
+        k.emit(t, "touch", f"{name} {lo}..{hi} ({'write' if write else 'read'}): "
                f"{self.stats['swapin_faults'] - before} swap-ins, "
                f"{self.mm.free_list.n} free")
 
@@ -437,12 +437,16 @@ def _ratio(a: int, b: int) -> float:
 
 def run_metrics(mm: "MemoryManager | None") -> dict[str, Any]:
     """Every run's ``metrics`` (virtual time, deterministic; zeros without swap)."""
+    if mm is None or (mm.vm is None and not mm.waited[0]):
+        return dict(_ZERO)            # (most runs: a copy, not a computation)
     st = dict.fromkeys(COUNTERS, 0)
-    waited = [0, 0, 0]
-    if mm is not None:
-        waited = mm.waited
-        if mm.vm is not None:
-            st.update(mm.vm.stats)
+    waited = mm.waited
+    if mm.vm is not None:
+        st.update(mm.vm.stats)
+    return _metrics(st, waited)
+
+
+def _metrics(st: dict[str, int], waited: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "swapped": bool(st["pages_written"] or st["pages_read"]),
         "write_requests": st["write_requests"], "pages_written": st["pages_written"],
@@ -461,3 +465,6 @@ def run_metrics(mm: "MemoryManager | None") -> dict[str, Any]:
         "swap_slots_peak": st["swap_slots_peak"],
     }
     return out
+
+
+_ZERO = _metrics(dict.fromkeys(COUNTERS, 0), [0, 0, 0])

@@ -71,11 +71,11 @@ async def reclaim(vm: "Vm", t: "Task", eff: frozenset[str], target: int) -> int:
 
 async def _vmscan(vm: "Vm", t: "Task", io: bool, short: int) -> bool:
     done = await physical(vm, t, io, short, "cache")
-    while done < short:
-        got = await swap_out(vm, t, io, mark=False, want=1)
-        if not got:
-            break
-        done += got
+    if done < short:
+        # 2.2 calls swap_out() once per page, and each call resumes the walk where the
+        # last one stopped in the same address space (its swap_cnt is untouched): one
+        # walk that goes on after each page is the same sequence of pages.
+        done += await swap_out(vm, t, io, mark=False, want=short - done)
     return done > 0
 
 
