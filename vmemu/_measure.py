@@ -185,7 +185,7 @@ def measure(path: str, vary: list[tuple[str, list[Any]]], *, seed: int = 0,
 
 
 def _columns(only: str | None) -> list[str]:
-    from ._kernel._anon import METRICS
+    from ._kernel._metrics import METRICS
     if only is None:
         return list(METRICS)
     cols = [c.strip() for c in only.split(",") if c.strip()]

@@ -11,7 +11,7 @@ import os
 from typing import Any, Callable
 
 from ._errors import DivergenceError, TraceError, UserError, did_you_mean
-from ._kernel._anon import run_metrics
+from ._kernel._metrics import run_metrics
 from ._kernel.context import TaskContext
 from ._kernel.drivers import DRIVERS
 from ._kernel.drivers.direct import run_direct
