@@ -5,7 +5,8 @@ deterministic).
 A variant is the scenario file with each varied key set to one of its values (every
 combination when ``--vary`` is given more than once, the first ``--vary`` slowest). KEY is
 a dotted path into the YAML document: ``memory.swapout``, ``memory.swap.device.queue``,
-``tasks.proc.count``, ``tasks.proc.steps[2].touch.order``. The change is made to the
+``tasks.proc.count``, ``tasks.proc.steps.2.touch.order`` (a number indexes a list; so
+does ``steps[2]``, which a shell may want quoted). The change is made to the
 parsed document, which is then validated by the normal loader, so a variant is checked
 exactly as a file would be. A path that does not exist is one line and exit 2, with the
 closest existing key; a key absent from the file but valid where it would go (a default
@@ -91,9 +92,10 @@ def _set(doc: Any, key: str, value: Any, file: str) -> bool:
     """Set ``key`` in the parsed document; True when the key was absent (inserted)."""
     node: Any = doc
     steps: list[tuple[str, Any]] = []
-    for seg in key.split("."):
+    for n, seg in enumerate(key.split(".")):
         m = _SEGMENT.fullmatch(seg)
-        steps.append((m.group(1), None))
+        # A number after a dot indexes a list too (steps.2: no brackets for the shell).
+        steps.append((None, int(seg)) if seg.isdigit() and n else (m.group(1), None))
         steps += [(None, int(i)) for i in re.findall(r"\[(\d+)\]", m.group(2))]
     where = ""
     for n, (name, index) in enumerate(steps):
