@@ -66,8 +66,7 @@ def test_the_clustering_scenario_is_two_interleaved_heaps_and_96_pages_forced_ou
         got = next(e[0] for e in ev if e[1] == "pressure" and e[2] == "alloc")
         written = sum(int(e[3].split("(")[1].split(")")[0]) for e in ev
                       if e[2] == "swap_write" and e[0] < got)
-        assert written == 96, policy
-        # Every page written went out before the allocation got its memory.
+        assert written == 96, policy       # what pressure's allocation forced out
         assert [e[3].split(":")[0] for e in ev if e[2] == "touch"][:2] == \
             ["heap 0..63 (write)", "heap 0..63 (write)"]
 

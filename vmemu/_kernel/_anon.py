@@ -197,8 +197,9 @@ class Vm:
         before = self.stats["swapin_faults"]
         seed = region.passes if k_ is None else k_
         region.passes += 1
+        pages, free, mm = region.pages, self.mm.free_list, self.mm
         for i in touch_order(lo, hi, order, seed):
-            p = region.pages.get(i)
+            p = pages.get(i)
             if p is not None and p.mapped and p.io is None and (
                     p.frame is not None or not write):
                 k.count_step(t)           # a memory access: no scheduling point
@@ -206,6 +207,17 @@ class Vm:
                     p.young = True
                     if write and not p.dirty:
                         self.dirty(p)
+                continue
+            await k.checkpoint(t)         # a page fault is a scheduling point
+            if write and pages.get(i) is None and free.n > mm.low and not t.pf \
+                    and not t.held and k.faults is None and not k.observers:
+                # The first write to a page with memory to spare: fault() and the
+                # allocator's fast path, inlined (the common case of a write pass).
+                p = pages[i] = AnonPage(region, i)
+                insort(region.idx, i)
+                self.attach(p, free.take(1)[0][0])
+                self.map(p)
+                p.dirty = p.young = True
             else:
                 await self.fault(t, region, i, write)
             if think:
@@ -222,9 +234,9 @@ class Vm:
             p.slot = None
 
     async def fault(self, t: Task, region: Region, i: int, write: bool) -> None:
-        """A page fault on page ``i`` (a scheduling point); the page is mapped after it."""
+        """A page fault on page ``i`` (after its scheduling point); the page is mapped
+        after it."""
         k = self.k
-        await k.checkpoint(t)
         pages = region.pages
         while True:
             p = pages.get(i)

@@ -205,6 +205,8 @@ class SwapDevice:
     async def wait(self, t: "Task", what: str) -> None:
         """Block ``t`` until the device next changes (a request done or started)."""
         self.kick(t)
+        if self.cur is None:
+            return                # nothing in flight: nothing would ever wake it
         self.io.waiters.append((t, what))
         await self.k.block(t, self.io, what)
 
