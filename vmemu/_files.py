@@ -1,4 +1,5 @@
-"""Reading a file the user named: regular files only, up to a size cap, never blocking.
+"""Reading a file the user named: regular files only, up to a size cap, never blocking;
+and writing one atomically (:func:`atomic_write_text`).
 
 Every loader (YAML and Python scenarios, fault plans, traces) reads through
 :func:`read_user_file`, so a FIFO, a device, a folder, a symlink loop or a huge file is
@@ -14,12 +15,19 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
-from typing import Any
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 from ._errors import UserError
 
-__all__ = ["read_user_file", "check_user_file", "MAX_TEXT_BYTES", "MAX_TRACE_BYTES", "describe_path"]
+__all__ = ["read_user_file", "check_user_file", "MAX_TEXT_BYTES", "MAX_TRACE_BYTES", "describe_path",
+           "atomic_write_text"]
 
 #: Scenario files, Python scenarios and fault plans: far above any real one (the bundled
 #: ones are a few KiB), far below what would take long to parse.
@@ -133,3 +141,72 @@ def read_user_file(path: str | os.PathLike[str], *, what: str, error: type[UserE
         raise fail(f"cannot read it: {e.strerror or e}") from None
     finally:
         os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new, never half.
+
+    Nothing a user saved is lost: the temp file is renamed over the target only when fully
+    written and flushed. A new file gets mode ``0666`` less the umask, a replaced one keeps
+    its mode. A Ctrl-C meanwhile takes effect once the file is complete (it
+    could otherwise strike between creating the temp file and cleaning it up).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:            # replacing a file keeps its mode, as `>` in a shell would
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    with _sigint_deferred():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            # mkstemp makes the file 0600; a saved file gets what the user's umask gives
+            # any new file (a trace is shared with colleagues, like a log).
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: guarded against other threads)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a SIGINT that arrives inside the block until the block ends (main thread
+    only: elsewhere Python delivers no KeyboardInterrupt anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    try:
+        old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:  # pragma: no cover - no signals here (embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        # None: the handler was not set from Python; the default is the closest thing.
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+        if caught:
+            if callable(old):
+                old(signal.SIGINT, sys._getframe(0))
+            elif old != signal.SIG_IGN:
+                raise KeyboardInterrupt

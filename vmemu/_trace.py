@@ -24,19 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import sys
-import tempfile
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union
 
 import msgspec
 
 from ._errors import TraceError, UserError
-from ._files import MAX_TRACE_BYTES, read_user_file
+from ._files import MAX_TRACE_BYTES, atomic_write_text, read_user_file
 
 TRACE_FORMAT = "vmemu-trace"
 #: The version this vmemu writes.
@@ -404,65 +399,3 @@ def _json_problem(e: Exception) -> str:
         else text
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new, never half.
-
-    Nothing a user saved is lost: the temp file is renamed over the target only when fully
-    written and flushed. A Ctrl-C meanwhile takes effect once the file is complete (it
-    could otherwise strike between creating the temp file and cleaning it up).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _sigint_deferred():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            # mkstemp makes the file 0600; a saved file gets what the user's umask gives
-            # any new file (a trace is shared with colleagues, like a log).
-            os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-
-_umask_lock = threading.Lock()
-
-
-def _umask() -> int:
-    """The process's umask (reading it means setting it: guarded against other threads)."""
-    with _umask_lock:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-@contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold a SIGINT that arrives inside the block until the block ends (main thread
-    only: elsewhere Python delivers no KeyboardInterrupt anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    try:
-        old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    except ValueError:  # pragma: no cover - no signals here (embedded interpreter)
-        yield
-        return
-    try:
-        yield
-    finally:
-        # None: the handler was not set from Python; the default is the closest thing.
-        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
-        if caught:
-            if callable(old):
-                old(signal.SIGINT, sys._getframe(0))
-            elif old != signal.SIG_IGN:
-                raise KeyboardInterrupt
