@@ -23,6 +23,7 @@ from vmemu._cli import main
 from vmemu._kernel.drivers.direct import run_direct
 from vmemu._measure import measure, parse_vary
 from vmemu._run import new_kernel
+from vmemu._scenario.yaml_loader import _Loader
 from vmemu._strategies import make_strategy
 
 CLUSTER = ROOT / "scenarios" / "swapout_clustering.yaml"
@@ -56,16 +57,15 @@ def run_kernel(path: str, seed: int = 0):
 
 
 # ------------------------------------------------------------------ the setup
-def test_the_clustering_scenario_is_two_interleaved_heaps_and_96_pages_forced_out():
+def test_the_clustering_scenario_forces_96_pages_out_under_every_policy():
     for policy in POLICIES:
         text = CLUSTER.read_text().replace("swapout: vmscan", f"swapout: {policy}")
-        r = vmemu.run(vmemu._scenario.yaml_loader._Loader(str(CLUSTER)).scenario(
-            text.encode()), driver="direct")
+        r = vmemu.run(_Loader(str(CLUSTER)).scenario(text.encode()), driver="direct")
         assert r.verdict == "ok", r.report()
         ev = r.trace.events
-        got = next(e[0] for e in ev if e[1] == "pressure" and e[2] == "alloc")
-        written = sum(int(e[3].split("(")[1].split(")")[0]) for e in ev
-                      if e[2] == "swap_write" and e[0] < got)
+        got = next(i for i, e in enumerate(ev) if e[1] == "pressure" and e[2] == "alloc")
+        written = sum(int(e[3].split("(")[1].split(")")[0]) for e in ev[:got]
+                      if e[2] == "swap_write")
         assert written == 96, policy       # what pressure's allocation forced out
         assert [e[3].split(":")[0] for e in ev if e[2] == "touch"][:2] == \
             ["heap 0..63 (write)", "heap 0..63 (write)"]

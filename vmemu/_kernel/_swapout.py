@@ -30,7 +30,7 @@ costs a step of ``limits.steps``.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from ._gfp import IO
 
