@@ -366,18 +366,14 @@ class Vm:
         self.stats["pages_freed"] += 1
 
     async def read(self, t: Task, p: AnonPage) -> None:
-        dev = self.dev
-        while not dev.submit(False, p.slot, p):
-            await dev.wait(t, "a free request slot")
+        await self.dev.queue_bio(t, False, p)
 
     async def write(self, t: Task, p: AnonPage) -> None:
         """Start the write of ``p`` (unmapped, with its slot) to swap."""
-        dev = self.dev
         p.io = "write"
         p.dirty = False
         self.writing += 1
-        while not dev.submit(True, p.slot, p):
-            await dev.wait(t, "a free request slot")
+        await self.dev.queue_bio(t, True, p)
 
     def complete(self, t: Task, r: Any) -> None:
         """``swap_io`` finished request ``r``: written frames are freed (unless a fault

@@ -172,6 +172,15 @@ class SwapDevice:
         self.pending.append(Request(write, slot, page))
         return True
 
+    async def queue_bio(self, t: "Task", write: bool, page: Any) -> None:
+        """Queue the bio of ``page``'s slot; when the queue is full, unplug (which may
+        start a request and make room) and, if that is not enough, wait for room."""
+        while not self.submit(write, page.slot, page):
+            self.kick(t)
+            if len(self.pending) < self.queue:
+                continue
+            await self.wait(t, "a free request slot")
+
     def kick(self, by: "Task") -> None:
         """Unplug: start the next request if the device is idle."""
         if self.cur is None and self.pending:
