@@ -137,8 +137,8 @@ def variants(path: str, vary: list[tuple[str, list[Any]]]) -> list[tuple[dict, A
     if not vary:
         return [({}, load_scenario(path))]
     if not path.endswith((".yaml", ".yml")):
-        raise UserError("--vary changes keys of a YAML scenario; this is not one",
-                        file=path, key="--vary")
+        raise UserError("this is not a YAML scenario, and only the keys of one can be "
+                        "varied (measure it without --vary)", file=path, key="--vary")
     data = read_user_file(path, what="scenario file", error=ScenarioError)
     keys = [k for k, _ in vary]
     if len(set(keys)) != len(keys):
