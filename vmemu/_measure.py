@@ -128,6 +128,11 @@ def _set(doc: Any, key: str, value: Any, file: str) -> bool:
     return False  # pragma: no cover - the loop always returns
 
 
+def _brackets(key: str) -> str:
+    """``steps.2.touch`` as the loader spells keys: ``steps[2].touch``."""
+    return re.sub(r"\.(\d+)(?=\.|\[|$)", r"[\1]", key)
+
+
 def variants(path: str, vary: list[tuple[str, list[Any]]]) -> list[tuple[dict, Any]]:
     """Every variant: ``(the values set, the loaded Scenario)``, each loaded and
     validated like a file (bad values are one line naming the key)."""
@@ -158,13 +163,16 @@ def variants(path: str, vary: list[tuple[str, list[Any]]]) -> list[tuple[dict, A
             sc = _Loader(path).scenario(data, edit)
         except ScenarioError as e:
             bad = next((k for k in chosen if e.key is not None and
-                        (e.key == k or e.key.startswith(k + "."))), None)
+                        (e.key == _brackets(k) or e.key.startswith(_brackets(k) + ".")
+                         or e.key.startswith(_brackets(k) + "["))), None)
             if bad is None:
                 shown = ", ".join(f"{k}={v!r}" for k, v in chosen.items())
                 raise ScenarioError(f"{e.bare} (in the variant {shown})", file=e.file,
                                     line=e.line, key=e.key) from None
-            what = "not a key the scenario format has" if bad in inserted else \
-                f"{chosen[bad]!r} is not a valid value"
+            unknown = e.bare.startswith(("unknown key", "unknown option",
+                                         "unknown top-level key"))
+            what = "not a key the scenario format has" if bad in inserted and unknown \
+                else f"{chosen[bad]!r} is not a valid value"
             raise UserError(f"{bad}={chosen[bad]!r}: {what}: {e.bare}", key="--vary") \
                 from None
         out.append((chosen, sc))
