@@ -7,8 +7,9 @@ here); a first read maps the zero page, as 2.2's ``do_anonymous_page()`` does, a
 no frame. Frames come off the free list in allocation order, so two tasks faulting at
 the same time interleave in physical memory.
 
-Every page keeps its state (swap regions may keep per-page state: only touched pages
-have any, and each costs a step to touch). A resident page is *mapped* (its pte is
+Touched pages keep their state one by one (an untouched page has none, and every touch
+costs a step of ``limits.steps``, so what a run keeps is bounded by its step budget and
+the pool's size costs nothing). A resident page is *mapped* (its pte is
 present), or unmapped in the *swap cache* (read ahead, or marked for a deferred write).
 It is *dirty* when its contents are newer than its swap copy, *young* when touched since
 a scanner last looked, and may be under IO. Touching a page that is swapped out is a
@@ -19,7 +20,8 @@ none can be had, readahead stops. A fault on a page in the swap cache maps it (a
 readahead hit counts as used); a write to a page with a swap copy frees the copy (2.2's
 ``delete_from_swap_cache()`` on a write fault).
 
-Mappings live until the run ends, like allocations (no ``munmap``, no exit teardown).
+Mappings live until the run ends, like allocations (no ``munmap``, no exit teardown). A
+shared region, once any task maps it, is one mapping every task may touch (like shm).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The mask of user page faults (GFP_HIGHUSER, which is GFP_KERNEL without zones).
 FAULT_GFP = "GFP_KERNEL"
+
 
 class AnonPage:
     """One touched page of a region (see the module docstring for the states)."""
