@@ -17,8 +17,8 @@ import vmemu
 from conftest import CONTRACT, ROOT, cli_json, vmemu_cli
 from vmemu._explore import explore, signature
 from vmemu._explore_pool import BLOCK
-from vmemu._explore_ui import ProgressBar, _NoBar
-from vmemu._minimize import preemptions
+from vmemu._explore.ui import ProgressBar, _NoBar
+from vmemu._explore.minimize import preemptions
 from vmemu._trace import Trace
 
 ABBA = str(CONTRACT / "abba.yaml")

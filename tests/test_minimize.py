@@ -12,7 +12,7 @@ import vmemu
 from conftest import io_retry_scenario, seed_reaching
 from vmemu._cli import main
 from vmemu._explore import signature
-from vmemu._minimize import TolerantReplay, minimize, preemptions
+from vmemu._explore.minimize import TolerantReplay, minimize, preemptions
 from vmemu._run import replay
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"

@@ -328,7 +328,7 @@ def test_schedules_rejects_unknown_strategy_and_params():
 def test_seeded_hypothesis_strategy_prefers_not_preempting():
     # Half of its answers keep the current task: fewer preemptions than random.
     def preempting_decisions(name):
-        from vmemu._minimize import preemptions
+        from vmemu._explore.minimize import preemptions
         return sum(preemptions(vmemu.run(DINING, seed=s, strategy=name, driver="direct"))
                    for s in range(30))
     assert preempting_decisions("hypothesis") < preempting_decisions("random")

@@ -15,8 +15,8 @@ long run has hundreds of thousands of them (see :func:`encode_events`):
 
 A 100,000-step run costs a few bytes per decision (``bench/bench_trace.py``). Loading
 decodes both and checks the events against ``trace_hash``, so a damaged file is refused
-with one line instead of replaying something else. Version 1 files (plain JSON lists)
-are still read.
+with one line instead of replaying something else. Older versions (1 and 2) are refused
+with one line: their exploration seeds meant other schedules.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from typing import Any, Callable, Iterator
 from ._errors import TraceError, UserError
 
 TRACE_FORMAT = "vmemu-trace"
-#: The version this vmemu writes.
-TRACE_VERSION = 2
+#: The version this vmemu writes (3: exploration seeds are splitmix64 mixes, so a
+#: finding's seed and `found by` command mean another schedule than in version 2).
+TRACE_VERSION = 3
 #: Versions this vmemu reads.
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (3,)
 
 # Varint digits: 5 payload bits, plus 32 when more digits follow. All 64 symbols are
 # JSON-safe (no quote, no backslash), so the encoded strings are stored as they are.
@@ -282,6 +283,10 @@ class Trace:
         if not isinstance(d, dict) or d.get("format") != TRACE_FORMAT:
             raise TraceError(f"not a vmemu trace (no \"format\": \"{TRACE_FORMAT}\")", file=p)
         version = d.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and 0 < version < 3:
+            raise TraceError(f"trace version {version} was written by an older vmemu, whose "
+                             "exploration seeds meant other schedules; re-record it with "
+                             "this vmemu", file=p, key="version")
         if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise TraceError(f"trace version {version!r} is not supported (this vmemu "
                              f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); "

@@ -6,7 +6,7 @@ task id; never fire a fault). Preemptions, fired faults and unforced switches ar
 deviations. :func:`minimize` removes deviations -- first in large chunks, then one at a
 time, delta-debugging style -- then tries moving a deviation a decision or two, making it
 pick another task, or choosing the first task to run, and keeps a candidate only when it
-reaches the same verdict with the same :func:`~vmemu._explore.signature` (cycle shape) and
+reaches the same verdict with the same :func:`~vmemu._explore.base.signature` (cycle shape) and
 is strictly simpler: fewer preemptions, then fewer fired faults, then fewer deviations,
 then a shorter tape. Costs only ever fall, so the search ends.
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ._explore import signature
-from ._kernel.lockup import PREFIX as SOFT_LOCKUP
-from ._result import Result
-from ._run import run
-from ._strategies.base import Strategy
+from .._kernel.lockup import PREFIX as SOFT_LOCKUP
+from .._result import Result
+from .._run import run
+from .._strategies.base import Strategy
+from .base import signature
 
 #: A tape entry meaning "take the default here" (real entries are task ids or 0/1).
 DEFAULT = -1

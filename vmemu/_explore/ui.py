@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from ._result import Result
+from .._result import Result
 
 #: Seconds between two redraws of the progress numbers.
 REDRAW_EVERY = 0.1
@@ -24,9 +24,12 @@ class ProgressBar:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
         self.progress = Progress(
             SpinnerColumn(), TextColumn("exploring: {task.completed} schedules"),
-            TextColumn("{task.fields[rate]}/s"), TextColumn("{task.fields[findings]} found"),
+            TextColumn("{task.fields[rate]}/s"),
+            TextColumn("{task.fields[cover]} interleavings"),
+            TextColumn("{task.fields[findings]} found"),
             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-        self.task = self.progress.add_task("explore", total=None, rate="-", findings=0)
+        self.task = self.progress.add_task("explore", total=None, rate="-", findings=0,
+                                           cover=0)
         self.start = time.monotonic()
         self.shown = 0.0
 
@@ -44,13 +47,14 @@ class ProgressBar:
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def update(self, done: int, findings: int) -> None:
+    def update(self, done: int, findings: int, interleavings: int = 0) -> None:
         now = time.monotonic()
         if now - self.shown < REDRAW_EVERY:
             return
         self.shown = now
         rate = done / max(now - self.start, 1e-9)
-        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}", findings=findings)
+        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}", findings=findings,
+                             cover=f"{interleavings:,}")
 
     def found(self, r: Result) -> None:
         self.progress.console.print(
@@ -67,7 +71,7 @@ class _NoBar:
     def __exit__(self, *exc: Any) -> None:
         pass
 
-    def update(self, done: int, findings: int) -> None:
+    def update(self, done: int, findings: int, interleavings: int = 0) -> None:
         pass
 
     def found(self, r: Result) -> None:
@@ -97,19 +101,38 @@ def _with_lines(report: str, head: list[str], tail: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _summary(x: Any) -> list[str]:
+    """The lines every explore report has: what ran, how much of it was new."""
+    lines = []
+    if x.first_index:
+        lines.append(f"  campaign {x.campaign} resumed at schedule {x.first_index}")
+    lines.append(f"  distinct interleavings: {x.interleavings}"
+                 + (" (in the whole campaign)" if x.first_index else ""))
+    for k in x.known:
+        lines.append(f"  known from earlier runs of the campaign: {k['verdict']} at schedule "
+                     f"{k['schedule']}" + (f": vmemu replay {k['trace']}" if k["trace"] else ""))
+    return lines
+
+
 def explore_text(x: Any, folder: str | None) -> str:
     """The human report of an exploration."""
     if not x.findings:
-        what = (f"  all {x.schedules} schedules explored: the bounded space is exhausted"
-                if x.exhausted else f"  schedules explored: {x.schedules}, none failed")
-        return _with_lines(x.result.report(), [what], [])
+        if x.bound is not None:
+            what = "  " + x.bound["summary"]
+        else:
+            what = f"  schedules explored: {x.schedules}, none failed"
+        text = _with_lines(x.result.report(), [what] + _summary(x), [])
+        if x.bound is not None and not x.bound["whole"]:
+            # A bounded search that ran out is not a plain OK: say what it is.
+            text = text.replace("vmemu: OK in ", "vmemu: NO FAILURE WITHIN THE BOUND in ", 1)
+        return text
     parts = []
     if len(x.findings) > 1:
         parts.append(f"vmemu: {len(x.findings)} distinct failures in {x.schedules} schedules"
                      + (f" (traces in {folder})" if folder else ""))
         parts.append("")
     for n, f in enumerate(x.findings):
-        head = [f"  schedules explored: {x.schedules}"] if n == 0 else []
+        head = [f"  schedules explored: {x.schedules}"] + _summary(x) if n == 0 else []
         parts.append(_with_lines(f.report(), head, _finding_lines(f)))
         if n + 1 < len(x.findings):
             parts.append("")
@@ -122,9 +145,54 @@ def explore_json(x: Any) -> dict[str, Any]:
     d = x.result.to_json()
     d["schedules"] = x.schedules
     d["exhausted"] = x.exhausted
+    d["interleavings"] = x.interleavings
+    d["campaign"] = x.campaign
+    d["first_schedule"] = x.first_index
+    d["known"] = x.known
+    if x.bound is not None:
+        # dfs: what was covered; "complete": false is never a plain OK.
+        d["bound"] = x.bound
+        d["complete"] = bool(x.bound["whole"])
+        d["summary"] = x.bound["summary"]
     d["findings"] = [{
         "verdict": f.verdict, "message": f.message, "schedule": f.extra.get("schedule"),
         "trace": f.trace_path, "trace_hash": f.trace_hash, "cycle": f.cycle,
         "found_by": f.extra.get("found_by"), "replay": f.replay_command(),
     } for f in x.findings]
     return d
+
+
+def _age(t: float) -> str:
+    s = max(0, int(time.time() - t))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def campaigns_text(rows: list[dict[str, Any]]) -> str:
+    """``vmemu campaigns``: a table like AFL's status screen, one row per campaign,
+    then each finding with the command that replays it."""
+    if not rows:
+        return "no campaigns yet"
+    head = ("id", "scenario", "strategy", "seed", "status", "schedules", "per s",
+            "interleavings", "last new at", "failures", "updated")
+    body = []
+    for c in rows:
+        rate = c["schedules"] / c["seconds"] if c["seconds"] else 0.0
+        body.append((str(c["id"]), c["scenario_name"], c["strategy"], str(c["seed"]),
+                     c["status"], f"{c['schedules']:,}", f"{rate:,.0f}",
+                     f"{c['interleavings']:,}", f"{c['new_cover_at']:,}",
+                     str(c["failures"]), _age(c["updated"]) + " ago"))
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    out = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in [head, *body]]
+    for c in rows:
+        for f in c["findings"]:
+            out.append(f"  campaign {c['id']}: {f['verdict']} at schedule {f['schedule']}"
+                       + (f": vmemu replay {f['trace']}" if f["trace"] else ""))
+    return "\n".join(out)
+
+
+def campaigns_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``vmemu campaigns --json``: every campaign with its counters and findings."""
+    keep = ("id", "scenario", "scenario_name", "scenario_hash", "faults", "faults_hash",
+            "strategy", "params", "seed", "driver", "status", "started", "updated",
+            "schedules", "seconds", "interleavings", "new_cover_at", "failures", "findings")
+    return {"campaigns": [{k: c[k] for k in keep} for c in rows]}
