@@ -32,7 +32,7 @@ import itertools
 import os
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .._errors import UserError
 from .._kernel import lockup
@@ -293,11 +293,11 @@ class _Exploration:
             hint = self._hint(start)
             size = sum(b - a for a, b in epoch)
             split = executor is not None and size >= SPLIT_FROM
-            pending = deque(self._blocks(epoch, width if split else 1, inline and not split))
+            pending = _Pending(self._blocks(epoch, width if split else 1, inline and not split))
             inflight: dict[cf.Future, tuple[int, int]] = {}
             while pending or inflight:
                 while split and pending and len(inflight) < slots:
-                    a, b = pending.popleft()
+                    a, b = pending.pop()
                     if a > self.first or self._late(deadline, a):
                         pending.clear()
                         break
@@ -306,7 +306,7 @@ class _Exploration:
                     inflight[f] = (a, b)
                 ready = [f for f in inflight if f.done()]
                 if not ready and pending and (inline or not split):
-                    a, b = pending.popleft()
+                    a, b = pending.pop()
                     if a > self.first or self._late(deadline, a):
                         pending.clear()
                         continue
@@ -323,7 +323,7 @@ class _Exploration:
                         # A worker died (SIGKILL, OOM): run its block (and every other
                         # one the broken pool lost) again on fresh workers.
                         lost = [(a, b)] + [inflight.pop(g) for g in list(inflight)]
-                        pending.extendleft(sorted(lost, reverse=True))
+                        pending.push_back(lost)
                         executor.restart()
                         break
                     except cf.CancelledError:   # pragma: no cover - shutdown raced
@@ -337,10 +337,11 @@ class _Exploration:
     def _late(self, deadline: float | None, index: int) -> bool:
         return bool(index) and deadline is not None and time.time() > deadline
 
-    def _blocks(self, epoch: list[tuple[int, int]], width: int, alone: bool) -> list[tuple[int, int]]:
-        """Cut an epoch's ranges into blocks: large while there is plenty left, smaller
-        towards its end, so that no worker holds the next epoch up for long."""
-        out = []
+    def _blocks(self, epoch: list[tuple[int, int]], width: int,
+                alone: bool) -> Iterator[tuple[int, int]]:
+        """Cut an epoch's ranges into blocks (lazily: with ``--time`` alone an epoch is
+        endless): large while there is plenty left, smaller towards its end, so that no
+        worker holds the next epoch up for long."""
         left = sum(b - a for a, b in epoch)
         for a, b in epoch:
             while a < b:
@@ -349,10 +350,9 @@ class _Exploration:
                 else:
                     n = max(MIN_BLOCK, min(MAX_BLOCK, left // (3 * max(width, 1))))
                 n = min(n, b - a)
-                out.append((a, a + n))
+                yield a, a + n
                 a += n
                 left -= n
-        return out
 
     # ------------------------------------------------------------------ a block's news
     def _block(self, blk: work.Block) -> None:
@@ -494,6 +494,34 @@ class _Exploration:
         exhausted = self.exhausted if bound is None else bound["whole"] or self.exhausted
         return ExploreResult(result, n, findings, exhausted, len(self.cover), bound,
                              self.cid, self.first_index, self.known)
+
+
+class _Pending:
+    """The blocks of an epoch still to run: lost ones (a worker died) first, in order,
+    then the epoch's next ones, made as they are needed."""
+
+    def __init__(self, blocks: Iterator[tuple[int, int]]) -> None:
+        self.back: deque[tuple[int, int]] = deque()
+        self.blocks = blocks
+        self.next = next(blocks, None)
+
+    def __bool__(self) -> bool:
+        return bool(self.back) or self.next is not None
+
+    def pop(self) -> tuple[int, int]:
+        if self.back:
+            return self.back.popleft()
+        got, self.next = self.next, next(self.blocks, None)
+        assert got is not None
+        return got
+
+    def push_back(self, lost: list[tuple[int, int]]) -> None:
+        self.back.extend(sorted(lost))
+        self.back = deque(sorted(self.back))
+
+    def clear(self) -> None:
+        self.back.clear()
+        self.next = None
 
 
 def _take(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
