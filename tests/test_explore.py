@@ -259,3 +259,47 @@ def test_explore_hypothesis_without_failure_and_its_refusals(tmp_path):
     assert p.stderr.strip() == ("vmemu: error: --all: hypothesis stops at its first failure "
                                 "and shrinks it; use a strategy that enumerates schedules "
                                 "(portfolio, random, pct, dfs) to keep going")
+
+
+# ------------------------------------------------------------------ dfs: bounds and wording
+
+def _dining5(tmp_path):
+    p = tmp_path / "dining5.yaml"
+    p.write_text(Path(PHILOSOPHERS).read_text().replace("count: 3", "count: 5")
+                 .replace("dining-philosophers-3", "dining-philosophers-5"))
+    return str(p)
+
+
+def test_dfs_finds_the_5_philosopher_deadlock(tmp_path):
+    # No --max-bound: the bound deepens 0, 1, 2 ... within --runs (it needs one preemption,
+    # after every schedule without one).
+    d = cli_json("explore", _dining5(tmp_path), "--strategy", "dfs", "--bound", "preemptions",
+                 "--runs", "5000", "--findings", str(tmp_path / "f"), "--store",
+                 str(tmp_path / "c.sqlite"))
+    assert d["verdict"] == "deadlock" and len(d["cycle"]) == 5
+    assert 1 < d["schedules"] < 5000
+    assert vmemu.replay(d["trace"]).verdict == "deadlock"
+
+
+def test_an_exhausted_dfs_bound_is_never_a_plain_ok(tmp_path):
+    # The 5-philosopher deadlock needs 4 delays: with at most 2, the bounded space runs
+    # out. That is no failure within the bound, not "OK".
+    args = ("explore", _dining5(tmp_path), "--strategy", "dfs", "--max-bound", "2",
+            "--store", str(tmp_path / "c.sqlite"))
+    p = vmemu_cli(*args)
+    assert p.returncode == 0
+    first, second = p.stdout.splitlines()[:2]
+    assert first.startswith("vmemu: NO FAILURE WITHIN THE BOUND in dining-philosophers-5")
+    assert "OK" not in p.stdout
+    assert second == ("  no failure in all 364 schedules with \u2264 2 delays; "
+                      "more delays not explored")
+    d = cli_json(*args)
+    assert d["schedules"] == 364 and d["complete"] is False and d["exhausted"] is False
+    assert d["summary"] == second.strip()
+    assert d["bound"] == {"bound": "delays", "max_bound": 2, "complete": 2, "whole": False,
+                          "summary": d["summary"]}
+    # Stopped by the budget inside a level: it says which bound was covered in full.
+    d = cli_json("explore", _dining5(tmp_path), "--strategy", "dfs", "--runs", "50",
+                 "--store", str(tmp_path / "c.sqlite"))
+    assert d["complete"] is False and d["bound"]["complete"] >= 0
+    assert d["summary"].startswith("no failure in 50 schedules: all with \u2264 ")

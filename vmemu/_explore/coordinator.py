@@ -491,7 +491,7 @@ class _Exploration:
         search = getattr(work.forget(self.token), "search", None)
         if search is not None:
             bound = search.coverage(n)
-        exhausted = self.exhausted if bound is None else bound["whole"] or self.exhausted
+        exhausted = self.exhausted if bound is None else bound["whole"]
         return ExploreResult(result, n, findings, exhausted, len(self.cover), bound,
                              self.cid, self.first_index, self.known)
 
