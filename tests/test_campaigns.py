@@ -122,7 +122,7 @@ def test_coverage_counts_distinct_interleavings_and_saturates():
 def test_several_explorations_write_one_store_at_once(tmp_path):
     store = tmp_path / "c.sqlite"
     cmd = [sys.executable, "-m", "vmemu", "explore", "--store", str(store), "--strategy",
-           "random", "--time", "0.6"]
+           "random", "--time", "0.3"]
     procs = [subprocess.Popen(cmd + [path], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
              for path in (ORDERED, ORDERED, str(ROOT / "scenarios" / "python" / "abba.py"))]
@@ -170,18 +170,15 @@ def _wait_for_workers(mark: str, n: int, p: subprocess.Popen) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("sig,where", [(signal.SIGINT, "--jobs=2"),
-                                       (signal.SIGTERM, "--jobs=2"),
-                                       (signal.SIGTERM, "--cluster=local:2")])
-def test_a_signal_to_explore_stops_it_and_leaves_no_process(tmp_path, sig, where):
-    if "cluster" in where:
-        pytest.importorskip("distributed")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_explore_jobs_2_stops_it_and_leaves_no_process(tmp_path, sig):
+    where = "--jobs=2"
     mark = uuid.uuid4().hex
     p = _start([ORDERED, where, "--time", "120", "--store", str(tmp_path / "c.db")], mark)
     try:
         # SIGINT: early, the moment the worker process exists (it was ignored while the
         # workers started, and the run went on for minutes); SIGTERM once all are up.
-        _wait_for_workers(mark, 2 if sig == signal.SIGINT or "jobs" in where else 4, p)
+        _wait_for_workers(mark, 2, p)
         p.send_signal(sig)
         out, err = p.communicate(timeout=30)
     finally:
@@ -203,7 +200,7 @@ def test_killing_the_explorer_leaves_the_store_consistent_and_resume_fills_the_h
         while time.monotonic() < give_up and p.poll() is None:
             time.sleep(0.1)
             try:
-                if len(_ranges(store)) >= 3:
+                if len(_ranges(store)) >= 2:
                     break
             except sqlite3.Error:
                 pass
@@ -247,34 +244,68 @@ def test_a_campaign_survives_sigkill_of_a_worker(write_scenario, tmp_path):
                 killed.append(workers[0].pid)
 
     store = tmp_path / "c.sqlite"
-    two = explore(path, runs=6000, keep_going=True, jobs=2, progress=progress, store=store,
+    two = explore(path, runs=3000, keep_going=True, jobs=2, progress=progress, store=store,
                   findings_dir=tmp_path / "two")
-    one = explore(path, runs=6000, keep_going=True, findings_dir=tmp_path / "one")
+    one = explore(path, runs=3000, keep_going=True, findings_dir=tmp_path / "one")
     assert killed
     key = [(f.extra["schedule"], signature(f), f.trace_hash) for f in two.findings]
     assert key == [(f.extra["schedule"], signature(f), f.trace_hash) for f in one.findings]
-    assert two.schedules == one.schedules == 6000 and two.interleavings == one.interleavings
-    assert _disjoint_cover(_ranges(store)) == 6000
+    assert two.schedules == one.schedules == 3000 and two.interleavings == one.interleavings
+    assert _disjoint_cover(_ranges(store)) == 3000
     [c] = Store(store).campaigns()
     assert len(c["findings"]) == len(one.findings) == 2
     assert sorted(p.name for p in (tmp_path / "two").glob("*.json")) == \
         sorted(p.name for p in (tmp_path / "one").glob("*.json"))
 
 
-def test_cluster_local_2_gives_the_first_finding_of_jobs_1_and_2_and_leaves_nothing(
+def test_cluster_local_2_finds_what_jobs_1_and_2_find_and_leaves_nothing_on_sigterm(
         tmp_path):
+    # One cluster start for all of it: --all keeps the lowest index of each bug, which is
+    # the first failure; once every index below it ran, SIGTERM ends the exploration.
     pytest.importorskip("distributed")
     rare = tmp_path / "rare.yaml"
     rare.write_text(RARE)
-    runs = ["--strategy", "random", "--seed", "9", "--runs", "3000"]
-    answers = []
-    for how in (["--jobs", "1"], ["--jobs", "2"], ["--cluster", "local:2"]):
-        d = cli_json("explore", str(rare), *runs, *how, "--store", str(tmp_path / "c.db"),
-                     "--findings", str(tmp_path / how[1].replace(":", "")))
-        answers.append((d["verdict"], d["schedules"], d["trace_hash"],
-                        d["findings"][0]["schedule"], d["interleavings"]))
-    assert answers[0][0] == "deadlock" and answers[0][1] > 400   # deep in a later block
-    assert answers[0] == answers[1] == answers[2]
+    want = set()
+    for jobs in (1, 2):
+        x = explore(str(rare), strategy="random", seed=9, runs=3000, jobs=jobs)
+        want.add((x.result.extra["schedule"], x.result.trace_hash))
+    [(first, trace_hash)] = want
+    assert first > 400                    # deep: many blocks ran before it
+    store, mark = tmp_path / "c.sqlite", uuid.uuid4().hex
+    p = _start([str(rare), "--cluster", "local:2", "--all", "--strategy", "random", "--seed",
+                "9", "--runs", "100000000", "--store", str(store), "--findings",
+                str(tmp_path / "f")], mark)
+    try:
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up and p.poll() is None:
+            time.sleep(0.1)
+            try:
+                done = _ranges(store)
+                if done and _contiguous(done) > first and Store(store).findings(1):
+                    break
+            except sqlite3.Error:
+                pass
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, err
+    assert out == "" and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("vmemu: terminated after ") and "1 finding(s) saved" in err
+    [f] = Store(store).findings(1)
+    assert (f["schedule"], f["trace_hash"]) == (first, trace_hash)
+    assert vmemu.replay(f["trace"]).trace_hash == trace_hash
+    assert _gone(mark) == []
+
+
+def _contiguous(ranges: list[tuple[int, int]]) -> int:
+    end = 0
+    for a, b in sorted(ranges):
+        if a > end:
+            break
+        end = max(end, b)
+    return end
 
 
 RARE = """\

@@ -53,7 +53,7 @@ MIN_BLOCK, MAX_BLOCK = 64, 4096
 #: Epochs smaller than this run in the coordinator alone (not worth a round trip).
 SPLIT_FROM = 512
 #: Seconds between two writes of progress to the store.
-FLUSH_EVERY = 1.0
+FLUSH_EVERY = 0.25
 
 _tokens = itertools.count(1)
 
@@ -206,7 +206,7 @@ class _Exploration:
         self.first = 2**62                  # lowest failing index (without keep_going)
         self.ran: list[tuple[int, int]] = []   # [start, upto] ranges done this session
         self.done = 0
-        self.cover: set[int] = set()
+        self.cover: dict[int, int] = {}     # interleaving -> lowest index seen
         self.longest: list[tuple[int, int]] = []   # (range stop, longest) of ranges done
         self.last: tuple | None = None      # the highest-index run: Block.last
         self.exhausted = False
@@ -225,7 +225,7 @@ class _Exploration:
             done = db.ranges(self.cid)
             gaps, end = holes(done)
             self.longest = [(b, n) for _, b, n in done]
-            self.cover = db.interleavings(self.cid)
+            self.cover = dict.fromkeys(db.interleavings(self.cid), -1)
             self.known = db.findings(self.cid)
             db.reopen(self.cid)
             self.todo = _take(gaps + [(end, 2**62)], runs)
@@ -239,26 +239,21 @@ class _Exploration:
     # ------------------------------------------------------------------ the loop
     def go(self, deadline: float | None, jobs: int, cluster: str | None) -> ExploreResult:
         status = "interrupted"
-        executor = None
+        owned: list[Any] = []          # the executor, from the moment it exists
         try:
-            with lockup.shorter_after_first():
-                executor = make_executor(jobs, cluster, self.spec)
+            with lockup.shorter_after_first(), _SafePoints():
+                executor = make_executor(jobs, cluster, self.spec, owned)
                 self._run(executor, deadline, inline=cluster is None)
-            if executor is not None:
-                executor.shutdown()
-                executor = None
+            _shutdown(owned)
             self._finish()
             status = "done"
         except KeyboardInterrupt as e:
             work.forget(self.token)
-            if executor is not None:
-                executor.shutdown()
-                executor = None
+            _shutdown(owned)
             saved = [f.path for f in self._sorted() if f.path]
             raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2)) from None
         finally:
-            if executor is not None:
-                executor.shutdown()
+            _shutdown(owned)
             self._flush(status)
             if self.db is not None:
                 self.db.close()
@@ -296,6 +291,7 @@ class _Exploration:
             pending = _Pending(self._blocks(epoch, width if split else 1, inline and not split))
             inflight: dict[cf.Future, tuple[int, int]] = {}
             while pending or inflight:
+                _check_signals()
                 while split and pending and len(inflight) < slots:
                     a, b = pending.pop()
                     if a > self.first or self._late(deadline, a):
@@ -311,6 +307,7 @@ class _Exploration:
                         pending.clear()
                         continue
                     self._block(work.run_block(self.spec, a, b, hint, deadline, self.token))
+                    _check_signals()
                     continue
                 if not ready and inflight:
                     ready, _ = cf.wait(list(inflight), timeout=0.25,
@@ -363,11 +360,15 @@ class _Exploration:
             self._unflushed.append((blk.start, blk.upto + 1, blk.longest))
             if blk.last is not None and (self.last is None or blk.last[0] > self.last[0]):
                 self.last = blk.last
-        new = [h for h in blk.cover if h not in self.cover]
-        if new:
-            self.cover.update(new)
-            self._new_cover.update(new)
-            self._cover_at = self.done
+        cover = self.cover
+        for h, i in blk.cover:
+            old = cover.get(h)
+            if old is None:
+                cover[h] = i
+                self._new_cover.add(h)
+                self._cover_at = self.done
+            elif i < old:
+                cover[h] = i
         self.exhausted = self.exhausted or blk.exhausted
         for i, sig, trace in blk.found:
             self._found(i, sig, trace)
@@ -492,8 +493,60 @@ class _Exploration:
         if search is not None:
             bound = search.coverage(n)
         exhausted = self.exhausted if bound is None else bound["whole"]
-        return ExploreResult(result, n, findings, exhausted, len(self.cover), bound,
+        # Interleavings among the schedules counted (none beyond the first failure, which
+        # only some job counts ran), and a resumed campaign's earlier ones (index -1).
+        limit = kept[0].index if kept and not self.spec.keep_going else 2**62
+        seen = sum(1 for i in self.cover.values() if i <= limit)
+        return ExploreResult(result, n, findings, exhausted, seen, bound,
                              self.cid, self.first_index, self.known)
+
+
+class _SafePoints:
+    """Ctrl-C and SIGTERM during an exploration take effect at safe points: between two
+    schedules of a block run here, and between two looks at the executor. A
+    KeyboardInterrupt inside a Dask call or a pool's bookkeeping could leave its locks
+    held, and the shutdown that must follow would then hang."""
+
+    def __enter__(self) -> "_SafePoints":
+        import signal
+        import threading
+        self.old: dict[int, Any] = {}
+        work.STOP[0] = 0
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old = signal.getsignal(sig)
+                if sig == signal.SIGTERM and old in (signal.SIG_DFL, None):
+                    continue      # (the API in a host that lets SIGTERM kill it)
+                self.old[sig] = signal.signal(sig, _note_signal)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+        work.STOP[0] = 0
+
+
+def _note_signal(signum: int, frame: Any) -> None:
+    if work.STOP[0]:                      # a second Ctrl-C: the user means it, now
+        raise _interrupt(signum)
+    work.STOP[0] = signum
+
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    e = KeyboardInterrupt()
+    e.signum = signum  # type: ignore[attr-defined]
+    return e
+
+
+def _check_signals() -> None:
+    if work.STOP[0]:
+        raise _interrupt(work.STOP[0])
+
+
+def _shutdown(owned: list[Any]) -> None:
+    while owned:
+        owned.pop().shutdown()
 
 
 class _Pending:

@@ -68,10 +68,36 @@ def _noop() -> None:
     return None
 
 
+class _DeferredSignals:
+    """Hold SIGINT and SIGTERM while a cluster starts (its threads and processes must not
+    be torn down half-built); on leaving, a held one is raised as KeyboardInterrupt."""
+
+    def __enter__(self) -> "_DeferredSignals":
+        self.got: list[int] = []
+        self.old: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, lambda n, f: self.got.append(n))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self.old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        if self.got and exc[0] is None:
+            for sig in self.got:
+                handler = self.old.get(sig)
+                if callable(handler):
+                    handler(sig, None)     # (an exploration's handler notes it)
+                elif handler == signal.SIG_DFL:
+                    raise KeyboardInterrupt
+
+
 class ProcessExecutor:
     """``workers`` local processes (see the module docstring)."""
 
-    def __init__(self, workers: int, spec: Spec) -> None:
+    def __init__(self, workers: int, spec: Spec, owner: list | None = None) -> None:
+        if owner is not None:
+            owner.append(self)     # shut down by the caller whatever happens next
         self.workers = workers
         self.slots = 2 * workers
         self.spec = spec
@@ -159,7 +185,21 @@ class ProcessExecutor:
 class DaskExecutor:
     """Blocks as tasks of a ``dask.distributed`` cluster (see the module docstring)."""
 
-    def __init__(self, address: str, spec: Spec) -> None:
+    def __init__(self, address: str, spec: Spec, owner: list | None = None) -> None:
+        if owner is not None:
+            owner.append(self)
+        self.cluster = None
+        self.client = None
+        self._live: dict[int, Any] = {}
+        self.restarts = 0
+        import multiprocessing
+        before = {p.pid for p in multiprocessing.active_children()}
+        with _DeferredSignals():
+            self._start(address, spec)
+        # The LocalCluster's own processes (nannies, workers), to end if they linger.
+        self._procs = [p for p in multiprocessing.active_children() if p.pid not in before]
+
+    def _start(self, address: str, spec: Spec) -> None:
         try:
             import logging
 
@@ -167,23 +207,18 @@ class DaskExecutor:
         except ImportError:
             raise UserError("--cluster needs Dask: pip install 'vmemu[dask]'",
                             key="--cluster") from None
-        self.cluster = None
-        self.restarts = 0
-        self._live: dict[int, Any] = {}
         try:
             if address.startswith("local:"):
                 n = _local_workers(address)
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=1,
                                             processes=True, dashboard_address=None,
-                                            silence_logs=logging.ERROR)
+                                            silence_logs=logging.CRITICAL)
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(address, timeout=10)
         except UserError:
             raise
         except (OSError, TimeoutError) as e:
-            if self.cluster is not None:
-                self.cluster.close()
             raise UserError(f"cannot reach the Dask scheduler at {address} ({e}); start "
                             "one with `dask scheduler`, or use --cluster local:N",
                             key="--cluster") from None
@@ -218,11 +253,22 @@ class DaskExecutor:
         for df in list(self._live.values()):
             df.cancel()
         self._live.clear()
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
         try:
-            self.client.close()
+            if client is not None:
+                client.close(timeout=10)
+        except Exception:  # pragma: no cover - a scheduler gone already
+            pass
         finally:
-            if self.cluster is not None:
-                self.cluster.close()
+            if cluster is not None:
+                try:
+                    cluster.close(timeout=10)
+                except Exception:  # pragma: no cover
+                    pass
+                # Whatever did not stop in time (a worker busy in a long block): end it.
+                for p in getattr(self, "_procs", ()):
+                    if p.is_alive():
+                        p.kill()
 
 
 def _local_workers(address: str) -> int:
@@ -236,13 +282,14 @@ def _local_workers(address: str) -> int:
     return n
 
 
-def make_executor(jobs: int, cluster: str | None, spec: Spec) -> Any:
-    """The executor for ``--jobs``/``--cluster`` (None: this process alone)."""
+def make_executor(jobs: int, cluster: str | None, spec: Spec, owner: list) -> Any:
+    """The executor for ``--jobs``/``--cluster`` (None: this process alone). It is in
+    ``owner`` from the start, so that a signal while it starts cannot orphan it."""
     if cluster:
         if not (cluster.startswith(("tcp://", "tls://", "local:"))):
             raise UserError(f"expected tcp://HOST:PORT or local:N, got {cluster!r}",
                             key="--cluster")
-        return DaskExecutor(cluster, spec)
+        return DaskExecutor(cluster, spec, owner)
     if jobs > 1:
-        return ProcessExecutor(jobs - 1, spec)
+        return ProcessExecutor(jobs - 1, spec, owner)
     return None

@@ -32,6 +32,9 @@ from .base import Spec, interleaving, signature
 
 #: Loaded (scenario, fault plan) per spec key, newest last; a few at most.
 _LOADED: dict[tuple, tuple[Any, Any]] = {}
+#: Set to a signal number by the coordinator's handler (Ctrl-C, SIGTERM): a block run in
+#: the coordinator's process ends after the schedule in progress.
+STOP = [0]
 #: A dfs stream per exploration, in the one process that runs it: (next index, iterator).
 _STREAMS: dict[int, tuple[int, Any]] = {}
 
@@ -47,7 +50,8 @@ class Block:
         exhausted: a systematic strategy ran out of schedules.
         found: ``(index, signature, trace)`` of each failure kept (the first of each
             signature in the block; only the first of all without ``keep_going``).
-        cover: the distinct :func:`~vmemu._explore.base.interleaving` hashes it saw.
+        cover: ``(hash, index)``: each distinct
+            :func:`~vmemu._explore.base.interleaving` it saw, and where first.
         last: ``(index, strategy, seed, params)`` of its last run, to rebuild that run.
     """
 
@@ -57,7 +61,7 @@ class Block:
     longest: int = 0
     exhausted: bool = False
     found: list[tuple[int, tuple, Any]] = field(default_factory=list)
-    cover: list[int] = field(default_factory=list)
+    cover: list[tuple[int, int]] = field(default_factory=list)
     last: tuple | None = None
 
     @property
@@ -144,12 +148,13 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
     driver, keep_going, known = spec.driver, spec.keep_going, spec.known
     direct = driver == "direct"
     blk = Block(start, stop, upto=start - 1)
-    cover: set[int] = set()
+    cover: dict[int, int] = {}
     seen: set[tuple] = set()
     longest = 0
     strat = None
+    stop_flag = STOP
     for i in range(start, stop):
-        if i and deadline is not None and time.time() > deadline:
+        if i and (stop_flag[0] or deadline is not None and time.time() > deadline):
             break
         try:
             strat = next(it)
@@ -170,7 +175,9 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
             r = run(sc, strategy=strat, faults=plan, driver=driver)
             verdict, events = r.verdict, r.trace.events
         blk.upto = i
-        cover.add(interleaving(events))
+        h = interleaving(events)
+        if h not in cover:
+            cover[h] = i
         d = getattr(strat, "decisions", 0)
         if d > longest:
             longest = d
@@ -187,7 +194,7 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
     if dfs:
         _STREAMS[token] = (blk.upto + 1, it)   # the coordinator forgets it at the end
     blk.longest = longest
-    blk.cover = list(cover)
+    blk.cover = list(cover.items())
     if strat is not None and blk.upto >= start:
         blk.last = (blk.upto, getattr(strat, "recorded", None) or strat.name, strat.seed,
                     strat.params())
