@@ -62,11 +62,23 @@ def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
     """
     k = Kernel(scenario, strategy, faults=faults, log=log)
     k.observers.extend(observers)
+    _populate(k, scenario)
+    return k
+
+
+def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
+    """``k`` made ready for another run of its scenario under ``strategy``: as
+    :func:`new_kernel` would build it (an exploration reuses one kernel per worker)."""
+    k._reset(strategy)
+    _populate(k, k.scenario)
+    return k
+
+
+def _populate(k: Kernel, scenario: Scenario) -> None:
     for spec in scenario.tasks:
         k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start)
     if k.mm is not None:
         k.mm.start()
-    return k
 
 
 def _check_driver(driver: str) -> None:
@@ -103,7 +115,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     )
     r = Result(verdict=o.verdict, message=o.message, scenario=scenario,
                strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
-               trace_hash=None, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
+               trace_hash=None, tasks=k.reports(), cycle=k.final_cycle, trace=trace,
                culprit=o.task, faults=faults_path, driver=driver)
     if k.mm is not None:
         r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind

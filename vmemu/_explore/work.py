@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._run import _result, new_kernel, run
+from .._run import _result, new_kernel, reset_kernel, run
 from .._strategies import is_exhaustive, schedules
 from .base import Spec, interleaving, signature
 
@@ -153,6 +153,9 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
     longest = 0
     strat = None
     stop_flag = STOP
+    k = None
+    if direct:
+        from .._kernel.drivers.direct import run_direct
     for i in range(start, stop):
         if i and (stop_flag[0] or deadline is not None and time.time() > deadline):
             break
@@ -163,8 +166,9 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
             strat = None
             break
         if direct:
-            from .._kernel.drivers.direct import run_direct
-            k = new_kernel(sc, strat, faults=plan)
+            # One kernel for the block, reset for each schedule; a failing run's kernel
+            # is handed to its Result (tape, events), so the next gets a new one.
+            k = new_kernel(sc, strat, faults=plan) if k is None else reset_kernel(k, strat)
             run_direct(k)
             if k.error is not None:
                 raise k.error
@@ -184,6 +188,7 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
         if verdict != "ok":
             if direct:
                 r = _result(k, sc, strat, plan, driver)
+                k = None
             sig = signature(r)
             if sig in seen or sig in known:
                 continue

@@ -39,6 +39,15 @@ class Kernel:
                  log: Callable[[list], None] | None = None) -> None:
         self.scenario = scenario
         self.limits = scenario.limits
+        self.log = log
+        self._plan = faults
+        self._reset(strategy)
+
+    def _reset(self, strategy: Any) -> None:
+        """Every piece of per-run state, in one place: ``__init__`` calls it, and an
+        exploration calls it to run the next schedule on the same kernel
+        (``vmemu._run.reset_kernel``). New per-run fields belong here."""
+        scenario = self.scenario
         self.strategy = strategy
         # The strategy's O(1) answer by index, when it has one (``Strategy.pick_index``):
         # next_task and the direct driver call it instead of pick_task.
@@ -49,7 +58,9 @@ class Kernel:
         self.events: list[list] = []
         self.outcome: Outcome | None = None
         self.error: UserError | None = None
-        self.final_tasks: list[dict] = []
+        #: The task reports at the verdict; None after an `ok` run until asked for
+        #: (every task is done then, so they cannot change: see :meth:`reports`).
+        self.final_tasks: list[dict] | None = []
         self.final_cycle: list[dict] = []
         self.stopping = False
         self._step_budget = scenario.limits.steps
@@ -70,16 +81,22 @@ class Kernel:
         # preemption is pending): the direct driver's fast path tests this one flag.
         self.detour = False
         self.vars: dict[str, int] = {"ok": 0, **scenario.vars}
-        self.log = log
         self.park: Callable[[Task], Any] = _no_driver
+        self.__dict__.pop("checkpoint", None)   # a driver's specialisation of the last run
         self.resources: dict[str, Any] = {}
         self.observers: list[Any] = []   # lockdep and friends: see sync.Lock._acquired
-        self.faults = faults.bind(self) if faults is not None else None
+        self.faults = self._plan.bind(self) if self._plan is not None else None
         self.mm: Any = None
         self.resources = make_resources(self, scenario)
         if scenario.memory is not None:
             from .mm import MemoryManager
             self.mm = MemoryManager(self, scenario.memory)
+
+    def reports(self) -> list[dict]:
+        """The task reports at the verdict (computed now if the run ended `ok`)."""
+        if self.final_tasks is None:
+            self.final_tasks = watchdog.task_reports(self)
+        return self.final_tasks
 
     # ---------------------------------------------------------------- task table
     def add_task(self, name: str, body: Callable[[Task], Any], *, spec: Any = None,
@@ -374,8 +391,10 @@ class Kernel:
             self.outcome = outcome
             self.emit(None, "verdict", outcome.verdict)
             # Snapshot the wait-for graph now: unwinding the tasks changes nothing the
-            # report shows, but the report must describe the moment of the verdict.
-            self.final_tasks = watchdog.task_reports(self)
+            # report shows, but the report must describe the moment of the verdict. An
+            # `ok` run has nothing to unwind: its reports wait until someone asks.
+            self.final_tasks = (None if outcome is _OK
+                                else watchdog.task_reports(self))
             hung = self.by_name.get(outcome.task or "") if outcome.verdict == "hang" else None
             self.final_cycle = (watchdog.find_cycle(self, hung)
                                 if outcome.verdict in ("deadlock", "hang") else [])
