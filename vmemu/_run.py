@@ -115,7 +115,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     )
     r = Result(verdict=o.verdict, message=o.message, scenario=scenario,
                strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
-               trace_hash=None, tasks=k.reports(), cycle=k.final_cycle, trace=trace,
+               trace_hash=None, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
                culprit=o.task, faults=faults_path, driver=driver)
     if k.mm is not None:
         r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind

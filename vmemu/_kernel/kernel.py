@@ -58,9 +58,9 @@ class Kernel:
         self.events: list[list] = []
         self.outcome: Outcome | None = None
         self.error: UserError | None = None
-        #: The task reports at the verdict; None after an `ok` run until asked for
-        #: (every task is done then, so they cannot change: see :meth:`reports`).
-        self.final_tasks: list[dict] | None = []
+        # The task reports at the verdict; None after an `ok` run until asked for
+        # (every task is done then, so they cannot change: see `final_tasks`).
+        self._final_tasks: list[dict] | None = []
         self.final_cycle: list[dict] = []
         self.stopping = False
         self._step_budget = scenario.limits.steps
@@ -92,11 +92,12 @@ class Kernel:
             from .mm import MemoryManager
             self.mm = MemoryManager(self, scenario.memory)
 
-    def reports(self) -> list[dict]:
-        """The task reports at the verdict (computed now if the run ended `ok`)."""
-        if self.final_tasks is None:
-            self.final_tasks = watchdog.task_reports(self)
-        return self.final_tasks
+    @property
+    def final_tasks(self) -> list[dict]:
+        """The task reports at the verdict (built when first read after an `ok` run)."""
+        if self._final_tasks is None:
+            self._final_tasks = watchdog.task_reports(self)
+        return self._final_tasks
 
     # ---------------------------------------------------------------- task table
     def add_task(self, name: str, body: Callable[[Task], Any], *, spec: Any = None,
@@ -393,8 +394,8 @@ class Kernel:
             # Snapshot the wait-for graph now: unwinding the tasks changes nothing the
             # report shows, but the report must describe the moment of the verdict. An
             # `ok` run has nothing to unwind: its reports wait until someone asks.
-            self.final_tasks = (None if outcome is _OK
-                                else watchdog.task_reports(self))
+            self._final_tasks = (None if outcome is _OK
+                                 else watchdog.task_reports(self))
             hung = self.by_name.get(outcome.task or "") if outcome.verdict == "hang" else None
             self.final_cycle = (watchdog.find_cycle(self, hung)
                                 if outcome.verdict in ("deadlock", "hang") else [])
