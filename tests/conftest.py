@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
+#: Scenarios in the extended syntax (values, kthreads, waits): they join the contract.
+LANG = Path(__file__).resolve().parents[2] / "shared" / "lang"
 
 
 @functools.cache
@@ -38,6 +40,16 @@ def contract_files() -> list[Path]:
 def bad_files() -> list[Path]:
     """Every bad input (must be rejected with exit 2 and one line)."""
     return sorted((CONTRACT / "bad").glob("*.yaml"))
+
+
+def lang_files() -> list[Path]:
+    """Every scenario of ../shared/lang (must reach its `expect`, like the contract's)."""
+    return sorted(LANG.glob("*.yaml"))
+
+
+def lang_bad_files() -> list[Path]:
+    """Every bad input of ../shared/lang/bad."""
+    return sorted((LANG / "bad").glob("*.yaml"))
 
 
 def vmemu_cli(*args: str, env: dict | None = None, cwd: str | os.PathLike | None = None,

@@ -62,8 +62,10 @@ def test_run_json_has_the_contract_fields():
                 "tasks", "cycle", "trace"):
         assert key in d
     assert d["cycle"] == [
-        {"task": "t1", "waits_for": "mutex B", "held_by": "t2"},
-        {"task": "t2", "waits_for": "mutex A", "held_by": "t1"},
+        {"task": "t1", "waits_for": "mutex B", "held_by": "t2", "edge": "lock",
+         "text": "t1 waits for mutex B held by t2"},
+        {"task": "t2", "waits_for": "mutex A", "held_by": "t1", "edge": "lock",
+         "text": "t2 waits for mutex A held by t1"},
     ]
 
 

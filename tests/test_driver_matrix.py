@@ -15,11 +15,12 @@ import pytest
 import trio
 
 import vmemu
-from conftest import contract_files, seed_reaching
+from conftest import contract_files, lang_files, seed_reaching
 
 SEEDS = range(10)
 DRIVERS = ("trio", "direct", "asyncio")
-SCENARIOS = contract_files()
+# The contract and the extended syntax (spawned tasks, timed waits, atomics ...).
+SCENARIOS = contract_files() + lang_files()
 
 
 def _fingerprint(r: vmemu.Result) -> tuple:
@@ -28,7 +29,7 @@ def _fingerprint(r: vmemu.Result) -> tuple:
 
 def test_the_matrix_covers_the_contract():
     # If the contract folder moved, the matrix would silently test nothing.
-    assert len(SCENARIOS) >= 9
+    assert len(SCENARIOS) >= 9 + 12
     assert set(DRIVERS) <= set(vmemu._kernel.drivers.DRIVERS)
 
 
@@ -67,7 +68,7 @@ def test_a_trace_saved_under_one_driver_replays_under_every_other(path: Path, tm
 
 def test_the_asyncio_driver_is_a_cli_choice(tmp_path):
     from vmemu._cli import main
-    abba = str(next(p for p in SCENARIOS if p.stem == "abba"))
+    abba = str(next(p for p in contract_files() if p.stem == "abba"))
     out = tmp_path / "t.json"
     seed = str(seed_reaching(abba, "deadlock"))
     assert main(["run", abba, "--seed", seed, "--driver", "asyncio", "--trace", str(out),
@@ -79,7 +80,7 @@ def test_the_asyncio_driver_is_a_cli_choice(tmp_path):
 
 def test_an_unknown_driver_is_one_line_naming_the_choices(capsys):
     from vmemu._cli import main
-    abba = str(SCENARIOS[0])
+    abba = str(contract_files()[0])
     assert main(["run", abba, "--driver", "asyncoi"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "asyncio" in err

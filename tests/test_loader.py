@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from types import SimpleNamespace
 import re
 import textwrap
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_contract_scenarios_load(path: Path) -> None:
         assert task.loc is not None and task.loc.file == str(path)
         for step in walk(task.steps):
             assert step.loc.file == str(path) and step.loc.line > 0
-    assert scenario.vars["ok"] == 0
+    assert "ok" not in scenario.vars       # a per-task name, not a shared variable
 
 
 def test_dining_philosophers_expands_names() -> None:
@@ -90,7 +91,7 @@ def test_ext2_scenario_model() -> None:
         ("shm", "writepage_shm", ("io", "fs")), ("pagecache", None, ())]
     assert scenario.locks == {"superblock": "semaphore"}
     assert list(scenario.routines) == ["bread", "writepage_shm"]
-    alloc, io = scenario.routines["bread"]
+    alloc, io = scenario.routines["bread"].steps
     assert (alloc.op, alloc.n, alloc.gfp, alloc.as_, alloc.may_fail) == \
         ("alloc", 1, "GFP_KERNEL", "bh", False)
     assert (io.op, io.n, io.loc.line) == ("io", 2, 25)
@@ -107,14 +108,16 @@ def test_ext2_scenario_model() -> None:
 def test_lost_wakeup_model() -> None:
     scenario = load_scenario(str(CONTRACT / "lost_wakeup.yaml"))
     assert scenario.events == {"wq": "waitqueue"}
-    assert scenario.vars == {"ready": 0, "ok": 0}
+    assert scenario.vars == {"ready": 0}
     branch, check = scenario.tasks[0].steps
     assert branch.op == "if" and branch.expr is not None
-    assert branch.expr({"ready": 0}) == 1 and branch.expr({"ready": 1}) == 0
+    def env(ready: int) -> SimpleNamespace:   # what expressions read: a task's frame
+        return SimpleNamespace(locals={}, shared={"ready": ready}, task=None)
+    assert branch.expr(env(0)) == 1 and branch.expr(env(1)) == 0
     assert [s.op for s in branch.body] == ["yield", "wait"] and branch.orelse == ()
     assert check.op == "assert" and check.expr is not None and check.expr.names == ("ready",)
     setter = scenario.tasks[1].steps[0]
-    assert setter.assign == (("ready", 1),)
+    assert [(p.name, v) for p, v in setter.assign] == [("ready", 1)]
 
 
 def test_alloc_without_memory_section_gets_default_pool() -> None:
@@ -259,7 +262,7 @@ tasks:
     ("42", "a step is"),
     ("lock: superblok", "unknown lock 'superblok' (did you mean 'superblock'?)"),
     ("trylock: B", "unknown lock 'B'"),
-    ("read_lock: A", "read_lock needs an rwsem, but 'A' is a mutex"),
+    ("read_lock: A", "read_lock needs an rwsem or rwlock, but 'A' is a mutex"),
     ("read_unlock: superblock", "rwsem"),
     ("wait: wqq", "unknown event 'wqq' (did you mean 'wq'?)"),
     ("complete: dne", "did you mean 'done'?"),
@@ -268,7 +271,8 @@ tasks:
     ("fill: {class: shn, pages: 1}", "unknown class 'shn' (did you mean 'shm'?)"),
     ("fill: {class: shm}", "pages"),
     ("fill: {class: shm, pages: 1, dirty: true}", "unknown option 'dirty'"),
-    ("io: abc", "io: expected a non-negative integer of ticks, got 'abc'"),
+    ("io: abc", "io: unknown variable 'abc' in expr 'abc'"),
+    ("io: [1]", "io: expected a non-negative integer of ticks, got [1]"),
     ("sleep: -1", "sleep: expected a non-negative integer"),
     ("alloc: 0", "positive integer"),
     ("alloc: 1\n      gfp: GFP_KERNL", "unknown GFP mask 'GFP_KERNL' (did you mean 'GFP_KERNEL'?)"),
@@ -277,7 +281,8 @@ tasks:
     ("lock: A\n      gfp: GFP_NOIO", "lock takes no options"),
     ("lock: A\n      unlock: A", "one step has one operation"),
     ("set: {readdy: 1}", "unknown variable 'readdy' (did you mean 'ready'?)"),
-    ("add: {ready: x}", "expected an integer"),
+    ("add: {ready: x}", "unknown variable 'x' in expr 'x'"),
+    ("add: {ready: [1]}", "expected an integer or an expression in quotes"),
     ("set: {}", "mapping"),
     ("assert: 'readdy == 1'", "unknown variable 'readdy' in expr"),
     ("assert: 'ready ==='", "bad expr"),
@@ -348,7 +353,7 @@ def test_every_step_kind(tmp_path: Path) -> None:
     - signal: wq
     - broadcast: wq
     - complete: done
-    - set: {ready: 3, ok: 1}
+    - set: {ready: 3}
     - add: {ready: -1}
     - assert: ready > 0
     - if: ok
@@ -373,7 +378,8 @@ def test_every_step_kind(tmp_path: Path) -> None:
     assert by_op["fill"].target == "shm" and by_op["fill"].n == 3
     assert by_op["flags"].flags == ("PF_MEMALLOC_NOFS", "PF_MEMALLOC")
     assert by_op["wait"].with_lock == "A" and by_op["wait"].target == "wq"
-    assert by_op["set"].assign == (("ready", 3), ("ok", 1))
+    assert [(p.name, v) for p, v in by_op["set"].assign] == [("ready", 3)]
+    assert by_op["set"].shared        # a store to a shared variable: a scheduling point
     assert len(by_op["if"].orelse) == 2 and by_op["repeat"].n == 3
     assert by_op["while"].expr is not None and by_op["while"].expr({}) == 0
     assert by_op["point"].target == "before_io"
@@ -403,7 +409,8 @@ def test_counted_task_templates(tmp_path: Path) -> None:
     assert names == ["w0of2", "w1of2", "plain"]
     w1 = scenario.tasks[1]
     assert (w1.flags, w1.start, w1.loc.line if w1.loc else None) == (("PF_MEMALLOC",), 5, 5)
-    assert w1.steps[0].target == "m0" and w1.steps[1].assign == (("x1", 1),)
+    assert w1.steps[0].target == "m0"
+    assert [(p.name, p.scope, v) for p, v in w1.steps[1].assign] == [("x1", "shared", 1)]
     assert w1.steps[2].expr is not None and w1.steps[2].expr.source == "turn != 1"
     assert w1.steps[3].as_ == "p1"
     assert scenario.tasks[2].start == 0 and scenario.tasks[2].flags == ()
@@ -427,7 +434,7 @@ def test_recursive_routines_and_yaml_features(tmp_path: Path) -> None:
     assert [t.name for t in scenario.tasks] == ["t", "v", "u0"]
     assert scenario.tasks[1].steps == scenario.tasks[0].steps
     assert scenario.tasks[2].start == 3
-    assert scenario.routines["a"][0].target == "b"
+    assert scenario.routines["a"].steps[0].target == "b"
 
 
 def test_alias_bomb_is_bounded(tmp_path: Path) -> None:

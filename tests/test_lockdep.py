@@ -14,6 +14,7 @@ from vmemu._cli import main
 from vmemu._explore import explore
 from vmemu._strategies import schedule_seed
 from vmemu._lockdep import lockdep
+from vmemu._lockdep.report import render
 from vmemu._run import replay, run
 
 SELFTEST = ROOT / "scenarios" / "selftest"
@@ -443,3 +444,21 @@ def test_counted_locks_are_separate_nodes_unless_grouped_into_a_class(capsys, wr
     # One class: nesting two forks is lockdep's "recursive locking" on class fork.
     assert code == 1 and "possible recursive locking detected" in out
     assert "(fork) at" in out and "circular" not in out
+
+
+def test_lockdep_reports_the_cycle_through_the_completion_of_event_lockdep():
+    # ../shared/lang/event_lockdep.yaml explores ok (the signaller runs first), yet
+    # L -> done (waiting for done while holding L) and done -> L (L taken before
+    # complete(done)) form a cycle that lockdep through events must report.
+    from conftest import LANG
+    path = str(LANG / "event_lockdep.yaml")
+    res = lockdep(path, runs=20, confirm=0, driver="direct")
+    assert res.verdicts == {"ok": 20}
+    assert [sorted(c.locks) for c in res.cycles] == [["L", "done"]]
+    text = render(res)
+    assert "waiter is trying to wait for event:\n  (completion done)" in text
+    assert "signaller took L before it signalled (completion done)" in text
+    assert "wait_for_completion(done);" in text and "/* before complete(done) */" in text
+    d = res.to_json()
+    edges = {(e["from"], e["to"]): (e["from_mode"], e["to_mode"]) for e in d["dependencies"]}
+    assert edges == {("L", "done"): ("write", "wait"), ("done", "L"): ("signal", "write")}

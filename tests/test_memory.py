@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import vmemu
 from conftest import CONTRACT, ROOT, cli_json, vmemu_cli
-from vmemu._scenario.model import Limits, Loc, Memory, PageClass, Scenario, Step, TaskSpec
+from vmemu._scenario.model import (Limits, Loc, Memory, PageClass, Routine, Scenario, Step,
+                                   TaskSpec)
 
 MEMORY_CONTRACT = sorted(CONTRACT.glob("ext2_bitmap_reclaim*.yaml")) + [
     CONTRACT / "sleep_under_spinlock.yaml"]
@@ -68,7 +69,9 @@ def test_1999_json_cycle_and_stack():
     d = cli_json("run", str(EXT2))
     assert d["verdict"] == "deadlock"
     assert d["cycle"] == [{"task": "ext2_new_block", "waits_for": "semaphore superblock",
-                           "held_by": "ext2_new_block"}]
+                           "held_by": "ext2_new_block", "edge": "lock",
+                           "text": "ext2_new_block waits for semaphore superblock held by "
+                                   "ext2_new_block"}]
     task = next(t for t in d["tasks"] if t["name"] == "ext2_new_block")
     assert [f["frame"] for f in task["stack"]] == ["ext2_new_block", "bread",
                                                   "direct reclaim", "writepage_shm"]
@@ -356,7 +359,11 @@ def test_deadlock_chain_through_memory_and_kswapd():
     assert r.cycle[0]["task"] == "ext2_new_inode"
     assert r.cycle[0]["waits_for"].startswith("memory (0 of 32 pages free")
     assert r.cycle[1] == {"task": "kswapd", "waits_for": "semaphore superblock",
-                          "held_by": "ext2_new_inode"}
+                          "held_by": "ext2_new_inode", "edge": "lock",
+                          "text": "kswapd waits for semaphore superblock held by "
+                                  "ext2_new_inode"}
+    assert r.cycle[0]["edge"] == "memory"
+    assert r.cycle[0]["text"].endswith(", which kswapd could free")
     assert "could be freed by kswapd" in r.report()
 
 
@@ -400,7 +407,8 @@ def _scenario(tasks, *, pages=64, wm=(2, 4, 8), classes=(), routines=None, kswap
     loc = Loc("<test>", 1)
     return Scenario(name="py", path="<test>", content_hash="0",
                     memory=Memory(pages, *wm, kswapd=kswapd, classes=classes),
-                    routines=routines or {}, locks=locks or {},
+                    routines={n: Routine(n, steps) for n, steps in (routines or {}).items()},
+                    locks=locks or {},
                     limits=Limits(steps=5000),
                     tasks=tuple(TaskSpec(name=n, fn=f, loc=loc) for n, f in tasks.items()))
 

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from conftest import CONTRACT, bad_files, contract_files
+from conftest import CONTRACT, LANG, bad_files, contract_files, lang_bad_files, lang_files
 
 pytest_plugins = ["pytester"]
 
@@ -34,6 +34,12 @@ def test_every_contract_scenario_is_a_passing_test(pytester: pytest.Pytester):
     result.assert_outcomes(passed=n)
     result.stdout.fnmatch_lines(["*abba.yaml::abba PASSED*",
                                  "*bad/typo_lock.yaml::typo_lock PASSED*"])
+
+
+def test_the_extended_syntax_works_as_pytest_items_too(pytester: pytest.Pytester):
+    result = pytester.runpytest("--vmemu", str(LANG), "--vmemu-runs", "200", "-v")
+    result.assert_outcomes(passed=len(lang_files()) + len(lang_bad_files()))
+    result.stdout.fnmatch_lines(["*event_cycle.yaml::event_cycle PASSED*"])
 
 
 def test_a_wrong_expect_fails_with_the_report_and_a_replay_command(pytester: pytest.Pytester,

@@ -49,13 +49,18 @@ tasks:
 
 def test_counting_semaphore_admits_count_holders(write_scenario):
     path = write_scenario("""
-locks: {slots: {kind: semaphore, count: 1}}
+locks: {slots: {kind: semaphore, count: 2}}
 vars: {inside: 0}
 tasks:
-  a: [{lock: slots0}, {add: {inside: 1}}, {assert: "inside <= 1"}, {add: {inside: -1}}, {unlock: slots0}]
-  b: [{lock: slots0}, {add: {inside: 1}}, {assert: "inside <= 1"}, {add: {inside: -1}}, {unlock: slots0}]
+  t:
+    count: 3
+    steps: [{lock: slots}, {add: {inside: 1}}, {assert: "inside <= 2"}, {add: {inside: -1}}, {unlock: slots}]
 """)
     assert verdicts(path, 100) == {"ok"}
+    # ... and it does admit two at once (count is units, not copies of the semaphore).
+    two = write_scenario(open(path).read().replace("inside <= 2", "inside <= 1"),
+                         name="two.yaml")
+    assert "assertion" in verdicts(two, 100)
 
 
 def test_completion_is_sticky_waitqueue_is_not(write_scenario):

@@ -18,7 +18,8 @@ tasks:
   t: [{lock: m}, {lock: m}]
 """))
     assert r.verdict == "deadlock"
-    assert r.cycle == [{"task": "t", "waits_for": "mutex m", "held_by": "t"}]
+    assert r.cycle == [{"task": "t", "waits_for": "mutex m", "held_by": "t", "edge": "lock",
+                        "text": "t waits for mutex m held by t"}]
 
 
 def test_waiting_for_an_event_nobody_signals_is_a_deadlock_without_cycle(write_scenario):

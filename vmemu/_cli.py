@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(r)
     _add_strategy(r, "random")
     r.add_argument("--trace", metavar="OUT.json", help="save the trace here")
+    _add_viz(r)
 
     e = sub.add_parser("explore", help="search many schedules for a failure")
     # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep going after the first failure; one finding per distinct bug")
     e.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
                    help="where failing traces are saved as found (default .vmemu/findings)")
+    _add_viz(e)
     e.add_argument("--cluster", metavar="ADDR", help="run on Dask: tcp://HOST:PORT of a "
                    "scheduler, or local:N for N local worker processes (vmemu[dask])")
     e.add_argument("--store", default=_STORE, metavar="FILE",
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="replay a saved trace")
     rp.add_argument("trace", help="trace file saved by run --trace or explore")
     _add_common(rp, scenario=False)
+    _add_viz(rp)
 
     c = sub.add_parser("check", help="check that each scenario reaches its `expect` verdict")
     c.add_argument("scenarios", nargs="+", help="scenario files or folders")
@@ -147,7 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where confirmed predictions' traces are saved "
                          "(default .vmemu/findings)")
     ld.add_argument("--seed", type=_nonneg_int, default=0)
+    _add_viz(ld, perfetto=False)
     return p
+
+
+def _add_viz(p: argparse.ArgumentParser, perfetto: bool = True) -> None:
+    """``--html FILE`` / ``--perfetto FILE`` (``vmemu/_viz/cli.py`` writes them)."""
+    from ._viz.cli import add_options
+    add_options(p, perfetto=perfetto)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if (problem := env_error()) is not None:
             raise UserError(problem + "; unset it or fix it", key=ENV)
         log = _make_log(getattr(args, "log", None))
+        from ._viz.cli import check_outputs
+        check_outputs(args)   # --html/--perfetto: refuse an unwritable path before the work
         return _COMMANDS[args.command](args, log)
     except UserError as e:
         print(f"vmemu: error: {e}", file=sys.stderr)
@@ -207,6 +219,11 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+def _write_viz(args: argparse.Namespace, **what: Any) -> None:
+    from ._viz.cli import write_outputs
+    write_outputs(args, **what)
+
+
 def _emit(result: Any, args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -221,6 +238,7 @@ def _cmd_run(args: argparse.Namespace, log: Any) -> int:
             driver=args.driver, log=log, **_params(args))
     if args.trace:
         r.trace_path = r.trace.save(args.trace)
+    _write_viz(args, result=r)
     _emit(r, args)
     return EXIT_FOUND if r.failed else EXIT_OK
 
@@ -271,6 +289,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
     if log is not None and not x.findings:
         log.note("explored", scenario=x.result.scenario.name, verdict=x.verdict,
                  schedules=x.schedules)
+    _write_viz(args, explore=x)
     if args.json:
         print(json.dumps(explore_json(x), indent=2))
     else:
@@ -296,6 +315,7 @@ def _cmd_campaigns(args: argparse.Namespace, log: Any) -> int:
 def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
     from ._run import replay
     r = replay(args.trace, driver=args.driver, log=log)
+    _write_viz(args, result=r)
     _emit(r, args)
     return EXIT_FOUND if r.failed else EXIT_OK
 

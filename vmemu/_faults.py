@@ -348,6 +348,6 @@ def _points(sc: Any) -> set[str]:
             walk(s.orelse)
     for t in sc.tasks:
         walk(t.steps)
-    for steps in sc.routines.values():
-        walk(steps)
+    for routine in sc.routines.values():
+        walk(routine.steps)
     return out

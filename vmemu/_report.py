@@ -28,8 +28,7 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
         lines.append("")
         lines.append("  wait-for cycle:")
         for c in r.cycle:
-            verb = "could be freed by" if c["waits_for"].startswith("memory (") else "held by"
-            lines.append(f"    {c['task']} waits for {c['waits_for']}, {verb} {c['held_by']}")
+            lines.append(f"    {c['text']}")
     lines.append("")
     lines.append("  tasks:")
     for t in r.tasks:

@@ -75,8 +75,11 @@ def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
 
 
 def _populate(k: Kernel, scenario: Scenario) -> None:
+    k.body_of = lambda spec: _body(k, spec)
     for spec in scenario.tasks:
-        k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start)
+        if not spec.spawned:     # (those start when a `spawn` step creates them)
+            k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start,
+                       daemon=spec.daemon)
     if k.mm is not None:
         k.mm.start()
 

@@ -112,8 +112,8 @@ class Reclaim:
 
     async def _writeback(self, t: Task, pc: PageClass, page: int | None) -> None:
         """Run ``pc``'s writeback routine in ``t``'s context (it may lock and allocate)."""
+        from ._values import call_routine
         from .context import TaskContext   # late: context imports the kernel's pieces
-        from .interp import run_steps
         k = self.k
         k.emit(t, "writeback", f"{pc.name} by {pc.writeback}: "
                + (f"page {page}" if page is not None else "synthetic"))
@@ -124,9 +124,15 @@ class Reclaim:
         # No try/finally here or in ReclaimScope: when a verdict is raised inside the
         # routine, the frames must still be on the stack for the report (as for `call:`).
         saved, t.handles = t.handles, {}
-        t.stack.append(Frame(pc.writeback, None))
-        await run_steps(TaskContext(k, t), k.scenario.routines[pc.writeback])
-        t.stack.pop()
+        routine = k.scenario.routines[pc.writeback]
+        # A writeback routine that declares them receives its class (by index in
+        # memory.classes) and the page (its index in the class) as parameters.
+        args = {}
+        if "class" in routine.params:
+            args["class"] = list(self.classes).index(pc.name)
+        if "page" in routine.params:
+            args["page"] = page if page is not None else 0
+        await call_routine(TaskContext(k, t), routine, args, None)
         t.handles = saved
         for o in k.observers:
             o.writeback_end(t, pc.name)

@@ -12,9 +12,10 @@ from typing import Any, Awaitable, Iterator, TYPE_CHECKING
 
 from .._errors import did_you_mean
 from .._scenario.model import TASK_FLAGS
+from ._values import wrap
 from .sync import Lock, RWSem, might_sleep
 from .waitqueue import WaitQueue
-from .task import Killed, Task, VerdictSignal
+from .task import BLOCKED, Killed, Task, VerdictSignal
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -97,7 +98,7 @@ class TaskContext:
                     await k.preempt(t)
         k.emit(t, "io", f"{ticks}" + ("" if ok else " error"))
         await k.sleep(t, ticks, "io")
-        k.vars["ok"] = int(ok)
+        t.ok = int(ok)
         return ok
 
     async def point(self, name: str) -> None:
@@ -109,6 +110,105 @@ class TaskContext:
             action = k.faults.at("point", t, name=name)
             if action is not None:
                 await k.apply_action(t, action)
+
+    # ------------------------------------------------------------ shared memory
+    @property
+    def ok(self) -> int:
+        """The task's result register: set by trylock, io, timed waits, cmpxchg..."""
+        return self.task.ok
+
+    def _cell(self, var: str, index: int | None) -> tuple[Any, Any, str]:
+        """``(container, key, label)`` of ``var`` or ``var[index]``; ``bug`` if bad."""
+        k, t = self.k, self.task
+        if var not in k.vars:
+            raise VerdictSignal("bug", f"unknown variable {var!r} at run time"
+                                + did_you_mean(var, k.vars))
+        value = k.vars[var]
+        if index is None:
+            if isinstance(value, list):
+                raise VerdictSignal("bug", f"{var!r} is an array: pass an index")
+            return k.vars, var, var
+        if not isinstance(value, list):
+            raise VerdictSignal("bug", f"{var!r} is not an array")
+        if not 0 <= index < len(value):
+            raise VerdictSignal("bug", f"BUG: KASAN: out-of-bounds access in {t.name}: "
+                                f"{var}[{index}] of an array of length {len(value)}")
+        return value, index, f"{var}[{index}]"
+
+    async def load(self, var: str, index: int | None = None) -> int:
+        """Read shared ``var`` (or ``var[index]``): a scheduling point, like ``load:``."""
+        await self.k.checkpoint(self.task)
+        box, key, name = self._cell(var, index)
+        self.k.emit(self.task, "load", f"{name} -> {box[key]}")
+        return box[key]
+
+    async def store(self, var: str, value: int, index: int | None = None) -> None:
+        """Write shared ``var`` (or ``var[index]``): a scheduling point, like ``set:``."""
+        await self.k.checkpoint(self.task)
+        box, key, name = self._cell(var, index)
+        box[key] = wrap(value)
+        self.k.emit(self.task, "set", f"{name}={box[key]}")
+
+    async def cmpxchg(self, var: str, old: int, new: int, index: int | None = None) -> int:
+        """Atomic compare-and-exchange; returns the value seen (``ok`` is 1 if it swapped)."""
+        await self.k.checkpoint(self.task)
+        box, key, name = self._cell(var, index)
+        seen = box[key]
+        self.task.ok = int(seen == old)
+        if self.task.ok:
+            box[key] = wrap(new)
+        self.k.emit(self.task, "cmpxchg", f"{name} {old}->{wrap(new)} "
+                    + ("ok" if self.task.ok else f"failed (saw {seen})"))
+        return seen
+
+    async def xchg(self, var: str, value: int, index: int | None = None) -> int:
+        """Atomic exchange; returns the old value."""
+        return await self._rmw("xchg", var, index, lambda seen: value)
+
+    async def fetch_add(self, var: str, value: int, index: int | None = None) -> int:
+        """Atomic add; returns the old value."""
+        return await self._rmw("fetch_add", var, index, lambda seen: seen + value)
+
+    async def _rmw(self, op: str, var: str, index: int | None, fn: Any) -> int:
+        await self.k.checkpoint(self.task)
+        box, key, name = self._cell(var, index)
+        seen = box[key]
+        box[key] = wrap(fn(seen))
+        self.k.emit(self.task, op, f"{name} {seen}->{box[key]}")
+        return seen
+
+    # ------------------------------------------------------------ kthreads
+    @property
+    def should_stop(self) -> bool:
+        """``kthread_should_stop()``: True once another task called ``stop`` on this one."""
+        return bool(self.task.should_stop)
+
+    async def spawn(self, name: str) -> None:
+        """``kthread_run()``: start the ``start: spawned`` task ``name`` (a scheduling point)."""
+        await self.k.checkpoint(self.task)
+        await self.k.spawn(self.task, name)
+
+    async def join(self, name: str) -> None:
+        """Wait until task ``name`` has exited (a scheduling point)."""
+        k, t = self.k, self.task
+        might_sleep(k, t, f"join {name}")
+        await k.checkpoint(t)
+        target = k.task_named(t, name, "join")
+        k.emit(t, "join", name)
+        await k.join(t, target)
+
+    async def stop(self, name: str) -> None:
+        """``kthread_stop()``: set the task's ``should_stop``, wake it from an
+        interruptible wait, then wait until it has exited."""
+        k, t = self.k, self.task
+        might_sleep(k, t, f"stop {name}")
+        await k.checkpoint(t)
+        target = k.task_named(t, name, "stop")
+        target.should_stop = 1
+        k.emit(t, "stop", name)
+        if target.state is BLOCKED and target.interruptible:
+            k.interrupt(target, t)
+        await k.join(t, target)
 
     # ------------------------------------------------------------ memory
     async def alloc(self, pages: int, gfp: str = "GFP_KERNEL", *, may_fail: bool = False) -> Any:

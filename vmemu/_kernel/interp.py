@@ -1,8 +1,10 @@
 """The step interpreter: runs a scenario file's steps through a :class:`TaskContext`.
 
-Steps that touch shared state are scheduling points (inside the context's operations);
-control flow (``if``, ``while``, ``repeat``, ``call``, ``assert``) is not, but every
-executed step is charged to the step budget so that no loop can spin forever.
+Steps that touch shared state are scheduling points (inside the context's operations,
+or here for stores and loads of shared variables); control flow (``if``, ``while``,
+``repeat``, ``call``, ``assert``) and work on locals are not, but every executed step is
+charged to the step budget so that no loop can spin forever. Expressions read the frame
+the steps run in (:class:`~.task.Frame`: locals, shared variables, the task).
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable
 
 from .._scenario.model import Step
+from ._values import call_routine, evaluate, label, read, show, store, wrap
 from .context import TaskContext
 from .sync import Lock
-from .task import Frame, VerdictSignal
-
-#: Deepest routine nesting before the run ends with a ``bug`` (a kernel stack overflow).
-MAX_CALL_DEPTH = 32
+from .task import VerdictSignal
 
 
 async def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
@@ -45,10 +45,19 @@ async def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
 
 
 def _eval(ctx: TaskContext, step: Step) -> int:
-    try:
-        return step.expr(ctx.vars)
-    except ZeroDivisionError:
-        raise VerdictSignal("bug", f"division by zero in {step.expr.source!r} at {step.loc}")
+    return evaluate(ctx.task.stack[-1], step.expr, step)
+
+
+def _n(ctx: TaskContext, s: Step) -> int:
+    """The step's number: its constant, or its expression's value now."""
+    return s.n if s.n_expr is None else evaluate(ctx.task.stack[-1], s.n_expr, s)
+
+
+def _ticks(ctx: TaskContext, s: Step) -> int:
+    n = _n(ctx, s)
+    if n < 0:
+        raise VerdictSignal("bug", f"BUG: {ctx.name}: {s.op} of {n} ticks at {s.loc}")
+    return n
 
 
 # The hottest handlers return the primitive's awaitable instead of awaiting it in a
@@ -79,11 +88,11 @@ def _read_unlock(ctx: TaskContext, s: Step) -> Awaitable[None]:
 async def _trylock(ctx: TaskContext, s: Step) -> None:
     lock = ctx.lock(s.target)
     await ctx.k.checkpoint(ctx.task)
-    ctx.vars["ok"] = int(lock.try_acquire())
+    ctx.task.ok = int(lock.try_acquire())
 
 
 async def _alloc(ctx: TaskContext, s: Step) -> None:
-    h = await ctx.alloc(s.n, s.gfp, may_fail=s.may_fail)
+    h = await ctx.alloc(_n(ctx, s), s.gfp, may_fail=s.may_fail)
     if s.as_ is not None:
         ctx.task.handles[s.as_] = h
 
@@ -97,15 +106,15 @@ async def _free(ctx: TaskContext, s: Step) -> None:
 
 
 async def _fill(ctx: TaskContext, s: Step) -> None:
-    await ctx.fill(s.target, s.n)
+    await ctx.fill(s.target, _n(ctx, s))
 
 
 async def _io(ctx: TaskContext, s: Step) -> None:
-    await ctx.io(s.n)
+    await ctx.io(_ticks(ctx, s))
 
 
 async def _sleep(ctx: TaskContext, s: Step) -> None:
-    await ctx.sleep(s.n)
+    await ctx.sleep(_ticks(ctx, s))
 
 
 def _yield(ctx: TaskContext, s: Step) -> Awaitable[None]:
@@ -114,13 +123,23 @@ def _yield(ctx: TaskContext, s: Step) -> Awaitable[None]:
 
 async def _call(ctx: TaskContext, s: Step) -> None:
     t = ctx.task
-    if len(t.stack) > MAX_CALL_DEPTH:
-        raise VerdictSignal("bug", f"BUG: {t.name}: call depth beyond {MAX_CALL_DEPTH} "
-                            f"(kernel stack overflow) calling {s.target} at {s.loc}")
     ctx.k.count_step(t)
-    t.stack.append(Frame(s.target, s.loc))
-    await run_steps(ctx, ctx.k.scenario.routines[s.target])
-    t.stack.pop()
+    frame = t.stack[-1]
+    args = {p: v if isinstance(v, int) else evaluate(frame, v, s) for p, v in s.args}
+    result = await call_routine(ctx, ctx.k.scenario.routines[s.target], args, s.loc)
+    if s.as_place is not None:
+        if s.as_place.shared:
+            await ctx.k.checkpoint(t)
+            store(frame, s.as_place, result, s)
+            ctx.k.emit(t, "set", f"{label(frame, s.as_place, s)}={wrap(result)}")
+        else:
+            store(frame, s.as_place, result, s)
+
+
+async def _return(ctx: TaskContext, s: Step) -> None:
+    from ._values import Return
+    frame = ctx.task.stack[-1]
+    raise Return(0 if s.expr is None else evaluate(frame, s.expr, s))
 
 
 async def _flags(ctx: TaskContext, s: Step) -> None:
@@ -131,7 +150,13 @@ async def _flags(ctx: TaskContext, s: Step) -> None:
 
 async def _wait(ctx: TaskContext, s: Step) -> None:
     with_lock = ctx.lock(s.with_lock) if s.with_lock else None
-    await ctx.event(s.target).wait(with_lock)
+    timeout = None
+    if s.timeout is not None:
+        timeout = evaluate(ctx.task.stack[-1], s.timeout, s)
+        if timeout < 0:
+            raise VerdictSignal("bug", f"BUG: {ctx.name}: wait with a timeout of {timeout} "
+                                f"ticks at {s.loc}")
+    await ctx.event(s.target).wait(with_lock, state=s.state, timeout=timeout)
 
 
 async def _signal(ctx: TaskContext, s: Step) -> None:
@@ -147,23 +172,94 @@ async def _complete(ctx: TaskContext, s: Step) -> None:
 
 
 async def _set(ctx: TaskContext, s: Step) -> None:
-    await ctx.k.checkpoint(ctx.task)
-    for name, value in s.assign:
-        ctx.vars[name] = value
-    ctx.k.emit(ctx.task, "set", s.describe()[4:])
+    t = ctx.task
+    if not s.shared:
+        ctx.k.count_step(t)          # locals only: no scheduling point, no event
+        frame = t.stack[-1]
+        for place, value in s.assign:
+            store(frame, place, value if isinstance(value, int) else
+                  evaluate(frame, value, s), s)
+        return
+    await ctx.k.checkpoint(t)
+    frame = t.stack[-1]
+    shown = []
+    for place, value in s.assign:
+        v = wrap(value if isinstance(value, int) else evaluate(frame, value, s))
+        shown.append(f"{label(frame, place, s)}={v}")
+        store(frame, place, v, s)
+    ctx.k.emit(t, "set", ", ".join(shown))
 
 
 async def _add(ctx: TaskContext, s: Step) -> None:
-    await ctx.k.checkpoint(ctx.task)
-    for name, value in s.assign:
-        ctx.vars[name] = ctx.vars.get(name, 0) + value
-    ctx.k.emit(ctx.task, "add", s.describe()[4:])
+    t = ctx.task
+    if s.shared:
+        await ctx.k.checkpoint(t)
+    else:
+        ctx.k.count_step(t)
+    frame = t.stack[-1]
+    shown = []
+    for place, value in s.assign:
+        delta = value if isinstance(value, int) else evaluate(frame, value, s)
+        v = wrap(read(frame, place, s) + delta)
+        shown.append(f"{label(frame, place, s)}+={delta} -> {v}")
+        store(frame, place, v, s)
+    if s.shared:
+        ctx.k.emit(t, "add", ", ".join(shown))
+
+
+async def _load(ctx: TaskContext, s: Step) -> None:
+    t = ctx.task
+    await ctx.k.checkpoint(t)
+    frame = t.stack[-1]
+    shown = []
+    for dst, src in s.assign:
+        v = read(frame, src, s)
+        store(frame, dst, v, s)
+        shown.append(f"{label(frame, src, s)} -> {dst.name}={v}")
+    ctx.k.emit(t, "load", ", ".join(shown))
+
+
+async def _cmpxchg(ctx: TaskContext, s: Step) -> None:
+    t = ctx.task
+    await ctx.k.checkpoint(t)
+    frame = t.stack[-1]
+    old, new = evaluate(frame, s.expr, s), wrap(evaluate(frame, s.expr2, s))
+    seen = read(frame, s.place, s)
+    t.ok = int(seen == old)
+    if t.ok:
+        store(frame, s.place, new, s)
+    if s.as_place is not None:
+        store(frame, s.as_place, seen, s)
+    ctx.k.emit(t, "cmpxchg", f"{label(frame, s.place, s)} {old}->{new} "
+               + ("ok" if t.ok else f"failed (saw {seen})"))
+
+
+async def _xchg(ctx: TaskContext, s: Step) -> None:
+    await _rmw(ctx, s, lambda seen, v: v)
+
+
+async def _fetch_add(ctx: TaskContext, s: Step) -> None:
+    await _rmw(ctx, s, lambda seen, v: seen + v)
+
+
+async def _rmw(ctx: TaskContext, s: Step, fn: Callable[[int, int], int]) -> None:
+    """An atomic read-modify-write: store ``fn(old, value)``, ``as:`` gets the old value."""
+    t = ctx.task
+    await ctx.k.checkpoint(t)
+    frame = t.stack[-1]
+    value = evaluate(frame, s.expr, s)
+    seen = read(frame, s.place, s)
+    new = wrap(fn(seen, value))
+    store(frame, s.place, new, s)
+    if s.as_place is not None:
+        store(frame, s.as_place, seen, s)
+    ctx.k.emit(t, s.op, f"{label(frame, s.place, s)} {seen}->{new}")
 
 
 async def _assert(ctx: TaskContext, s: Step) -> None:
     ctx.k.count_step(ctx.task)
     if not _eval(ctx, s):
-        shown = ", ".join(f"{n}={ctx.vars.get(n, 0)}" for n in s.expr.names)
+        shown = show(ctx.task.stack[-1], s.expr.names)
         raise VerdictSignal("assertion", f"assertion failed: {s.expr.source!r} at {s.loc}"
                             + (f" ({shown})" if shown else ""))
 
@@ -178,7 +274,15 @@ async def _if(ctx: TaskContext, s: Step) -> None:
 
 async def _repeat(ctx: TaskContext, s: Step) -> None:
     frame = ctx.task.stack[-1]
-    await run_steps(ctx, s.body, s.n, charge=True)
+    n = _n(ctx, s)
+    if s.as_place is None:
+        await run_steps(ctx, s.body, n, charge=True)
+    else:
+        index = s.as_place.name
+        for i in range(n):
+            ctx.k.count_step(ctx.task)
+            frame.locals[index] = i
+            await run_steps(ctx, s.body)
     frame.loc, frame.step = s.loc, s
 
 
@@ -196,11 +300,33 @@ async def _point(ctx: TaskContext, s: Step) -> None:
     await ctx.point(s.target)
 
 
+def _task_name(ctx: TaskContext, s: Step) -> str:
+    if s.target is not None:
+        return s.target
+    frame = ctx.task.stack[-1]
+    return "".join(p if isinstance(p, str) else str(evaluate(frame, p, s))
+                   for p in s.name_parts)
+
+
+async def _spawn(ctx: TaskContext, s: Step) -> None:
+    await ctx.spawn(_task_name(ctx, s))
+
+
+async def _join(ctx: TaskContext, s: Step) -> None:
+    await ctx.join(_task_name(ctx, s))
+
+
+async def _stop(ctx: TaskContext, s: Step) -> None:
+    await ctx.stop(_task_name(ctx, s))
+
+
 _HANDLERS: dict[str, Callable[[TaskContext, Step], Awaitable[Any]]] = {
     "lock": _lock, "unlock": _unlock, "read_lock": _read_lock, "read_unlock": _read_unlock,
     "trylock": _trylock, "alloc": _alloc, "free": _free, "fill": _fill, "io": _io,
     "sleep": _sleep, "yield": _yield, "call": _call, "flags": _flags, "wait": _wait,
     "signal": _signal, "broadcast": _broadcast, "complete": _complete, "set": _set,
     "add": _add, "assert": _assert, "if": _if, "repeat": _repeat, "while": _while,
-    "point": _point,
+    "point": _point, "load": _load, "cmpxchg": _cmpxchg, "xchg": _xchg,
+    "fetch_add": _fetch_add, "return": _return, "spawn": _spawn, "join": _join,
+    "stop": _stop,
 }

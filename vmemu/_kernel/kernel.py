@@ -20,11 +20,12 @@ from typing import Any, Callable, Iterable
 from .._errors import UserError
 from .._scenario.model import Scenario
 from . import watchdog
+from .kthread import Kthreads
 from .resources import make_resources
 from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
 
 
-class Kernel:
+class Kernel(Kthreads):
     """One run of one scenario under one strategy.
 
     Attributes:
@@ -75,12 +76,20 @@ class Kernel:
         self._runnable_tids: list[int] = []   # the same tids: bisecting ints is cheap
         self.timers: list[tuple[int, int, Task]] = []  # (deadline, seq, task) heap
         self._timer_seq = 0
+        # Timers of timed waits that ended early (woken, interrupted): still in the heap,
+        # skipped when they come up. A run with only stale timers left is a deadlock.
+        self._stale_timers = 0
+        # The driver's way to start a task created mid-run (`spawn`), when it needs one
+        # (the trio and anyio drivers start a host task for it): an async callable.
+        self.start_task: Callable[[Task], Any] | None = None
         self.current: Task | None = None
         self.avoid: Task | None = None
         # True while the next pick must go through next_task() (a verdict or a forced
         # preemption is pending): the direct driver's fast path tests this one flag.
         self.detour = False
-        self.vars: dict[str, int] = {"ok": 0, **scenario.vars}
+        # Shared variables; arrays become lists (a run mutates them), copied per run.
+        self.vars: dict[str, Any] = {n: list(v) if isinstance(v, tuple) else v
+                                     for n, v in scenario.vars.items()}
         self.park: Callable[[Task], Any] = _no_driver
         self.__dict__.pop("checkpoint", None)   # a driver's specialisation of the last run
         self.resources: dict[str, Any] = {}
@@ -88,6 +97,11 @@ class Kernel:
         self.faults = self._plan.bind(self) if self._plan is not None else None
         self.mm: Any = None
         self.resources = make_resources(self, scenario)
+        # `start: spawned` tasks by name, and how to make a task's coroutine (new_kernel).
+        self.spawnable = {s.name: s for s in scenario.tasks if s.spawned}
+        self.body_of: Callable[[Any], Callable[[Task], Any]] = _no_body
+        # The watchdog's "who can still signal it" answers, valid while `steps` stands.
+        self._reach_cache: tuple[int, dict] | None = None
         if scenario.memory is not None:
             from .mm import MemoryManager
             self.mm = MemoryManager(self, scenario.memory)
@@ -110,6 +124,14 @@ class Kernel:
         among the resource's waiters.
         """
         t = Task(len(self.tasks), name, spec, daemon=daemon)
+        root = t.stack[0]
+        root.shared = self.vars
+        root.task = t
+        if spec is not None:
+            root.body = spec.steps
+            if spec.locals:
+                root.locals = {n: list(v) if isinstance(v, tuple) else v
+                               for n, v in spec.locals}
         t.coro = body(t)
         self.tasks.append(t)
         self.by_name[name] = t
@@ -120,7 +142,8 @@ class Kernel:
             t.waiting_for = asleep_on
             t.wait_what = "wait"
             t.blocked_since = self.now
-            if not getattr(asleep_on, "interruptible", False):
+            t.interruptible = asleep_on.interruptible
+            if not t.interruptible:
                 self._blocked[t.tid] = t
         elif start > 0:
             t.state = SLEEPING
@@ -198,10 +221,14 @@ class Kernel:
         if not self._unfinished:
             self.finish(_OK)
             return False
-        if not self.timers:
+        timers = self.timers
+        while timers and timers[0][2].timer_seq != timers[0][1]:
+            heapq.heappop(timers)                # a timed wait that ended early
+            self._stale_timers -= 1
+        if len(timers) == self._stale_timers:    # (only stale ones left, if any)
             self.finish(watchdog.deadlock_outcome(self))
             return False
-        deadline = self.timers[0][0]
+        deadline = timers[0][0]
         if self._may_hang(deadline):
             hung = watchdog.hung_task(self, deadline)
             if hung is not None:
@@ -212,11 +239,25 @@ class Kernel:
                                 "with tasks still waiting on timers"))
             return False
         self.now = deadline
-        while self.timers and self.timers[0][0] == deadline:
-            _, _, t = heapq.heappop(self.timers)
+        while timers and timers[0][0] == deadline:
+            _, seq, t = heapq.heappop(timers)
+            if t.timer_seq != seq:
+                self._stale_timers -= 1
+                continue
+            t.timer_seq = 0
             if t.state is SLEEPING:
                 self.make_runnable(t)
+            else:                                # a timed wait ran out
+                self._time_out(t)
         return True
+
+    def _time_out(self, t: Task) -> None:
+        """``t``'s timed wait ran out: leave the resource's queue, wake with "timeout"."""
+        r = t.waiting_for
+        r.waiters = type(r.waiters)(w for w in r.waiters if w[0] is not t)
+        t.wake_value = "timeout"
+        self.make_runnable(t)
+        self.emit(t, "timeout", r.name)
 
     def _may_hang(self, next_tick: int) -> bool:
         """Cheap pre-check for :func:`watchdog.hung_task`: is the longest-blocked task over
@@ -231,11 +272,21 @@ class Kernel:
 
     def _add_timer(self, deadline: int, t: Task) -> None:
         self._timer_seq += 1
+        t.timer_seq = self._timer_seq
         heapq.heappush(self.timers, (deadline, self._timer_seq, t))
+
+    def _cancel_timer(self, t: Task) -> None:
+        """A timed wait ended before its timer: the heap entry goes stale."""
+        if t.timer_seq:
+            t.timer_seq = 0
+            self._stale_timers += 1
 
     def make_runnable(self, t: Task) -> None:
         """Wake ``t``: it may be picked at the next scheduling point."""
+        if t.timer_seq and t.state is BLOCKED:
+            self._cancel_timer(t)                # woken before its timed wait ran out
         t.state = RUNNABLE
+        t.interruptible = False
         self._blocked.pop(t.tid, None)
         t.waiting_for = None
         t.wait_what = ""
@@ -277,10 +328,14 @@ class Kernel:
             raise Killed()
 
     @types.coroutine
-    def block(self, t: Task, resource: Any, what: str) -> Any:
+    def block(self, t: Task, resource: Any, what: str, *, interruptible: bool = False,
+              timeout: int | None = None) -> Any:
         """Block ``t`` on ``resource`` until someone calls :meth:`wake`; returns the wake value.
 
         Awaited as ``await k.block(...)`` (a generator-based coroutine, like checkpoint).
+        An ``interruptible`` sleep (``TASK_INTERRUPTIBLE``) is never a hung task and
+        ``stop`` wakes it (the value is then ``"interrupted"``); with ``timeout`` ticks the
+        wait also ends when they run out (the value is then ``"timeout"``).
         """
         if self.stopping:
             raise Killed()
@@ -289,10 +344,14 @@ class Kernel:
         t.waiting_for = resource
         t.wait_what = what
         t.blocked_since = self.now
+        interruptible = interruptible or resource.interruptible   # (idle kswapd never hangs)
+        t.interruptible = interruptible
         self._blocked.pop(t.tid, None)   # re-insert: the dict stays in blocking order
-        if not getattr(resource, "interruptible", False):   # (idle kswapd never hangs)
+        if not interruptible:
             self._blocked[t.tid] = t
         t.wake_value = None
+        if timeout is not None:
+            self._add_timer(self.now + timeout, t)
         self.emit(t, "block", f"{what} {resource.name}")
         if self.bare_yield:
             yield
@@ -363,6 +422,9 @@ class Kernel:
             self._unfinished -= 1
         if was_runnable:
             self._unrun(t)
+        if t.exited is not None:       # wake every `join` (and `stop`) waiting for it
+            while t.exited.waiters:
+                self.wake(t.exited.waiters.popleft()[0], by=t)
         if exc is None:
             self.emit(t, "exit")
             # Semaphores have no owner: another task may up() them later.
@@ -413,3 +475,7 @@ _OK = Outcome("ok")
 
 async def _no_driver(t: Task) -> None:  # pragma: no cover - a wiring bug, not user input
     raise RuntimeError("kernel has no driver")
+
+
+def _no_body(spec: Any) -> Callable[[Task], Any]:  # pragma: no cover - a wiring bug
+    raise RuntimeError("kernel has no task bodies (build it with new_kernel)")

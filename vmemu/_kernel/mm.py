@@ -104,6 +104,9 @@ class MemoryWait(Resource):
         mm = self.mm
         return f"memory ({len(mm.free_list)} of {mm.total} pages free, min {mm.min})"
 
+    def cycle_text(self, t: Task, nxt: Task) -> str:
+        return f"{t.name} waits for {self.describe()}, which {nxt.name} could free"
+
     def nobody_text(self) -> str:
         return "no task can free any: nothing reclaimable under its GFP mask"
 
@@ -170,7 +173,7 @@ class MemoryManager(Reclaim):
         self.held[t.tid] = self.held.get(t.tid, 0) + pages
         k.emit(t, "alloc", f"{pages} {gfp}: {len(self.free_list)} free")
         if may_fail:
-            k.vars["ok"] = 1
+            t.ok = 1
         return h
 
     async def free(self, t: Task, handle: Pages | None) -> None:
@@ -331,7 +334,7 @@ class MemoryManager(Reclaim):
         k = self.k
         k.emit(t, "alloc_fail", f"{pages} {gfp}: {why}")
         if may_fail:
-            k.vars["ok"] = 0
+            t.ok = 0
             return None
         loc = t.stack[-1].loc
         k.emit(t, "oom", f"{pages} {gfp}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .sync import Mutex, Recursive, Resource, RWSem, Semaphore, Spinlock
+from .sync import Mutex, Recursive, Resource, RWLock, RWSem, Semaphore, Spinlock
 from .waitqueue import Completion, WaitQueue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
 LOCK_CLASSES = {"mutex": Mutex, "semaphore": Semaphore, "recursive": Recursive,
-                "rwsem": RWSem, "spinlock": Spinlock}
+                "rwsem": RWSem, "spinlock": Spinlock, "rwlock": RWLock}
 EVENT_CLASSES = {"waitqueue": WaitQueue, "completion": Completion}
 
 
@@ -20,7 +20,10 @@ def make_resources(k: "Kernel", scenario: "Scenario") -> dict[str, Resource]:
     """Instantiate the scenario's locks and events for one run."""
     out: dict[str, Resource] = {}
     for name, kind in scenario.locks.items():
-        out[name] = lock = LOCK_CLASSES[kind](k, name)
+        if kind == "semaphore":
+            out[name] = lock = Semaphore(k, name, *scenario.semaphores.get(name, (1, 1)))
+        else:
+            out[name] = lock = LOCK_CLASSES[kind](k, name)
         lock.lock_class = scenario.lock_classes.get(name, name)
     for name, kind in scenario.events.items():
         out[name] = EVENT_CLASSES[kind](k, name)

@@ -7,7 +7,8 @@ to the first waiter (FIFO), which keeps the wait-for graph exact: a blocked task
 knows who holds what it needs.
 
 Misuse is a ``bug`` verdict, as a kernel would oops: unlock of a lock not held, double
-unlock, and anything that might sleep while a spinlock is held (``might_sleep()``).
+unlock, and anything that might sleep while a spinlock or rwlock is held
+(``might_sleep()``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def might_sleep(k: "Kernel", t: Task, what: str) -> None:
-    """Linux's ``might_sleep()``: sleeping while holding a spinlock is a bug, even if no
-    sleep would actually happen this time. (Hot callers test ``t.held`` first.)"""
+    """Linux's ``might_sleep()``: sleeping while holding a spinning lock (spinlock,
+    rwlock) is a bug, even if no sleep would actually happen this time. (Hot callers test
+    ``t.held`` first.)"""
     for r in t.held:
-        if r.kind == "spinlock":
+        if not r.sleeps:
             raise VerdictSignal("bug", f"BUG: sleeping function called from invalid context: "
-                                f"{t.name} does '{what}' while holding spinlock {r.name}")
+                                f"{t.name} does '{what}' while holding {r.kind} {r.name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ class Resource:
     kind = "resource"
     #: True for a wait the hung-task watchdog ignores (an ``S``-state sleep, see _kswapd).
     interruptible = False
+    #: Holding it allows sleeping (False for spinning locks: see :func:`might_sleep`).
+    sleeps = True
 
     def __init__(self, k: "Kernel", name: str) -> None:
         self.k = k
@@ -65,10 +69,44 @@ class Resource:
     def nobody_text(self) -> str:
         return "held by nobody"
 
+    def cycle_text(self, t: Task, nxt: Task) -> str:
+        """One line of a wait-for cycle: how ``t``'s wait leads to ``nxt``."""
+        if nxt in self.holders():
+            verb = getattr(self, "holders_verb", "held by")
+            return f"{t.name} waits for {self.describe()} {verb} {nxt.name}"
+        return f"{t.name} waits for {self.describe()}, queued behind {self._queued(nxt)}"
+
+    def _queued(self, b: Task) -> str:
+        return b.name
+
     def _notify(self, hook: str, t: Task, mode: str) -> None:
-        # Hot callers test `k.observers` first: most runs have none.
+        # Hot callers test `k.observers` first: most runs have none. Hooks other than
+        # the lock ones are optional (an observer defines those it cares about).
         for o in self.k.observers:
-            getattr(o, hook)(t, self, mode)
+            fn = getattr(o, hook, None)
+            if fn is not None:
+                fn(t, self, mode)
+
+    def edge(self, t: Task) -> tuple[str, list[Task]]:
+        """How the waiter ``t``'s wait reads, and whom it waits for (the wait-for edges).
+
+        Returns ``(text, blockers)``: ``text`` completes "t waits for ..." in a report,
+        e.g. ``mutex B (held by t2)`` or ``completion done (only t3 can complete it)``.
+        """
+        blockers = self.blockers(t)
+        holders = [h for h in self.holders() if h in blockers]
+        queued = [self._queued(b) for b in blockers if b not in holders]
+        what = self.describe()
+        if t.wait_what == "read_lock":
+            what += " (for read)"
+        if queued and holders:
+            what += f" (queued behind {', '.join(queued)})"
+        elif queued:
+            return f"{what} (queued behind {', '.join(queued)})", blockers
+        if holders:
+            verb = getattr(self, "holders_verb", "held by")
+            return f"{what} ({verb} {', '.join(h.name for h in holders)})", blockers
+        return f"{what} ({self.nobody_text()})", blockers
 
 
 class Lock(Resource):
@@ -243,19 +281,44 @@ class Semaphore(Lock):
     """A counting semaphore with no owner (1999's ``lock_super`` was one).
 
     ``holders()`` are the tasks that took a unit and have not given it back; any task may
-    ``up()`` it, but ``up()`` beyond the initial count is a bug (double unlock).
+    ``up()`` it, but ``up()`` beyond ``max`` is a bug (a double unlock when ``max`` is the
+    initial count, its default). With ``count: 0`` it is a signal (``sema_init(&s, 0)``):
+    a waiter waits for whoever can still ``up`` it.
     """
 
     kind = "semaphore"
 
-    def __init__(self, k: "Kernel", name: str, count: int = 1) -> None:
+    def __init__(self, k: "Kernel", name: str, count: int = 1, top: int | None = 1) -> None:
         super().__init__(k, name)
         self.initial = count
+        self.max = top
         self.count = count
         self.takers: list[Task] = []
 
     def holders(self) -> list[Task]:
         return list(self.takers)
+
+    def blockers(self, t: Task) -> list[Task]:
+        from ._reach import uppers   # late: only reports need it
+        return uppers(self.k, self.name, self.takers)
+
+    def nobody_text(self) -> str:
+        return "nobody can up it"
+
+    def edge(self, t: Task) -> tuple[str, list[Task]]:
+        blockers = self.blockers(t)
+        held = [b.name for b in blockers if b in self.takers]
+        others = [b.name for b in blockers if b not in self.takers]
+        parts = [f"held by {', '.join(held)}"] if held else []
+        if others:
+            parts.append(f"{'only ' if not held else ''}{' or '.join(others)} can up it")
+        return f"{self.describe()} ({'; '.join(parts) or self.nobody_text()})", blockers
+
+    def cycle_text(self, t: Task, nxt: Task) -> str:
+        if nxt in self.takers:
+            return f"{t.name} waits for {self.describe()} held by {nxt.name}"
+        ups = " or ".join(b.name for b in self.blockers(t) if b not in self.takers)
+        return f"{t.name} waits for {self.describe()}, which only {ups} can up"
 
     def _can_take(self, t: Task, mode: str) -> bool:
         return self.count > 0
@@ -266,16 +329,20 @@ class Semaphore(Lock):
         super()._take(t, mode)
 
     def _check_release(self, t: Task, mode: str) -> None:
-        if self.count >= self.initial:
-            raise self._bug(t, f"up() of semaphore {self.name} that nobody holds "
-                               "(double unlock?)")
+        if self.max is not None and self.count >= self.max:
+            if self.max == self.initial:
+                raise self._bug(t, f"up() of semaphore {self.name} that nobody holds "
+                                   "(double unlock?)")
+            raise self._bug(t, f"up() of semaphore {self.name} beyond its max of "
+                               f"{self.max}")
 
     def _drop(self, t: Task) -> None:
         self.count += 1
         # No owner: the releaser gives back its own unit if it has one, else the oldest.
-        holder = t if t in self.takers else self.takers[0]
-        self.takers.remove(holder)
-        Lock._drop(self, holder)
+        if self.takers:
+            holder = t if t in self.takers else self.takers[0]
+            self.takers.remove(holder)
+            Lock._drop(self, holder)
 
 
 class RWSem(Lock):
@@ -307,6 +374,10 @@ class RWSem(Lock):
                 out.append(w)
         return out
 
+    def _queued(self, b: Task) -> str:
+        mode = next((m for w, m in self.waiters if w is b), "")
+        return f"writer {b.name}" if mode == "lock" else b.name
+
     async def acquire_read(self) -> None:
         """Take the read side."""
         await self._lock("read_lock")
@@ -317,7 +388,7 @@ class RWSem(Lock):
         t = k.current
         await k.checkpoint(t)
         if t not in self.readers:
-            raise self._bug(t, f"read_unlock of rwsem {self.name} not read-held by it")
+            raise self._bug(t, f"read_unlock of {self.kind} {self.name} not read-held by it")
         self.readers.remove(t)
         Lock._drop(self, t)
         k.emit(t, "read_unlock", self.name)
@@ -341,8 +412,39 @@ class RWSem(Lock):
 
     def _check_release(self, t: Task, mode: str) -> None:
         if self.writer is not t:
-            raise self._bug(t, f"unlock of rwsem {self.name} not write-held by it")
+            raise self._bug(t, f"unlock of {self.kind} {self.name} not write-held by it")
 
     def _drop(self, t: Task) -> None:
         self.writer = None
         Lock._drop(self, t)
+
+
+class RWLock(RWSem):
+    """``rwlock_t``: a spinning reader/writer lock (its holders must not sleep).
+
+    Unlike an rwsem it is not writer-fair: a reader never queues behind a waiting writer
+    while only readers hold it (so a reader may re-take it recursively), and a writer
+    waits until every reader is gone. lockdep treats its read side as a recursive read.
+    """
+
+    kind = "rwlock"
+    sleeps = False
+
+    def _must_queue(self, t: Task, mode: str) -> bool:
+        return mode != "read_lock" and bool(self.waiters)
+
+    def blockers(self, t: Task) -> list[Task]:
+        mode = next((m for w, m in self.waiters if w is t), "lock")
+        if mode == "read_lock":
+            return [self.writer] if self.writer is not None else []
+        return super().blockers(t)
+
+    def _grant(self) -> None:
+        super()._grant()
+        # Readers queued behind a waiting writer go in whenever no writer holds it.
+        if self.writer is None and self.waiters:
+            for w, mode in list(self.waiters):
+                if mode == "read_lock":
+                    self.waiters.remove((w, mode))
+                    self._take(w, mode)
+                    self.k.wake(w)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -17,11 +17,21 @@ DONE = "done"
 
 @dataclass(slots=True)
 class Frame:
-    """One level of a task's emulated stack: the task or routine, and the step it is at."""
+    """One level of a task's emulated stack: the task or routine, and the step it is at.
+
+    A frame is also what expressions read (``env`` of :mod:`vmemu._scenario.expr`): its
+    ``locals`` (locals, parameters, loop indices), the run's ``shared`` variables, and
+    its ``task`` (for ``ok`` and ``should_stop``). ``body`` is the step list the frame
+    runs (the watchdog reads what is left of it).
+    """
 
     name: str
     loc: "Loc | None" = None
     step: Any = None
+    locals: dict = field(default_factory=dict)
+    shared: Any = None
+    task: Any = None
+    body: Any = None
 
     @property
     def what(self) -> str:
@@ -33,7 +43,8 @@ class Task:
 
     __slots__ = ("tid", "name", "spec", "state", "waiting_for", "wait_what", "blocked_since",
                  "held", "stack", "pf", "coro", "handle", "wake_value", "daemon", "killed",
-                 "exc", "reclaiming", "handles")
+                 "exc", "reclaiming", "handles", "ok", "should_stop", "interruptible",
+                 "timer_seq", "exited", "parent")
 
     def __init__(self, tid: int, name: str, spec: "TaskSpec | None", *, daemon: bool = False):
         self.tid = tid
@@ -54,6 +65,12 @@ class Task:
         self.exc: BaseException | None = None
         self.reclaiming = 0                # >0 while inside direct reclaim / writeback
         self.handles: dict[str, Any] = {}  # alloc `as:` name -> pages, per task
+        self.ok = 0                        # the per-task result register (`ok`)
+        self.should_stop = 0               # kthread_should_stop(): set by `stop`
+        self.interruptible = False         # blocked in an interruptible wait (not hung)
+        self.timer_seq = 0                 # the live timer of a sleep or timed wait
+        self.exited: Any = None            # the resource `join`ers wait on (lazily made)
+        self.parent: "Task | None" = None  # who spawned it (None: started with the run)
 
     def has_flag(self, flag: str) -> bool:
         """True while the task is inside a scope that set ``flag``."""

@@ -4,6 +4,16 @@ A waitqueue is not sticky: ``signal`` wakes one waiter, ``broadcast`` all, and a
 nobody waits for is lost (the classic lost-wakeup bug). A completion is sticky: once
 completed, every present and future ``wait`` passes. ``wait(with_lock=M)`` is a condition
 variable wait: M is released while asleep and taken again before returning.
+
+A wait sleeps ``uninterruptible`` (``wait_event``: may be a hung task), ``killable``
+(the same, for the watchdog) or ``interruptible`` (``wait_event_interruptible``: never
+hung, and ``stop`` wakes it), and with a ``timeout`` it also ends when that many ticks
+pass (``wait_event_timeout``). The task's ``ok`` is then 1 when an event woke it and 0
+when it timed out or was interrupted.
+
+A waiter waits for every live task that can still signal the event (``_reach.py``):
+that is its edge in the wait-for graph, and lockdep (observers' ``waiting`` and
+``signalling`` hooks) learns the same dependencies across runs.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .sync import Lock, LockStatistics, Resource, might_sleep
+from .task import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -27,12 +38,35 @@ class WaitQueue(Resource):
         super().__init__(k, name)
         self.done = False
 
-    def nobody_text(self) -> str:
-        return "nobody will signal it"
+    #: How a signaller's act reads in reports ("which only T can signal it").
+    verb = "signal"
 
-    async def wait(self, with_lock: Lock | None = None) -> None:
-        """Sleep until signalled; with ``with_lock``, release it while asleep (a condition
-        variable) and take it again before returning."""
+    def nobody_text(self) -> str:
+        return f"nobody can {self.verb} it"
+
+    def holders(self) -> list[Task]:
+        return []
+
+    def blockers(self, t: Task) -> list[Task]:
+        from ._reach import signallers   # late: only reports need it
+        return signallers(self.k, self.name, t)
+
+    def edge(self, t: Task) -> tuple[str, list[Task]]:
+        blockers = self.blockers(t)
+        if not blockers:
+            return f"{self.describe()} ({self.nobody_text()})", blockers
+        who = " or ".join(b.name for b in blockers)
+        return f"{self.describe()} (only {who} can {self.verb} it)", blockers
+
+    def cycle_text(self, t: Task, nxt: Task) -> str:
+        who = " or ".join(b.name for b in self.blockers(t))
+        return f"{t.name} waits for {self.describe()}, which only {who} can {self.verb}"
+
+    async def wait(self, with_lock: Lock | None = None, *, state: str = "uninterruptible",
+                   timeout: int | None = None) -> bool:
+        """Sleep until signalled; True if an event woke the task (False: timed out or
+        interrupted). With ``with_lock``, release it while asleep (a condition variable)
+        and take it again before returning."""
         k = self.k
         t = k.current
         might_sleep(k, t, f"wait {self.name}")
@@ -43,12 +77,23 @@ class WaitQueue(Resource):
             k.emit(t, "unlock", with_lock.name)
             with_lock._notify("released", t, "lock")
             with_lock._grant()
+        if k.observers:
+            # After a condition wait released its mutex: the waiter no longer holds it.
+            self._notify("waiting", t, state)
+        woken = True
         if not (self.sticky and self.done):
             self.waiters.append((t, "wait"))
-            await k.block(t, self, "wait")
-        k.emit(t, "woken", self.name)
+            why = await k.block(t, self, "wait", interruptible=state == "interruptible",
+                                timeout=timeout)
+            woken = why not in ("timeout", "interrupted")
+            if why == "interrupted":
+                k.emit(t, "interrupted", self.name)
+        if woken:
+            k.emit(t, "woken", self.name)
+        t.ok = int(woken)
         if with_lock is not None:
             await with_lock._lock("lock")
+        return woken
 
     async def signal(self) -> None:
         """Wake the first waiter, if any."""
@@ -66,6 +111,8 @@ class WaitQueue(Resource):
         k = self.k
         t = k.current
         await k.checkpoint(t)
+        if k.observers:
+            self._notify("signalling", t, op)
         if self.sticky:
             # A completion remembers: every waiter, present and future, gets through.
             self.done = True
@@ -92,6 +139,4 @@ class Completion(WaitQueue):
 
     kind = "completion"
     sticky = True
-
-    def nobody_text(self) -> str:
-        return "nobody will complete it"
+    verb = "complete"

@@ -1,10 +1,13 @@
 """The watchdog: deadlock, hung-task and cycle detection over the wait-for graph.
 
 The wait-for graph is implicit in the task table: a BLOCKED task waits for its
-``waiting_for`` resource, and a resource is held by ``resource.holders()`` (a lock's owner,
-a semaphore's downers, the tasks that could free memory). A cycle is found by following
-first blocked holders, like lockdep's chain walk, and printed from its lowest task id so
-the same deadlock always reads the same way.
+``waiting_for`` resource, and the resource says whom that wait waits for
+(``resource.blockers(t)``): a lock's owner (and waiters queued ahead of it), every task
+that can still signal an event or up a semaphore used as a signal (``_reach.py``), a
+joined task, the tasks that could free memory. A cycle may mix these edges; it is found by
+a depth-first search and printed from its lowest task id so the same deadlock always
+reads the same way, each edge named ("waits for mutex X held by T", "waits for completion
+E, which only T can complete", "joins T").
 """
 
 from __future__ import annotations
@@ -18,55 +21,67 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def describe_wait(t: Task) -> str:
-    """``"mutex B (held by t2)"`` or ``"waitqueue wq (nobody will signal it)"``."""
+    """``"mutex B (held by t2)"`` or ``"waitqueue wq (nobody can signal it)"``."""
     r = t.waiting_for
     if r is None:
         return ""
-    holders = [h.name for h in r.holders()]
-    queued = [b.name for b in r.blockers(t) if b.name not in holders]
-    what = r.describe()
-    if t.wait_what == "read_lock":
-        what += " (for read)"
-    if queued:
-        what += f" (queued behind {', '.join(queued)})"
-    if holders:
-        # Memory is not "held": its holders are the tasks that could free some.
-        verb = getattr(r, "holders_verb", "held by")
-        return f"{what} ({verb} {', '.join(holders)})"
-    return f"{what} ({r.nobody_text()})"
+    return r.edge(t)[0]
+
+
+#: The kind of each resource's edge in a cycle (``cycle[i]["edge"]`` in JSON).
+_EDGE_KINDS = {"waitqueue": "event", "completion": "event", "task": "join",
+               "memory": "memory"}
 
 
 def find_cycle(k: "Kernel", start: Task | None = None) -> list[dict[str, str]]:
-    """The first wait-for cycle (as ``[{task, waits_for, held_by}]``), or ``[]``.
+    """The first wait-for cycle (as ``[{task, waits_for, held_by, edge, text}]``), or ``[]``.
 
-    Starting points are tried in task-id order (or only ``start``); the cycle is rotated to
-    begin at its lowest task id.
+    A depth-first search over blocked tasks, whose edges lead to every task a wait waits
+    for (a lock's holder, each task that can still signal an event, a joined task...),
+    from each blocked task in task-id order (or only from ``start``). What is found is the
+    cycle itself, never the path that led into it, rotated to begin at its lowest task id.
     """
     starts = [start] if start is not None else [t for t in k.tasks if t.state is BLOCKED]
+    done: set[int] = set()       # explored without finding a cycle through them
     for s in starts:
-        path: list[Task] = []
-        seen: dict[int, int] = {}
-        t: Task | None = s
-        while t is not None and t.state is BLOCKED and t.tid not in seen:
-            seen[t.tid] = len(path)
-            path.append(t)
-            nxt = None
-            for h in t.waiting_for.blockers(t):
-                if h.state is BLOCKED or h is t or h.tid in seen:
-                    nxt = h
-                    break
-            t = nxt
-        if t is not None and t.tid in seen:
-            cyc = path[seen[t.tid]:]
-            low = min(range(len(cyc)), key=lambda i: cyc[i].tid)
-            cyc = cyc[low:] + cyc[:low]
-            out = []
-            for i, c in enumerate(cyc):
-                nxt_t = cyc[(i + 1) % len(cyc)]
-                out.append({"task": c.name, "waits_for": c.waiting_for.describe(),
-                            "held_by": nxt_t.name})
-            return out
+        if s.tid in done or s.state is not BLOCKED:
+            continue
+        path: list[Task] = [s]
+        on_path = {s.tid: 0}
+        stack = [iter(_next_blocked(s))]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                gone = path.pop()
+                del on_path[gone.tid]
+                done.add(gone.tid)
+                continue
+            if nxt.tid in on_path:
+                return _cycle(path[on_path[nxt.tid]:])
+            if nxt.tid in done:
+                continue
+            on_path[nxt.tid] = len(path)
+            path.append(nxt)
+            stack.append(iter(_next_blocked(nxt)))
     return []
+
+
+def _next_blocked(t: Task) -> list[Task]:
+    """The blocked tasks ``t`` waits for, in the order its resource lists them."""
+    return [b for b in t.waiting_for.blockers(t) if b.state is BLOCKED]
+
+
+def _cycle(cyc: list[Task]) -> list[dict[str, str]]:
+    low = min(range(len(cyc)), key=lambda i: cyc[i].tid)
+    cyc = cyc[low:] + cyc[:low]
+    out = []
+    for i, c in enumerate(cyc):
+        nxt = cyc[(i + 1) % len(cyc)]
+        r = c.waiting_for
+        out.append({"task": c.name, "waits_for": r.describe(), "held_by": nxt.name,
+                    "edge": _EDGE_KINDS.get(r.kind, "lock"), "text": r.cycle_text(c, nxt)})
+    return out
 
 
 def deadlock_outcome(k: "Kernel") -> Outcome:
@@ -87,12 +102,13 @@ def deadlock_outcome(k: "Kernel") -> Outcome:
 
 
 def hung_task(k: "Kernel", next_tick: int) -> Outcome | None:
-    """khungtaskd: a task blocked for more than ``hung_task_timeout`` ticks by ``next_tick``."""
+    """khungtaskd: a task blocked uninterruptibly (or killably) for more than
+    ``hung_task_timeout`` ticks by ``next_tick``; the one blocked longest (lowest task id
+    among equals). Interruptible sleeps never hang."""
     limit = k.limits.hung_task_timeout
     worst: Task | None = None
     for t in k.tasks:
-        if t.state is BLOCKED and next_tick - t.blocked_since > limit \
-                and not getattr(t.waiting_for, "interruptible", False):  # idle kswapd
+        if t.state is BLOCKED and not t.interruptible and next_tick - t.blocked_since > limit:
             if worst is None or t.blocked_since < worst.blocked_since:
                 worst = t
     if worst is None:

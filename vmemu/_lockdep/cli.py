@@ -24,6 +24,8 @@ def cmd_lockdep(args: argparse.Namespace, log: Any) -> int:
     res = lockdep(args.scenario, runs=args.runs or DEFAULT_RUNS, seed=args.seed,
                   faults=args.faults, driver=args.driver, confirm=confirm,
                   findings_dir=args.findings)
+    from .._viz.cli import write_outputs
+    write_outputs(args, lockdep=res)
     if args.json:
         print(json.dumps(res.to_json(), indent=2))
     else:

@@ -17,6 +17,17 @@ The rules are lockdep's (``Documentation/locking/lockdep-design.rst``):
   writeback its GFP context allows (``fs_reclaim`` needs ``__GFP_FS``, ``io_reclaim``
   ``__GFP_IO``, ``reclaim`` only ``__GFP_DIRECT_RECLAIM``), and a writeback routine runs
   while holding its class's pseudo-lock.
+
+Events (waitqueues and completions) are nodes too, as crossrelease and DEPT make them:
+
+- waiting for event ``E`` while holding ``L`` records ``L -> E`` (mode ``wait``);
+- signalling (or completing) ``E`` records ``E -> M`` for everything the signalling
+  task had to get through first: every lock it acquired, every event it waited for and
+  every reclaim point it passed since it started (mode ``signal``). Whoever waits for
+  ``E`` waits for all of those too. Being inside reclaim or a writeback routine is not
+  such a step: a signal from inside reclaim is part of the allocation that entered it,
+  which has not got through its reclaim point yet, so it adds no ``E -> pseudo-lock``
+  edge.
 """
 
 from __future__ import annotations
@@ -91,8 +102,10 @@ class Occurrence:
 
 @dataclass(slots=True)
 class Edge:
-    """A dependency ``src -> dst``: ``dst`` was taken (in ``dst_mode``) while ``src`` was
-    held (in ``src_mode``); ``order`` ranks first occurrences over the whole session."""
+    """A dependency ``src -> dst``: ``dst`` was taken (in ``dst_mode``; ``wait`` for an
+    event waited for) while ``src`` was held (in ``src_mode``), or — ``src_mode`` is
+    ``signal`` — event ``src`` was signalled after ``dst`` had been taken or waited for
+    (``via``: where). ``order`` ranks first occurrences over the whole session."""
 
     src: str
     dst: str
@@ -100,10 +113,14 @@ class Edge:
     dst_mode: str
     first: Occurrence
     order: int
+    via: Held | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"from": self.src, "to": self.dst, "from_mode": self.src_mode,
-                "to_mode": self.dst_mode, **self.first.to_json()}
+        out = {"from": self.src, "to": self.dst, "from_mode": self.src_mode,
+               "to_mode": self.dst_mode, **self.first.to_json()}
+        if self.via is not None:
+            out["to_at"] = self.via.at
+        return out
 
 
 @dataclass(slots=True)
@@ -247,6 +264,9 @@ class Recorder:
         self.seed = seed
         self.synthetic = synthetic
         self.held: dict[int, list[Held]] = {}
+        # What each task got through so far (acquired, waited for, reclaim points), in
+        # order: what a signal of an event by that task depends on.
+        self.history: dict[int, dict[str, Held]] = {}
         self.tasks: dict[int, Any] = {}
         self.pending: dict[int, str] = {}
         self.created: list[Occurrence] = []   # to stamp with the replay command later
@@ -265,13 +285,16 @@ class Recorder:
             self.g.written.add(_cls(lock))
         if mode == "trylock":
             return          # a trylock never waits: it cannot close a cycle
-        self._acquire(t, _cls(lock), "read" if mode == "read_lock" else "write",
-                      reentrant=lock.kind == "recursive")
+        read = mode == "read_lock"
+        # rwlock_t readers recurse (lockdep's recursive read): never a recursion.
+        self._acquire(t, _cls(lock), "read" if read else "write",
+                      reentrant=lock.kind == "recursive" or (read and lock.kind == "rwlock"))
 
     def acquired(self, t: Any, lock: Any, mode: str) -> None:
         """``t`` now holds ``lock``."""
         tried = self.pending.pop(t.tid, mode) == "trylock"
         self._push(t, _cls(lock), "read" if mode == "read_lock" else "write", tried)
+        self._passed(t, self._held(t)[-1])
 
     def released(self, t: Any, lock: Any, mode: str) -> None:
         """A release: drop our entries the kernel no longer holds (any task's)."""
@@ -296,6 +319,35 @@ class Recorder:
         if key not in self.g.bad_unlocks:
             self.g.bad_unlocks[key] = BadUnlock(_cls(lock), text, occ, self.g._next())
 
+    # ------------------------------------------------------------ event hooks
+    def waiting(self, t: Any, event: Any, state: str) -> None:
+        """``t`` waits for ``event``: what it holds now depends on the event."""
+        name = event.name
+        self.g.kinds.setdefault(name, event.kind)
+        self._acquire(t, name, "wait", reentrant=True)
+        f = t.stack[-1]
+        self._passed(t, Held(name, "wait", f.name, str(f.loc) if f.loc else "", f.what))
+
+    def signalling(self, t: Any, event: Any, op: str) -> None:
+        """``t`` signals ``event``: the event depends on all ``t`` got through first."""
+        name = event.name
+        g = self.g
+        g.kinds.setdefault(name, event.kind)
+        occ: Occurrence | None = None
+        for h in self.history.get(t.tid, {}).values():
+            key = (name, h.lock)
+            if h.lock in PSEUDO_LOCKS and t.reclaiming:
+                # Signalled from inside reclaim: the allocation that passed the reclaim
+                # point has not got through it yet (the signal is part of its reclaim).
+                continue
+            if h.lock != name and key not in g.edges:
+                if occ is None:
+                    occ = self._occurrence(t)
+                g.edges[key] = Edge(name, h.lock, "signal", h.mode, occ, g._next(), via=h)
+
+    def _passed(self, t: Any, h: Held) -> None:
+        self.history.setdefault(t.tid, {}).setdefault(h.lock, h)
+
     # ------------------------------------------------------------ memory hooks
     def reclaim_point(self, t: Any, gfp: frozenset[str]) -> None:
         """An allocation that may enter reclaim under the effective mask ``gfp``."""
@@ -304,11 +356,14 @@ class Recorder:
         may = [FS_RECLAIM] if FS in gfp else []
         may += [IO_RECLAIM] if IO in gfp else []
         may.append(RECLAIM)
+        f = t.stack[-1]
         for p in may:
             if p in self.g.pseudo:
                 self.g.kinds.setdefault(p, "pseudo")
                 # Like lockdep's fs_reclaim_acquire()+release(): a dependency, no hold.
                 self._acquire(t, p, "write", reentrant=False)
+                self._passed(t, Held(p, "write", f.name, str(f.loc) if f.loc else "",
+                                     f.what))
 
     def writeback_begin(self, t: Any, cls: Any) -> None:
         """``t`` starts a writeback routine: it now holds the class's pseudo-lock."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._explore import DEFAULT_STRATEGY, explore, finding_path
+from .._explore import DEFAULT_STRATEGY, explore, finding_path, signature
 from .._kernel import lockup
 from .._result import Result
 from .._run import _as_scenario, _load_faults, run
@@ -91,6 +91,9 @@ class LockdepResult:
         verdicts: how many schedules ended with each verdict.
         confirm: schedules the targeted search ran (0: it did not run).
         confirm_faults: the fault plan it ran under (a path), if it ran.
+        observed: learning schedules that deadlocked or hung in a way no predicted
+            cycle or recursion explains (the first of each kind): reported too, since a
+            deadlock seen is more than a prediction.
     """
 
     scenario: Scenario
@@ -103,12 +106,13 @@ class LockdepResult:
     verdicts: dict[str, int]
     confirm: int = 0
     confirm_faults: str | None = None
+    observed: list[Result] = field(default_factory=list)
 
     @property
     def found(self) -> bool:
         """True when anything is reported (the CLI then exits 1)."""
         g = self.graph
-        return bool(self.cycles or g.recursions or g.bad_unlocks)
+        return bool(self.cycles or g.recursions or g.bad_unlocks or self.observed)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object: the cycles (and the rest of the findings) as data."""
@@ -130,6 +134,8 @@ class LockdepResult:
             "cycles_cut": self.cut,
             "recursive": [r.to_json() for r in g.recursions.values()],
             "bad_unlocks": [b.to_json() for b in g.bad_unlocks.values()],
+            "observed": [{"verdict": r.verdict, "message": r.message, "cycle": r.cycle,
+                          "replay": r.replay_command()} for r in self.observed],
         }
 
 
@@ -158,8 +164,10 @@ def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
     sc = _as_scenario(scenario)
     plan = _load_faults(faults)
     g = DepGraph(sc)
-    describe = {f"{kind} {name}": name for name, kind in sc.locks.items()}
+    # How a wait-for cycle names a lock or an event ("mutex A", "completion done").
+    describe = {f"{kind} {name}": name for name, kind in {**sc.locks, **sc.events}.items()}
     deadlocks: dict[frozenset[str], Result] = {}
+    stuck: dict[tuple, Result] = {}       # every kind of deadlock or hang seen
     verdicts: dict[str, int] = {}
     with lockup.shorter_after_first():   # (a busy-waiting scenario locks up often)
         for strat, _ in zip(schedules(DEFAULT_STRATEGY, seed), range(runs)):
@@ -173,6 +181,8 @@ def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
             locks = _deadlock_locks(r, describe)
             if locks and locks not in deadlocks:
                 deadlocks[locks] = r
+            if r.verdict in ("deadlock", "hang"):
+                stuck.setdefault(signature(r), r)
     synthetic = _synthetic_writeback(sc, g, driver)
     cycles_edges, cut = g.cycles()
     cycles = []
@@ -188,8 +198,11 @@ def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         real = deadlocks.get(locks)
         if real is not None:
             item.replay, item.confirmed_by = real.replay_command(), "learning"
+    explained = {locks for locks, _ in wanted}
+    observed = [r for r in stuck.values()
+                if _deadlock_locks(r, describe) not in explained]
     res = LockdepResult(sc, g, runs, seed, synthetic, cycles, cut,
-                        dict(sorted(verdicts.items())))
+                        dict(sorted(verdicts.items())), observed=observed)
     pending = [(locks, item) for locks, item in wanted if item.replay is None and locks]
     if confirm and pending:
         res.confirm = confirm
@@ -199,7 +212,8 @@ def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
 
 
 def _deadlock_locks(r: Result, describe: dict[str, str]) -> frozenset[str]:
-    """The locks a deadlocked (or hung) run's wait-for cycle waits on; empty otherwise."""
+    """The locks and events a deadlocked (or hung) run's wait-for cycle waits on; empty
+    otherwise."""
     if r.verdict not in ("deadlock", "hang") or not r.cycle:
         return frozenset()
     return frozenset(describe[c["waits_for"]] for c in r.cycle if c["waits_for"] in describe)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from .graph import PSEUDO_LOCKS, BadUnlock, Edge, Held, Occurrence, Recursion
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .._result import Result
     from .learn import Cycle, LockdepResult
 
 
@@ -33,12 +34,16 @@ def render(res: "LockdepResult") -> str:
         out += [""] + recursive(r, res)
     for b in g.bad_unlocks.values():
         out += [""] + bad_unlock(b)
+    for r in res.observed:
+        out += [""] + observed(r)
     out.append("")
     parts = [_count(len(res.cycles), "possible circular locking dependency",
                     "possible circular locking dependencies"),
              _count(len(g.recursions), "possible recursive locking", "possible recursive "
                     "lockings"),
-             _count(len(g.bad_unlocks), "bad unlock balance", "bad unlock balances")]
+             _count(len(g.bad_unlocks), "bad unlock balance", "bad unlock balances"),
+             _count(len(res.observed), "deadlock seen in a schedule",
+                    "deadlocks seen in schedules")]
     if res.found:
         out.append("vmemu lockdep: found " + ", ".join(p for p in parts if p[0] != "0"))
     else:
@@ -48,25 +53,40 @@ def render(res: "LockdepResult") -> str:
 
 def circular(c: "Cycle", res: "LockdepResult") -> list[str]:
     """One ``possible circular locking dependency detected`` report."""
+    kinds = res.graph.kinds
     edges = c.edges
     new = edges[-1]
     occ = new.first
     out = _banner("WARNING: possible circular locking dependency detected")
-    out += _trying(occ.task, f"{_lock(new.dst, new.dst_mode)} at {occ.where()}",
-                   f"{_lock(new.src, new.src_mode)} at {_held_where(occ, new.src)}")
+    if new.src_mode == "signal":
+        out += [f"{occ.task} is about to {_verb(kinds, new.src)} event:",
+                f"  {_lock(new.src, '', kinds)} at {occ.where()}", "",
+                f"but task already {_got(new.dst_mode, kinds, new.dst)}:",
+                f"  {_lock(new.dst, new.dst_mode, kinds)} at "
+                f"{new.via.where() if new.via else occ.where()}", ""]
+    else:
+        out += _trying(occ.task, f"{_lock(new.dst, new.dst_mode, kinds)} at {occ.where()}",
+                       f"{_lock(new.src, new.src_mode, kinds)} at "
+                       f"{_held_where(occ, new.src)}",
+                       "wait for event" if new.dst_mode == "wait" else "acquire lock")
     out += ["which lock already depends on the new lock.", "",
             "the existing dependency chain (in reverse order) is:", ""]
     for i, e in enumerate(edges):
-        out += [f"-> #{len(edges) - 1 - i} {_lock(e.dst, e.dst_mode)}:"]
-        out += ["       " + line for line in _edge_lines(e)]
+        out += [f"-> #{len(edges) - 1 - i} {_lock(e.dst, e.dst_mode, kinds)}:"]
+        out += ["       " + line for line in _edge_lines(e, kinds)]
     out += ["", "other info that might help us debug this:", "",
             " Chain exists of:",
             "   " + " --> ".join(c.locks + [c.locks[0]]), "",
             " Possible unsafe locking scenario:", ""]
-    # Lockdep's CPU0 is the task closing the cycle; each other edge is one more task.
+    # Lockdep's CPU0 is the task closing the cycle; each other edge is one more task. A
+    # signaller's column has only the step that blocks it (before it would signal).
     cols = [new] + edges[:-1]
-    phase1 = [(i, _op(e.src_mode, e.src)) for i, e in enumerate(cols)]
-    phase2 = [(i, _op(e.dst_mode, e.dst)) for i, e in reversed(list(enumerate(cols)))]
+    phase1 = [(i, _op(e.src_mode, e.src, kinds)) for i, e in enumerate(cols)
+              if e.src_mode != "signal"]
+    phase2 = [(i, _op(e.dst_mode, e.dst, kinds)
+               + (f" /* before {_verb(kinds, e.src)}({e.src}) */"
+                  if e.src_mode == "signal" else ""))
+              for i, e in reversed(list(enumerate(cols)))]
     out += _scenario_table([e.first.task for e in cols], phase1 + phase2)
     out += ["", " *** DEADLOCK ***", ""]
     out += _held_list(occ)
@@ -86,9 +106,9 @@ def circular(c: "Cycle", res: "LockdepResult") -> list[str]:
     return out
 
 
-def _trying(task: str, wanted: str, held: str) -> list[str]:
+def _trying(task: str, wanted: str, held: str, what: str = "acquire lock") -> list[str]:
     """lockdep's opening: the lock a task is trying to take and the one it holds."""
-    return [f"{task} is trying to acquire lock:", f"  {wanted}", "",
+    return [f"{task} is trying to {what}:", f"  {wanted}", "",
             "but task is already holding lock:", f"  {held}", ""]
 
 
@@ -131,6 +151,17 @@ def _outcome(replay: str | None, by: str | None, what: str, res: "LockdepResult"
     return f"not reproduced: {tried} deadlocked on {what}; {prediction}"
 
 
+def observed(r: "Result") -> list[str]:
+    """A learning schedule that deadlocked (or hung) in a way no prediction explains."""
+    out = _banner(f"WARNING: a schedule ended in {r.verdict}, which no lock-order cycle "
+                  "above explains")
+    out += [r.message]
+    if r.cycle:
+        out += ["", "wait-for cycle:"] + [f"  {c['text']}" for c in r.cycle]
+    out += ["", f"replay: {r.replay_command()}"]
+    return out
+
+
 def bad_unlock(b: BadUnlock) -> list[str]:
     """One ``bad unlock balance detected!`` report (double unlock, unlock not held)."""
     occ = b.first
@@ -153,11 +184,31 @@ def _banner(title: str) -> list[str]:
     return ["=" * len(title), title, "-" * len(title)]
 
 
-def _lock(name: str, mode: str) -> str:
+_EVENTS = ("waitqueue", "completion")
+
+
+def _lock(name: str, mode: str, kinds: dict[str, str] | None = None) -> str:
+    kind = (kinds or {}).get(name)
+    if kind in _EVENTS:
+        return f"({kind} {name})"
     return f"({name})" + ("{read}" if mode == "read" else "")
 
 
-def _op(mode: str, name: str) -> str:
+def _verb(kinds: dict[str, str], name: str) -> str:
+    """What signalling this event is called: ``complete`` or ``wake_up``."""
+    return "complete" if kinds.get(name) == "completion" else "wake_up"
+
+
+def _got(mode: str, kinds: dict[str, str], name: str) -> str:
+    if mode == "wait":
+        return "waited for event"
+    return "passed a reclaim point" if kinds.get(name) == "pseudo" else "took lock"
+
+
+def _op(mode: str, name: str, kinds: dict[str, str] | None = None) -> str:
+    if mode == "wait":
+        kind = (kinds or {}).get(name)
+        return f"{'wait_for_completion' if kind == 'completion' else 'wait_event'}({name});"
     return f"{'rlock' if mode == 'read' else 'lock'}({name});"
 
 
@@ -172,13 +223,28 @@ def _held_where(occ: Occurrence, lock: str) -> str:
     return occ.where()   # pragma: no cover - an edge's source is always held
 
 
-def _edge_lines(e: Edge) -> list[str]:
+def _edge_lines(e: Edge, kinds: dict[str, str] | None = None) -> list[str]:
+    kinds = kinds or {}
     occ = e.first
-    verb = "read-took" if e.dst_mode == "read" else "took"
-    head = (f"{occ.task} {verb} {e.dst} while holding {e.src}"
-            + (" for read" if e.src_mode == "read" else "") + f" [{occ.run}]")
+    if e.src_mode == "signal":
+        got = ("waited for " + _lock(e.dst, "wait", kinds) if e.dst_mode == "wait" else
+               f"passed {e.dst} (an allocation that may enter reclaim)"
+               if kinds.get(e.dst) == "pseudo" else
+               f"{'read-took' if e.dst_mode == 'read' else 'took'} {e.dst}")
+        head = (f"{occ.task} {got} before it signalled {_lock(e.src, '', kinds)} "
+                f"[{occ.run}]")
+        taken = [f"{e.dst} at {e.via.where()}"] if e.via is not None else []
+        lines = taken + ["signalled " + ln for ln in _stack_lines(occ)[:1]] + \
+            _stack_lines(occ)[1:]
+    else:
+        verb = ("waited for" if e.dst_mode == "wait" else
+                "read-took" if e.dst_mode == "read" else "took")
+        dst = _lock(e.dst, e.dst_mode, kinds) if e.dst_mode == "wait" else e.dst
+        head = (f"{occ.task} {verb} {dst} while holding {e.src}"
+                + (" for read" if e.src_mode == "read" else "") + f" [{occ.run}]")
+        lines = _stack_lines(occ)
     seen = [f"schedule: {occ.replay}"] if occ.replay else []
-    return [head] + _stack_lines(occ) + seen
+    return [head] + lines + seen
 
 
 def _stack_lines(occ: Occurrence) -> list[str]:

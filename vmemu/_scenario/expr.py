@@ -1,8 +1,9 @@
 """The safe expression language of scenario files, and ``{...}`` name templates.
 
-Expressions (``if:``, ``while:``, ``assert:``) are small: integers, variable names,
-parentheses, ``+ - * / // %``, unary ``-``, comparisons ``== != < <= > >=``, ``and or not``
-and ``true``/``false``. Precedence, loosest first::
+Expressions (``if:``, ``while:``, ``assert:``, and any number a step takes) are small:
+integers, variable names, array elements ``buf[EXPR]``, parentheses, ``+ - * / // %``,
+unary ``-``, comparisons ``== != < <= > >=``, ``and or not`` and ``true``/``false``.
+Precedence, loosest first::
 
     or  <  and  <  not  <  comparison  <  + -  <  * / // %  <  unary -
 
@@ -10,6 +11,13 @@ Comparisons and ``and``/``or``/``not`` yield 1 or 0; ``and``/``or`` short-circui
 ``/`` and ``//`` are both integer floor division and ``%`` takes the sign of the divisor
 (Python semantics). Division by zero raises :class:`ZeroDivisionError` at run time; the
 interpreter turns it into a verdict.
+
+Names are resolved when the expression is compiled. With a :class:`Scope` (scenario
+steps) a name is a local of the task or routine (locals, parameters, loop indices), else
+a shared variable, else one of the per-task names ``ok`` and ``should_stop``; the
+closures then read a frame (``env.locals``, ``env.shared``, ``env.task``), and an array
+index out of range raises :class:`OutOfBounds`. Without a scope (templates, tests) the
+closures read a plain mapping.
 
 A hand-written tokenizer and recursive-descent parser build a tree of small closures.
 Python's ``eval``/``compile``/``ast`` are never used: scenario files are untrusted input, and
@@ -23,21 +31,22 @@ import operator
 from typing import Any, Callable, Iterable
 
 from .._errors import ScenarioError, did_you_mean
-from .model import Expr
+from .model import TASK_NAMES, Expr, Place
 
-__all__ = ["compile_expr", "expand_template", "KEYWORDS"]
+__all__ = ["compile_expr", "compile_place", "expand_template", "KEYWORDS", "Scope",
+           "OutOfBounds"]
 
 #: Words that are operators or constants, never variable names.
 KEYWORDS = frozenset({"and", "or", "not", "true", "false"})
 
-_HELP = ("expressions use integers, variables and == != < <= > >= and or not "
-         "+ - * / // % ( )")
+_HELP = ("expressions use integers, variables, arrays like buf[i] and "
+         "== != < <= > >= and or not + - * / // % ( )")
 # Parenthesis / unary / not nesting bound: keeps both parsing and evaluation far away from
 # Python's recursion limit (chains like 1+1+...+1 are evaluated by loops, not recursion).
 _MAX_DEPTH = 64
 _MAX_DIGITS = 30
 _TWO_CHAR_OPS = ("==", "!=", "<=", ">=", "//")
-_ONE_CHAR_OPS = "+-*/%<>()"
+_ONE_CHAR_OPS = "+-*/%<>()[]"
 _NAME_START = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 _NAME_CHARS = _NAME_START + "0123456789"
 _DIGITS = "0123456789"
@@ -55,6 +64,65 @@ _Fn = Callable[[Any], int]
 # A token: (kind, text, 1-based column). kind is "int", "name", "op", "end", or "bad" (a
 # character outside the language; always the last token).
 _Token = tuple[str, str, int]
+
+
+class OutOfBounds(Exception):
+    """An array index outside ``0 .. len-1`` at run time (the interpreter makes it ``bug``)."""
+
+    def __init__(self, array: str, index: int, length: int) -> None:
+        super().__init__(array, index, length)
+        self.array, self.index, self.length = array, index, length
+
+
+class Scope:
+    """The names a step list may use, resolved at load time.
+
+    Attributes:
+        local: local name -> array length, or None for a scalar (task or routine locals,
+            parameters, ``repeat ... as:`` indices).
+        shared: shared variable name -> array length, or None for a scalar.
+        routine: the routine these steps belong to (None for a task body).
+    """
+
+    def __init__(self, shared: dict[str, int | None], local: dict[str, int | None] | None
+                 = None, routine: str | None = None) -> None:
+        self.shared = shared
+        self.local = dict(local or {})
+        self.routine = routine
+
+    def lookup(self, name: str) -> tuple[str, int | None] | None:
+        """``(scope, array length or None)`` of ``name``; None when unknown."""
+        if name in self.local:
+            return "local", self.local[name]
+        if name in self.shared:
+            return "shared", self.shared[name]
+        if name in TASK_NAMES:
+            return "task", None
+        return None
+
+    def names(self) -> list[str]:
+        """Every readable name (for did-you-mean)."""
+        return [*self.local, *self.shared, *TASK_NAMES]
+
+
+def _reader(name: str, scope: str) -> Callable[[Any], Any]:
+    if scope == "local":
+        return lambda env: env.locals[name]
+    if scope == "shared":
+        return lambda env: env.shared[name]
+    return lambda env: getattr(env.task, name)
+
+
+def _element(name: str, scope: str, index: _Fn) -> _Fn:
+    container = _reader(name, scope)
+
+    def element(env: Any) -> int:
+        arr = container(env)
+        i = index(env)
+        if 0 <= i < len(arr):
+            return arr[i]
+        raise OutOfBounds(name, i, len(arr))
+    return element
 
 
 class _Where:
@@ -110,13 +178,16 @@ def _tokenize(where: _Where) -> list[_Token]:
 class _Parser:
     """Recursive descent over the token list; each method returns a closure ``env -> int``."""
 
-    def __init__(self, where: _Where, known: frozenset[str] | None) -> None:
+    def __init__(self, where: _Where, known: frozenset[str] | None,
+                 scope: Scope | None = None) -> None:
         self.where = where
         self.known = known
+        self.scope = scope
         self.tokens = _tokenize(where)
         self.pos = 0
         self.depth = 0
         self.names: dict[str, None] = {}  # ordered set: first occurrence order
+        self.unknown: dict[str, None] = {}  # names the scope does not know
 
     # -- token helpers --------------------------------------------------------------
     def peek(self) -> _Token:
@@ -252,6 +323,8 @@ class _Parser:
                 raise self.unexpected()
             self.take()
             self.names.setdefault(text, None)
+            if self.scope is not None:
+                return self.scoped_name(text, col)
             return lambda env: env[text]
         if kind == "op" and text == "(":
             self.take()
@@ -264,8 +337,40 @@ class _Parser:
             return inner
         raise self.unexpected()
 
+    def scoped_name(self, name: str, col: int) -> _Fn:
+        """A name resolved in the scope: a local, a shared variable or an array element."""
+        found = self.scope.lookup(name)
+        if found is None:
+            # Reported after the parse (check_names): a syntax error comes first.
+            self.unknown.setdefault(name, None)
+            if self.at("["):
+                self.take()
+                self.or_expr()
+                if self.at("]"):
+                    self.take()
+            return lambda env: 0
+        where, length = found
+        if self.at("["):
+            if length is None:
+                raise self.where.bad(f"{name!r} is not an array (column {col})")
+            self.take()
+            self.enter()
+            index = self.or_expr()
+            self.depth -= 1
+            if not self.at("]"):
+                raise self.unexpected()
+            self.take()
+            return _element(name, where, index)
+        if length is not None:
+            raise self.where.bad(f"{name!r} is an array of {length}: index it, like "
+                                 f"{name}[0] (column {col})")
+        return _reader(name, where)
+
     def check_names(self) -> None:
         # Only after a successful parse: for ``__import__('os')`` the syntax is the problem.
+        for name in self.unknown:
+            raise self.where.error(f"unknown variable {name!r} in expr {self.where.text!r}"
+                                   f"{did_you_mean(name, self.scope.names())}")
         if self.known is None:
             return
         for name in self.names:
@@ -275,7 +380,8 @@ class _Parser:
 
 
 def compile_expr(text: str, *, file: str | None = None, line: int | None = None,
-                 key: str | None = None, known_vars: Iterable[str] | None = None) -> Expr:
+                 key: str | None = None, known_vars: Iterable[str] | None = None,
+                 scope: Scope | None = None) -> Expr:
     """Compile an expression of the safe expression language.
 
     Args:
@@ -284,10 +390,12 @@ def compile_expr(text: str, *, file: str | None = None, line: int | None = None,
         line: 1-based line of the expression in ``file``.
         key: dotted key of the expression, e.g. ``tasks.t.steps[2].assert``.
         known_vars: if given, every variable read must be one of these.
+        scope: if given, names resolve in it and the expression reads a frame (see the
+            module docstring); ``known_vars`` is then ignored.
 
     Returns:
         An :class:`~vmemu._scenario.model.Expr`; calling it with a mapping of variable names
-        to ints returns an int (1/0 for comparisons and logic).
+        to ints (or, with a scope, a frame) returns an int (1/0 for comparisons and logic).
 
     Raises:
         ScenarioError: the text is not in the language (message contains ``bad expr``), or
@@ -296,11 +404,52 @@ def compile_expr(text: str, *, file: str | None = None, line: int | None = None,
     where = _Where(text, file, line, key)
     if not isinstance(text, str):
         raise where.error(f"bad expr {text!r}: expected a string; {_HELP}")
-    known = None if known_vars is None else frozenset(known_vars)
-    parser = _Parser(where, known)
+    known = None if known_vars is None or scope is not None else frozenset(known_vars)
+    parser = _Parser(where, known, scope)
     fn = parser.parse()
     parser.check_names()
     return Expr(source=text, fn=fn, names=tuple(parser.names))
+
+
+def compile_place(text: str, scope: Scope, *, file: str | None = None,
+                  line: int | None = None, key: str | None = None) -> Place:
+    """Compile a place one can store to or load from: ``x`` or ``buf[EXPR]``.
+
+    Raises:
+        ScenarioError: not a name or an indexed array, an unknown name (with did-you-mean),
+            an array without an index, an index on a scalar, or a per-task name.
+    """
+    where = _Where(text, file, line, key)
+    if not isinstance(text, str):
+        raise where.error(f"expected a variable name, got {text!r}")
+    parser = _Parser(where, None, scope)
+    kind, name, col = parser.take()
+    if kind != "name" or name in KEYWORDS:
+        raise where.error(f"expected a variable name like x or buf[i], got {text!r}")
+    found = scope.lookup(name)
+    if found is None:
+        raise where.error(f"unknown variable {name!r}"
+                          f"{did_you_mean(name, [*scope.local, *scope.shared])}")
+    which, length = found
+    if which == "task":
+        raise where.error(f"{name!r} is read-only (set by the kernel for each task)")
+    index = None
+    if parser.at("["):
+        if length is None:
+            raise where.bad(f"{name!r} is not an array")
+        parser.take()
+        start = parser.tokens[parser.pos][2]
+        fn = parser.or_expr()
+        if not parser.at("]"):
+            raise parser.unexpected()
+        inner = text[start - 1:parser.take()[2] - 1].strip()
+        index = Expr(source=inner, fn=fn, names=tuple(parser.names))
+    elif length is not None:
+        raise where.error(f"{name!r} is an array of {length}: give an element, like "
+                          f"{name}[0] (whole arrays are not copied)")
+    if parser.peek()[0] != "end":
+        raise parser.unexpected()
+    return Place(name=name, scope=which, index=index, text=text.strip())
 
 
 def expand_template(text: str, i: int, n: int, *, file: str | None = None,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 #: Lock kinds accepted in ``locks:``.
-LOCK_KINDS = ("mutex", "semaphore", "recursive", "rwsem", "spinlock")
+LOCK_KINDS = ("mutex", "semaphore", "recursive", "rwsem", "spinlock", "rwlock")
 #: Event kinds accepted in ``events:``.
 EVENT_KINDS = ("waitqueue", "completion")
 #: Verdicts, in the order reports list them.
@@ -20,6 +20,12 @@ VERDICTS = ("ok", "deadlock", "hang", "livelock", "oom", "assertion", "bug")
 TASK_FLAGS = ("PF_MEMALLOC", "PF_MEMALLOC_NOIO", "PF_MEMALLOC_NOFS")
 #: GFP mask names accepted in ``gfp:``.
 GFP_NAMES = ("GFP_KERNEL", "GFP_NOFS", "GFP_NOIO", "GFP_ATOMIC", "GFP_NOWAIT")
+#: Task states a ``wait`` may sleep in (``state:``), as Linux's TASK_* names them.
+WAIT_STATES = ("uninterruptible", "interruptible", "killable")
+#: Names every expression may read besides variables: per-task, read-only.
+TASK_NAMES = ("ok", "should_stop")
+#: Values are 64-bit signed integers and wrap on store, as C's s64 does.
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,31 @@ class Expr:
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """Where a value is read or stored: a variable, or one element of an array.
+
+    Attributes:
+        name: the variable (or array) name.
+        scope: ``local`` (the frame's locals, parameters and loop indices) or ``shared``
+            (the scenario's ``vars``). Resolved at load time: locals shadow shared names.
+        index: the element's index expression for ``buf[EXPR]``; None for a scalar.
+        text: the place as written, for messages and events.
+    """
+
+    name: str
+    scope: str
+    index: Expr | None = None
+    text: str = ""
+
+    @property
+    def shared(self) -> bool:
+        return self.scope == "shared"
+
+    def __str__(self) -> str:
+        return self.text or self.name
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One scenario step.
 
@@ -63,10 +94,24 @@ class Step:
     - ``expr``: condition of ``if``/``while``/``assert``.
     - ``body``: ``then`` of ``if``, ``do`` of ``repeat``/``while``/``flags``.
     - ``orelse``: ``else`` of ``if``.
-    - ``assign``: ``((var, value), ...)`` for ``set`` / ``add``.
+    - ``n_expr``: the expression ``n`` came from when it is not a constant (evaluated
+      when the step runs; ``n`` is then 0).
+    - ``assign``: ``((Place, value), ...)`` for ``set`` / ``add`` (value an int or an
+      Expr), ``((local Place, shared Place), ...)`` for ``load``.
+    - ``place``: the variable of an atomic (``cmpxchg``, ``xchg``, ``fetch_add``).
+    - ``expr2``: ``new`` of ``cmpxchg`` (``expr`` is ``old``; ``value`` of ``xchg`` and
+      ``fetch_add``; the result of ``return``).
+    - ``as_place``: where ``as:`` stores (atomics, ``call``, ``repeat``'s loop index).
+    - ``args``: ``((param, Expr), ...)`` of ``call``.
     - ``gfp``, ``as_``, ``may_fail``: options of ``alloc``.
-    - ``with_lock``: mutex released while asleep in ``wait``.
+    - ``with_lock``: mutex released while asleep in ``wait``; ``state`` and ``timeout``
+      its sleep state and timed-wait expression.
+    - ``name_parts``: a task name computed at run time (``spawn: "worker{j}"``): text
+      and expressions alternating; ``target`` is then None.
     - ``flags``: task flags of a ``flags`` scope.
+    - ``shared``: the step reads or writes shared variables (a scheduling point).
+    - ``reach``: what the step and its bodies can do that the watchdog cares about
+      (``("signal", E)``, ``("up", S)``, ``("call", R)``, ...; see ``_kernel/_reach.py``).
     """
 
     op: str
@@ -76,33 +121,92 @@ class Step:
     expr: Expr | None = None
     body: tuple["Step", ...] = ()
     orelse: tuple["Step", ...] = ()
-    assign: tuple[tuple[str, int], ...] = ()
+    n_expr: Expr | None = None
+    assign: tuple[tuple[Any, Any], ...] = ()
+    place: Place | None = None
+    expr2: Expr | None = None
+    as_place: Place | None = None
+    args: tuple[tuple[str, Expr], ...] = ()
     gfp: str = "GFP_KERNEL"
     as_: str | None = None
     may_fail: bool = False
     with_lock: str | None = None
+    state: str = "uninterruptible"
+    timeout: Expr | None = None
+    name_parts: tuple[Any, ...] = ()
     flags: tuple[str, ...] = ()
+    shared: bool = False
+    reach: frozenset = field(default=frozenset(), compare=False, repr=False)
+
+    @property
+    def count(self) -> str:
+        """``n`` as written: the number, or the expression's text."""
+        return self.n_expr.source if self.n_expr is not None else str(self.n)
+
+    @property
+    def name(self) -> str:
+        """``target``, or the run-time name template as written (``worker{j}``)."""
+        if self.target is not None or not self.name_parts:
+            return self.target or ""
+        return "".join(p if isinstance(p, str) else "{" + p.source + "}"
+                       for p in self.name_parts)
 
     def describe(self) -> str:
         """A short human description, e.g. ``lock superblock`` or ``alloc 1 (GFP_KERNEL)``."""
         op = self.op
         if op in ("set", "add"):
-            return f"{op} " + ", ".join(f"{k}={v}" for k, v in self.assign)
+            return f"{op} " + ", ".join(f"{k}={_text(v)}" for k, v in self.assign)
+        if op == "load":
+            return "load " + ", ".join(f"{k}={v}" for k, v in self.assign)
         if op in ("if", "while", "assert"):
             return f"{op} {self.expr.source if self.expr else ''}"
+        if op == "return":
+            return f"return {self.expr.source}" if self.expr is not None else "return"
+        if op == "cmpxchg":
+            return f"cmpxchg {self.place} {self.expr.source}->{self.expr2.source}"
+        if op in ("xchg", "fetch_add"):
+            return f"{op} {self.place} {self.expr.source}"
         if op == "alloc":
-            return f"alloc {self.n} ({self.gfp})" + (f" as {self.as_}" if self.as_ else "")
+            return f"alloc {self.count} ({self.gfp})" + (f" as {self.as_}" if self.as_ else "")
         if op == "fill":
-            return f"fill {self.n} pages of {self.target}"
+            return f"fill {self.count} pages of {self.target}"
         if op in ("io", "sleep", "repeat"):
-            return f"{op} {self.n}"
+            return f"{op} {self.count}"
         if op == "flags":
             return "flags " + ",".join(self.flags)
-        if op == "wait" and self.with_lock:
-            return f"wait {self.target} (with_lock {self.with_lock})"
-        if self.target is not None:
-            return f"{op} {self.target}"
+        if op == "wait":
+            opts = [f"with_lock {self.with_lock}"] if self.with_lock else []
+            if self.state != "uninterruptible":
+                opts.append(self.state)
+            if self.timeout is not None:
+                opts.append(f"timeout {self.timeout.source}")
+            return f"wait {self.target}" + (f" ({', '.join(opts)})" if opts else "")
+        if op == "call" and self.args:
+            return (f"call {self.target}("
+                    + ", ".join(f"{k}={_text(v)}" for k, v in self.args) + ")")
+        if self.target is not None or self.name_parts:
+            return f"{op} {self.name}"
         return op
+
+
+def _text(value: Any) -> str:
+    return value.source if isinstance(value, Expr) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Routine:
+    """A routine: its parameters, its locals (initial values) and its steps.
+
+    ``reach`` is the union of its steps' (what calling it can do, before expanding the
+    routines and tasks it names itself).
+    """
+
+    name: str
+    steps: tuple[Step, ...]
+    params: tuple[str, ...] = ()
+    locals: tuple[tuple[str, Any], ...] = ()
+    loc: Loc | None = None
+    reach: frozenset = field(default=frozenset(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +253,13 @@ class TaskSpec:
     start: int = 0
     fn: Callable[..., Any] | None = None
     loc: Loc | None = None
+    #: Task-local variables and their initial values (arrays as tuples).
+    locals: tuple[tuple[str, Any], ...] = ()
+    #: A daemon need not finish for ``ok`` (kthreads that idle until stopped).
+    daemon: bool = False
+    #: ``start: spawned``: created only by a ``spawn`` step (``kthread_run``).
+    spawned: bool = False
+    reach: frozenset = field(default=frozenset(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -161,8 +272,9 @@ class Scenario:
         locks: lock name -> kind, counted locks expanded, in file order.
         lock_classes: lock name -> lock class (lockdep groups a class into one node).
         events: event name -> kind.
-        vars: initial variable values.
-        routines: routine name -> steps.
+        vars: initial variable values (arrays as tuples of ints).
+        routines: routine name -> :class:`Routine`.
+        semaphores: semaphore name -> (initial count, max or None for unbounded).
         tasks: expanded tasks in file order.
     """
 
@@ -176,11 +288,14 @@ class Scenario:
     memory: Memory | None = None
     locks: dict[str, str] = field(default_factory=dict)
     events: dict[str, str] = field(default_factory=dict)
-    vars: dict[str, int] = field(default_factory=dict)
-    routines: dict[str, tuple[Step, ...]] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    routines: dict[str, Routine] = field(default_factory=dict)
     tasks: tuple[TaskSpec, ...] = ()
     #: lock name -> lockdep class, for locks declared with ``class:`` (others: own name).
     lock_classes: dict[str, str] = field(default_factory=dict)
     #: ``path`` made absolute when the file was loaded (traces record it, so a replay
     #: finds the file from elsewhere; resolved once, not per run).
     abspath: str = ""
+    semaphores: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    #: Per-scenario memo of the watchdog's reachability analysis (see _kernel/_reach.py).
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -100,25 +100,34 @@ def _import(file: str, digest: str) -> Any:
     return module
 
 
+_TASK_KEYS = ("fn", "start", "flags", "daemon")
+
+
 def _task(file: str, name: Any, spec: Any) -> TaskSpec:
     key = f"tasks.{name}"
     if not isinstance(name, str) or not name or any(c.isspace() for c in name):
         raise ScenarioError(f"task names must be non-empty strings without spaces, got {name!r}",
                             file=file, key="tasks")
-    start, flags = 0, ()
+    start, flags, daemon, spawned = 0, (), False, False
     fn = spec
     if isinstance(spec, dict):
-        unknown = [k for k in spec if k not in ("fn", "start", "flags")]
+        unknown = [k for k in spec if k not in _TASK_KEYS]
         if unknown:
             raise ScenarioError(f"unknown key {unknown[0]!r}"
-                                + did_you_mean(str(unknown[0]), ("fn", "start", "flags"))
-                                + "; allowed: fn, start, flags", file=file, key=key)
+                                + did_you_mean(str(unknown[0]), _TASK_KEYS)
+                                + "; allowed: " + ", ".join(_TASK_KEYS), file=file, key=key)
         fn = spec.get("fn")
         start = spec.get("start", 0)
         flags = tuple(spec.get("flags", ()))
+        daemon = spec.get("daemon", False)
+        if start == "spawned":       # created by ctx.spawn(name), like kthread_run()
+            start, spawned = 0, True
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ScenarioError(f"start must be a non-negative integer, got {start!r}",
-                                file=file, key=f"{key}.start")
+            raise ScenarioError(f"start must be a non-negative integer or 'spawned', got "
+                                f"{start!r}", file=file, key=f"{key}.start")
+        if not isinstance(daemon, bool):
+            raise ScenarioError(f"daemon must be True or False, got {daemon!r}", file=file,
+                                key=f"{key}.daemon")
         for f in flags:
             if f not in TASK_FLAGS:
                 raise ScenarioError(f"unknown task flag {f!r}" + did_you_mean(str(f), TASK_FLAGS),
@@ -129,4 +138,5 @@ def _task(file: str, name: Any, spec: Any) -> TaskSpec:
                             f"{type(fn).__name__}", file=file, key=key)
     code = getattr(fn, "__code__", None) or getattr(getattr(fn, "func", None), "__code__", None)
     loc = Loc(file, code.co_firstlineno) if code is not None else None
-    return TaskSpec(name=name, fn=fn, start=start, flags=flags, loc=loc)
+    return TaskSpec(name=name, fn=fn, start=start, flags=flags, loc=loc, daemon=daemon,
+                    spawned=spawned)

@@ -8,41 +8,37 @@ one-line error naming file, line and key rather than a run-time surprise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .._errors import ScenarioError, did_you_mean
-from ._yaml import LineMap, LineSeq, type_name
-from .expr import compile_expr, expand_template
-from .model import GFP_NAMES, TASK_FLAGS, Expr, Loc, Step
+from ._text import describe, line_of, shown
+from ._yaml import LineSeq
+from ._lifecycle import LifecycleOps
+from ._values import ValueOps
+from .expr import Scope, compile_expr, expand_template
+from .model import GFP_NAMES, INT_MAX, INT_MIN, TASK_FLAGS, Expr, Loc, Step
 
 __all__ = ["OPS", "OPTIONS", "Names", "StepParser", "shown", "describe", "check_flags"]
 
-#: Every step keyword, in the order DESIGN §4 lists them.
+#: Every step keyword, in the order DESIGN §4 (and its extensions) list them.
 OPS = ("lock", "unlock", "read_lock", "read_unlock", "trylock", "alloc", "free", "fill",
-       "io", "sleep", "yield", "call", "flags", "wait", "signal", "broadcast", "complete",
-       "set", "add", "assert", "if", "repeat", "while", "point")
+       "io", "sleep", "yield", "call", "return", "flags", "wait", "signal", "broadcast",
+       "complete", "set", "add", "load", "cmpxchg", "xchg", "fetch_add", "assert", "if",
+       "repeat", "while", "point", "spawn", "join", "stop")
 #: Options that may stand beside an op key in the same step mapping.
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "alloc": ("gfp", "as", "may_fail"), "wait": ("with_lock",), "if": ("then", "else"),
-    "repeat": ("do",), "while": ("do",), "flags": ("do",),
+    "alloc": ("gfp", "as", "may_fail"), "wait": ("with_lock", "state", "timeout"),
+    "if": ("then", "else"), "repeat": ("do", "as"), "while": ("do",), "flags": ("do",),
+    "call": ("args", "as"),
 }
+#: Steps that may be written as a bare word.
+_BARE = ("yield", "return")
 _LOCK_OPS = ("lock", "unlock", "trylock", "read_lock", "read_unlock")
 _EVENT_OPS = ("wait", "signal", "broadcast", "complete")
 _MEMORY_OPS = ("alloc", "free", "fill")
 # A YAML anchor can repeat a step list exponentially ("billion laughs"); bound the total.
 MAX_STEPS = 200_000
-
-
-def shown(value: Any, limit: int = 40) -> str:
-    """``repr`` of a user value, shortened so that an error stays one readable line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def describe(value: Any) -> str:
-    """``a string 'abc'``, ``a list [1, 2]``, ``nothing``: a user value for messages."""
-    return "nothing" if value is None else f"{type_name(value)} {shown(value)}"
 
 
 def check_flags(value: Any, *, file: str, line: int, key: str) -> tuple[str, ...]:
@@ -66,9 +62,10 @@ class Names:
         file: the scenario file as the user named it.
         locks: lock name -> kind (counted locks expanded).
         events: event name -> kind.
-        vars: variable names expressions and ``set``/``add`` may use (includes ``ok``).
-        routines: routine names.
+        vars: shared variable name -> array length, or None for a scalar.
+        routines: routine name -> its parameters.
         classes: page class names.
+        tasks: task instance name -> True when it is ``start: spawned``.
         has_memory: whether the scenario has a ``memory:`` section.
         uses_memory: set when an ``alloc``/``free``/``fill`` step was parsed.
         budget: steps that may still be created (guards against alias blow-ups).
@@ -77,27 +74,32 @@ class Names:
     file: str
     locks: dict[str, str]
     events: dict[str, str]
-    vars: frozenset[str]
-    routines: frozenset[str]
+    vars: dict[str, int | None]
+    routines: dict[str, tuple[str, ...]]
     classes: frozenset[str]
     has_memory: bool
+    tasks: dict[str, bool] = field(default_factory=dict)
     uses_memory: bool = False
     budget: int = MAX_STEPS
 
 
-class StepParser:
+class StepParser(ValueOps, LifecycleOps):
     """Turns YAML step lists into :class:`Step` tuples.
 
     Args:
         names: the declarations to check against (shared, so the step budget is global).
         template: ``(i, n)`` of a counted task instance, whose names expand ``{...}``;
             None for routines and uncounted tasks, where ``{`` in a name is an error.
+        scope: the names the steps may read and store (the task's or routine's locals
+            and parameters, then the shared variables); ``repeat ... as:`` adds to it.
     """
 
-    def __init__(self, names: Names, template: tuple[int, int] | None = None) -> None:
+    def __init__(self, names: Names, template: tuple[int, int] | None = None,
+                 scope: Scope | None = None) -> None:
         self.names = names
         self.file = names.file
         self.template = template
+        self.scope = scope if scope is not None else Scope(names.vars)
 
     def error(self, message: str, line: int, key: str) -> ScenarioError:
         return ScenarioError(message, file=self.file, line=line, key=key)
@@ -119,12 +121,14 @@ class StepParser:
             raise self.error(f"scenario too large: more than {MAX_STEPS} steps", line, key)
         loc = Loc(self.file, line)
         if isinstance(item, str):
-            if item == "yield":
-                return Step("yield", loc)
-            if item in OPS:
+            if item in _BARE:
+                item = {item: None}
+            elif item in OPS:
                 raise self.error(f"step {item!r} needs an argument: write '{item}: ...'",
                                  line, key)
-            raise self.error(f"unknown step {item!r}{did_you_mean(item, OPS)}", line, key)
+            else:
+                raise self.error(f"unknown step {item!r}{did_you_mean(item, OPS)}", line,
+                                 key)
         if not isinstance(item, dict) or not item:
             raise self.error(f"a step is 'OP: ARG' or 'yield', got {describe(item)}", line, key)
         ops = [k for k in item if k in OPS]
@@ -144,7 +148,7 @@ class StepParser:
                 takes = ("takes " + ", ".join(f"{o}:" for o in allowed) if allowed
                          else "takes no options")
                 raise self.error(f"unknown option {shown(opt)} beside {op!r}{hint} "
-                                 f"({op} {takes})", _line_of(item, opt, line), f"{key}.{opt}")
+                                 f"({op} {takes})", line_of(item, opt, line), f"{key}.{opt}")
         if op == "fill" and not self.names.has_memory:
             raise self.error("fill needs a memory pool with page classes: add a top-level "
                              "section like 'memory: {pages: 64, classes: {shm: {}}}'",
@@ -152,7 +156,14 @@ class StepParser:
         if op in _MEMORY_OPS:
             self.names.uses_memory = True
         handler: Callable[[Any, str, Loc], Step] = getattr(self, "_op_" + op)
-        return handler(item, key, loc)
+        step = handler(item, key, loc)
+        # What the watchdog's "who can still signal it" analysis needs, computed once here
+        # (spawn and stop handlers preset theirs: the task names the step can mean).
+        reach = set(step.reach) | _own_reach(step, self.names)
+        for sub in step.body + step.orelse:
+            reach |= sub.reach
+        object.__setattr__(step, "reach", frozenset(reach))
+        return step
 
     # -- argument helpers -----------------------------------------------------------------
     def name(self, value: Any, what: str, line: int, key: str) -> str:
@@ -190,8 +201,27 @@ class StepParser:
         if isinstance(value, str) and self.template is not None and "{" in value:
             value = expand_template(value, *self.template, file=self.file, line=line,
                                     key=key)
-        return compile_expr(value, file=self.file, line=line, key=key,
-                            known_vars=self.names.vars)
+        return compile_expr(value, file=self.file, line=line, key=key, scope=self.scope)
+
+    def value(self, value: Any, line: int, key: str) -> int | Expr:
+        """A number a step takes: an int is an int, a string an expression."""
+        if isinstance(value, str):
+            return self.expr(value, line, key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"expected an integer or an expression in quotes, got "
+                             f"{describe(value)}", line, key)
+        if not INT_MIN <= value <= INT_MAX:
+            raise self.error(f"{value} does not fit in 64 bits (values are s64: "
+                             f"{INT_MIN} .. {INT_MAX})", line, key)
+        return value
+
+    def count(self, value: Any, minimum: int, what: str, line: int, key: str
+              ) -> tuple[int, Expr | None]:
+        """``(n, None)`` for a constant checked against ``minimum``, ``(0, expr)`` for an
+        expression (checked when the step runs)."""
+        if isinstance(value, str):
+            return 0, self.expr(value, line, key)
+        return self.integer(value, minimum, what, line, key), None
 
     def body(self, item: dict, opt: str, op: str, key: str, loc: Loc,
              required: bool = True) -> tuple[Step, ...]:
@@ -200,16 +230,16 @@ class StepParser:
                 raise self.error(f"{op} needs '{opt}:' with a list of steps", loc.line,
                                  f"{key}.{opt}")
             return ()
-        return self.steps(item[opt], f"{key}.{opt}", _line_of(item, opt, loc.line))
+        return self.steps(item[opt], f"{key}.{opt}", line_of(item, opt, loc.line))
 
     # -- ops (one method per keyword; each returns a Step) ------------------------------
     def _lockish(self, item: dict, key: str, loc: Loc, op: str) -> Step:
-        line = _line_of(item, op, loc.line)
+        line = line_of(item, op, loc.line)
         name = self.known(item[op], "lock", self.names.locks, line, f"{key}.{op}")
         kind = self.names.locks[name]
-        if op.startswith("read_") and kind != "rwsem":
-            raise self.error(f"{op} needs an rwsem, but {name!r} is a {kind}", line,
-                             f"{key}.{op}")
+        if op.startswith("read_") and kind not in ("rwsem", "rwlock"):
+            raise self.error(f"{op} needs an rwsem or rwlock, but {name!r} is a {kind}",
+                             line, f"{key}.{op}")
         return Step(op, loc, target=name)
 
     def _op_lock(self, item: dict, key: str, loc: Loc) -> Step:
@@ -227,17 +257,17 @@ class StepParser:
     def _op_read_unlock(self, item: dict, key: str, loc: Loc) -> Step:
         return self._lockish(item, key, loc, "read_unlock")
 
-    def _event(self, item: dict, key: str, loc: Loc, op: str) -> Step:
-        line = _line_of(item, op, loc.line)
-        name = self.known(item[op], "event", self.names.events, line, f"{key}.{op}")
-        with_lock = None
-        if "with_lock" in item:
-            with_lock = self.known(item["with_lock"], "lock", self.names.locks,
-                                   _line_of(item, "with_lock", line), f"{key}.with_lock")
-        return Step(op, loc, target=name, with_lock=with_lock)
+    def event_name(self, item: dict, key: str, loc: Loc, op: str) -> str:
+        line = line_of(item, op, loc.line)
+        name = self.name(item[op], "an event", line, f"{key}.{op}")
+        if name in self.names.locks and name not in self.names.events:
+            raise self.error(f"{name!r} is a {self.names.locks[name]}, not an event: {op} "
+                             "takes a waitqueue or completion (a lock is taken with lock:, "
+                             "or polled with trylock:)", line, f"{key}.{op}")
+        return self.known(name, "event", self.names.events, line, f"{key}.{op}")
 
-    def _op_wait(self, item: dict, key: str, loc: Loc) -> Step:
-        return self._event(item, key, loc, "wait")
+    def _event(self, item: dict, key: str, loc: Loc, op: str) -> Step:
+        return Step(op, loc, target=self.event_name(item, key, loc, op))
 
     def _op_signal(self, item: dict, key: str, loc: Loc) -> Step:
         return self._event(item, key, loc, "signal")
@@ -248,41 +278,37 @@ class StepParser:
     def _op_complete(self, item: dict, key: str, loc: Loc) -> Step:
         return self._event(item, key, loc, "complete")
 
-    def _op_call(self, item: dict, key: str, loc: Loc) -> Step:
-        line = _line_of(item, "call", loc.line)
-        return Step("call", loc, target=self.known(item["call"], "routine",
-                                                   self.names.routines, line, f"{key}.call"))
-
     def _op_point(self, item: dict, key: str, loc: Loc) -> Step:
-        line = _line_of(item, "point", loc.line)
+        line = line_of(item, "point", loc.line)
         return Step("point", loc, target=self.name(item["point"], "a fault point", line,
                                                    f"{key}.point"))
 
     def _op_free(self, item: dict, key: str, loc: Loc) -> Step:
-        line = _line_of(item, "free", loc.line)
+        line = line_of(item, "free", loc.line)
         return Step("free", loc, target=self.name(item["free"], "a page handle", line,
                                                   f"{key}.free"))
 
     def _op_alloc(self, item: dict, key: str, loc: Loc) -> Step:
-        line = _line_of(item, "alloc", loc.line)
-        pages = self.integer(item["alloc"], 1, " of pages", line, f"{key}.alloc")
+        line = line_of(item, "alloc", loc.line)
+        pages, pages_expr = self.count(item["alloc"], 1, " of pages", line, f"{key}.alloc")
         gfp = item.get("gfp", "GFP_KERNEL")
         if gfp not in GFP_NAMES:
             raise self.error(f"unknown GFP mask {shown(gfp)}{did_you_mean(str(gfp), GFP_NAMES)}"
                              "; known masks: " + ", ".join(GFP_NAMES),
-                             _line_of(item, "gfp", line), f"{key}.gfp")
+                             line_of(item, "gfp", line), f"{key}.gfp")
         as_ = None
         if "as" in item:
-            as_ = self.name(item["as"], "a page handle", _line_of(item, "as", line),
+            as_ = self.name(item["as"], "a page handle", line_of(item, "as", line),
                             f"{key}.as")
         may_fail = item.get("may_fail", False)
         if not isinstance(may_fail, bool):
             raise self.error(f"expected true or false, got {shown(may_fail)}",
-                             _line_of(item, "may_fail", line), f"{key}.may_fail")
-        return Step("alloc", loc, n=pages, gfp=gfp, as_=as_, may_fail=may_fail)
+                             line_of(item, "may_fail", line), f"{key}.may_fail")
+        return Step("alloc", loc, n=pages, n_expr=pages_expr, gfp=gfp, as_=as_,
+                    may_fail=may_fail)
 
     def _op_fill(self, item: dict, key: str, loc: Loc) -> Step:
-        line = _line_of(item, "fill", loc.line)
+        line = line_of(item, "fill", loc.line)
         value, k = item["fill"], f"{key}.fill"
         if not isinstance(value, dict):
             raise self.error(f"expected a mapping like {{class: C, pages: N}}, got "
@@ -292,24 +318,25 @@ class StepParser:
                 raise self.error(f"unknown option {shown(extra)} in fill"
                                  f"{did_you_mean(str(extra), ('class', 'pages'))} "
                                  "(fill takes class: and pages:)",
-                                 _line_of(value, extra, line), f"{k}.{extra}")
+                                 line_of(value, extra, line), f"{k}.{extra}")
         for need in ("class", "pages"):
             if need not in value:
                 raise self.error(f"fill needs {need}: (write {{class: C, pages: N}})", line, k)
         cls = self.known(value["class"], "class", self.names.classes,
-                         _line_of(value, "class", line), f"{k}.class")
-        pages = self.integer(value["pages"], 1, " of pages", _line_of(value, "pages", line),
-                             f"{k}.pages")
-        return Step("fill", loc, target=cls, n=pages)
+                         line_of(value, "class", line), f"{k}.class")
+        pages, expr = self.count(value["pages"], 1, " of pages",
+                                 line_of(value, "pages", line), f"{k}.pages")
+        return Step("fill", loc, target=cls, n=pages, n_expr=expr)
 
     def _op_io(self, item: dict, key: str, loc: Loc) -> Step:
-        return Step("io", loc, n=self.integer(item["io"], 0, " of ticks",
-                                              _line_of(item, "io", loc.line), f"{key}.io"))
+        n, expr = self.count(item["io"], 0, " of ticks", line_of(item, "io", loc.line),
+                             f"{key}.io")
+        return Step("io", loc, n=n, n_expr=expr)
 
     def _op_sleep(self, item: dict, key: str, loc: Loc) -> Step:
-        return Step("sleep", loc, n=self.integer(item["sleep"], 0, " of ticks",
-                                                 _line_of(item, "sleep", loc.line),
-                                                 f"{key}.sleep"))
+        n, expr = self.count(item["sleep"], 0, " of ticks",
+                             line_of(item, "sleep", loc.line), f"{key}.sleep")
+        return Step("sleep", loc, n=n, n_expr=expr)
 
     def _op_yield(self, item: dict, key: str, loc: Loc) -> Step:
         if item["yield"] is not None:
@@ -318,54 +345,38 @@ class StepParser:
         return Step("yield", loc)
 
     def _op_flags(self, item: dict, key: str, loc: Loc) -> Step:
-        line = _line_of(item, "flags", loc.line)
+        line = line_of(item, "flags", loc.line)
         flags = check_flags(item["flags"], file=self.file, line=line, key=f"{key}.flags")
         return Step("flags", loc, flags=flags, body=self.body(item, "do", "flags", key, loc))
 
-    def _assign(self, item: dict, key: str, loc: Loc, op: str) -> Step:
-        line, k = _line_of(item, op, loc.line), f"{key}.{op}"
-        value = item[op]
-        if not isinstance(value, dict) or not value:
-            raise self.error(f"expected a mapping like {{VAR: INT}}, got {shown(value)}",
-                             line, k)
-        assign = []
-        for var, number in value.items():
-            vline = _line_of(value, var, line)
-            name = self.known(var, "variable", self.names.vars, vline, f"{k}.{var}")
-            if isinstance(number, bool) or not isinstance(number, int):
-                raise self.error(f"expected an integer, got {shown(number)}", vline,
-                                 f"{k}.{var}")
-            assign.append((name, number))
-        return Step(op, loc, assign=tuple(assign))
-
-    def _op_set(self, item: dict, key: str, loc: Loc) -> Step:
-        return self._assign(item, key, loc, "set")
-
-    def _op_add(self, item: dict, key: str, loc: Loc) -> Step:
-        return self._assign(item, key, loc, "add")
-
     def _op_assert(self, item: dict, key: str, loc: Loc) -> Step:
-        return Step("assert", loc, expr=self.expr(item["assert"], _line_of(item, "assert",
+        return Step("assert", loc, expr=self.expr(item["assert"], line_of(item, "assert",
                                                                           loc.line),
                                                   f"{key}.assert"))
 
     def _op_if(self, item: dict, key: str, loc: Loc) -> Step:
-        expr = self.expr(item["if"], _line_of(item, "if", loc.line), f"{key}.if")
+        expr = self.expr(item["if"], line_of(item, "if", loc.line), f"{key}.if")
         return Step("if", loc, expr=expr, body=self.body(item, "then", "if", key, loc),
                     orelse=self.body(item, "else", "if", key, loc, required=False))
 
     def _op_while(self, item: dict, key: str, loc: Loc) -> Step:
-        expr = self.expr(item["while"], _line_of(item, "while", loc.line), f"{key}.while")
+        expr = self.expr(item["while"], line_of(item, "while", loc.line), f"{key}.while")
         return Step("while", loc, expr=expr, body=self.body(item, "do", "while", key, loc))
 
-    def _op_repeat(self, item: dict, key: str, loc: Loc) -> Step:
-        n = self.integer(item["repeat"], 0, " count", _line_of(item, "repeat", loc.line),
-                         f"{key}.repeat")
-        return Step("repeat", loc, n=n, body=self.body(item, "do", "repeat", key, loc))
+
+_SIGNALS = ("signal", "broadcast", "complete")
 
 
-def _line_of(container: Any, key: Any, default: int) -> int:
-    """Line of ``key`` in a YAML mapping, or ``default`` when unknown."""
-    if isinstance(container, LineMap):
-        return container.lines.get(key, default)
-    return default
+def _own_reach(step: Step, names: Names) -> set[tuple[str, str]]:
+    """What ``step`` itself (not its bodies) can do that the watchdog asks about: signal
+    an event, up or down a semaphore, call a routine, allocate (and so run writeback)."""
+    op = step.op
+    if op in _SIGNALS:
+        return {("signal", step.target)}
+    if op in ("unlock", "lock", "trylock") and names.locks.get(step.target) == "semaphore":
+        return {("up" if op == "unlock" else "down", step.target)}
+    if op == "call":
+        return {("call", step.target)}
+    if op in ("alloc", "fill"):
+        return {("alloc", "")}
+    return set()

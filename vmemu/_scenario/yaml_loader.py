@@ -16,9 +16,9 @@ from typing import Any
 
 from .._errors import ScenarioError, did_you_mean
 from ._yaml import LineMap, parse_yaml, type_name
-from .expr import KEYWORDS, expand_template
-from .model import (EVENT_KINDS, LOCK_KINDS, VERDICTS, Limits, Memory, PageClass, Scenario,
-                    Step, TaskSpec, Loc)
+from .expr import KEYWORDS, Scope, expand_template
+from .model import (EVENT_KINDS, INT_MAX, INT_MIN, LOCK_KINDS, TASK_NAMES, VERDICTS, Limits,
+                    Loc, Memory, PageClass, Routine, Scenario, Step, TaskSpec)
 from .steps import Names, StepParser, check_flags, describe, shown
 
 __all__ = ["load_yaml_scenario", "TOP_KEYS", "DEFAULT_POOL_PAGES", "default_watermarks"]
@@ -30,7 +30,10 @@ _LIMIT_KEYS = ("steps", "ticks", "hung_task_timeout")
 _MEMORY_KEYS = ("pages", "watermarks", "kswapd", "classes")
 _CLASS_KEYS = ("writeback", "needs")
 _NEEDS = ("io", "fs")
-_TASK_KEYS = ("steps", "count", "flags", "start")
+_TASK_KEYS = ("steps", "count", "flags", "start", "locals", "daemon")
+_ROUTINE_KEYS = ("params", "locals", "steps")
+#: Parameters a writeback routine may declare: what reclaim hands it.
+WRITEBACK_PARAMS = ("class", "page")
 #: Size of the pool a scenario gets when it allocates but has no ``memory:`` section
 #: (e.g. sleep_under_spinlock.yaml): big enough that such scenarios are not about
 #: memory pressure, so kernel code can rely on ``memory`` whenever steps allocate.
@@ -38,6 +41,8 @@ DEFAULT_POOL_PAGES = 1024
 # Upper bound for ``count:`` of locks, events and tasks: a typo like 100000000 should be an
 # error, not an out-of-memory.
 MAX_COUNT = 10_000
+#: Longest array a scenario may declare (shared or local).
+MAX_ARRAY = 100_000
 _VAR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -54,6 +59,7 @@ class _Loader:
     def __init__(self, file: str) -> None:
         self.file = file
         self.lock_classes: dict[str, str] = {}
+        self.semaphores: dict[str, tuple[int, int | None]] = {}
 
     def error(self, message: str, line: int | None, key: str | None) -> ScenarioError:
         return ScenarioError(message, file=self.file, line=line, key=key)
@@ -127,9 +133,16 @@ class _Loader:
             name = self.name(raw_name, what, line, key)
             count = None
             lock_class = None
+            units = None
             if isinstance(spec, dict):
-                allowed = ("kind", "count", "class") if section == "locks" else ("kind", "count")
+                # sema_init(&s, count): for a semaphore, count is its units, not copies.
+                sem = section == "locks" and spec.get("kind") == "semaphore"
+                allowed = (("kind", "count", "max", "class") if sem else
+                           ("kind", "count", "class") if section == "locks" else
+                           ("kind", "count"))
                 self.check_keys(spec, allowed, key, f"a {what}")
+                if sem:
+                    units = self.semaphore(spec, key)
                 if "class" in spec:
                     # lockdep's lock class: locks of one class are one node of its graph.
                     lock_class = self.name(spec["class"], "lock class", _line(spec, "class"),
@@ -137,7 +150,7 @@ class _Loader:
                 if "kind" not in spec:
                     raise self.error(f"{what} {name!r} needs kind: (one of "
                                      + ", ".join(kinds) + ")", line, key)
-                if "count" in spec:
+                if "count" in spec and units is None:
                     count = self.count(spec, key)
                 line, kind_key, spec = _line(spec, "kind"), f"{key}.kind", spec["kind"]
             else:
@@ -152,26 +165,65 @@ class _Loader:
                 out[full] = spec
                 if lock_class is not None:
                     self.lock_classes[full] = lock_class
+                if spec == "semaphore":
+                    self.semaphores[full] = units or (1, 1)
         return out
 
-    def variables(self, doc: dict) -> dict[str, int]:
-        raw = self.mapping(doc.get("vars"), _line(doc, "vars"), "vars", "{ready: 0}")
-        out: dict[str, int] = {}
+    def semaphore(self, spec: dict, key: str) -> tuple[int, int | None]:
+        """``(count, max)`` of a semaphore: ``count`` units (0 for a semaphore used as a
+        signal), ``max`` the most ``up`` may raise it to (default: count, or unbounded
+        when count is 0)."""
+        count = 1
+        if "count" in spec:
+            count = self.integer(spec["count"], 0, _line(spec, "count"), f"{key}.count",
+                                 "count")
+            if count > INT_MAX:
+                raise self.error(f"count must be at most {INT_MAX}", _line(spec, "count"),
+                                 f"{key}.count")
+        top: int | None = count if count >= 1 else None
+        if "max" in spec:
+            top = self.integer(spec["max"], 1, _line(spec, "max"), f"{key}.max", "max")
+            if top < count:
+                raise self.error(f"max ({top}) is below count ({count}): a semaphore starts "
+                                 f"with count units and up() may raise it to max; give "
+                                 f"max >= {count}", _line(spec, "max"), f"{key}.max")
+        return count, top
+
+    def variables(self, raw: Any, line: int, section: str, example: str
+                  ) -> dict[str, Any]:
+        """``vars:`` or ``locals:``: names to integers or arrays of integers (tuples)."""
+        raw = self.mapping(raw, line, section, example)
+        out: dict[str, Any] = {}
         for name, value in raw.items():
-            line, key = _line(raw, name), f"vars.{name}"
-            if not isinstance(name, str) or not _VAR_RE.match(name) or name in KEYWORDS:
+            vline, key = _line(raw, name), f"{section}.{name}"
+            if not isinstance(name, str) or not _VAR_RE.match(name) or name in KEYWORDS \
+                    or name in TASK_NAMES:
                 raise self.error(f"variable name must be an identifier (letters, digits, _) "
-                                 f"and not one of {', '.join(sorted(KEYWORDS))}, got "
-                                 f"{shown(name)}", line, key)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise self.error(f"initial value must be an integer, got {shown(value)}",
-                                 line, key)
-            out[name] = value
-        # ``trylock`` and io results set ``ok``; it always exists (0 unless declared).
-        out.setdefault("ok", 0)
+                                 f"and not one of {', '.join(sorted(KEYWORDS | set(TASK_NAMES)))}"
+                                 f" (ok and should_stop are per-task names every expression "
+                                 f"can read), got {shown(name)}", vline, key)
+            out[name] = self.initial(value, vline, key)
         return out
 
-    def memory(self, doc: dict, routines: frozenset[str]) -> Memory | None:
+    def initial(self, value: Any, line: int, key: str) -> Any:
+        """An initial value: an s64 integer, or a non-empty list of them (an array)."""
+        if isinstance(value, list):
+            if not value or len(value) > MAX_ARRAY:
+                raise self.error(f"an array needs 1 to {MAX_ARRAY} elements, got "
+                                 f"{len(value)}", line, key)
+            for i, v in enumerate(value):
+                if isinstance(v, bool) or not isinstance(v, int) or not INT_MIN <= v <= INT_MAX:
+                    raise self.error(f"array element {i} must be an integer, got {shown(v)}",
+                                     line, key)
+            return tuple(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"initial value must be an integer or a list of integers, got "
+                             f"{shown(value)}", line, key)
+        if not INT_MIN <= value <= INT_MAX:
+            raise self.error(f"{value} does not fit in 64 bits (values are s64)", line, key)
+        return value
+
+    def memory(self, doc: dict, routines: dict[str, tuple[str, ...]]) -> Memory | None:
         if "memory" not in doc:
             return None
         mline = _line(doc, "memory")
@@ -209,7 +261,8 @@ class _Loader:
         return Memory(pages=pages, min=wmin, low=low, high=high, kswapd=kswapd,
                       classes=classes)
 
-    def classes(self, memory: dict, routines: frozenset[str]) -> tuple[PageClass, ...]:
+    def classes(self, memory: dict, routines: dict[str, tuple[str, ...]]
+                ) -> tuple[PageClass, ...]:
         raw = self.mapping(memory.get("classes"), _line(memory, "classes"), "memory.classes",
                            "{shm: {writeback: ROUTINE, needs: [io, fs]}}")
         out = []
@@ -226,6 +279,13 @@ class _Loader:
                     raise self.error(f"unknown routine {writeback!r}"
                                      f"{did_you_mean(writeback, routines)}", wline,
                                      f"{key}.writeback")
+                odd = [p for p in routines[writeback] if p not in WRITEBACK_PARAMS]
+                if odd:
+                    raise self.error(f"writeback routine {writeback!r} declares parameter "
+                                     f"{odd[0]!r}; reclaim hands a writeback routine only "
+                                     "class (the class's index in memory.classes) and page "
+                                     "(the page's index in its class)", wline,
+                                     f"{key}.writeback")
             needs = spec.get("needs") or []
             if not isinstance(needs, list) or any(n not in _NEEDS for n in needs) \
                     or len(set(needs)) != len(needs):
@@ -234,38 +294,90 @@ class _Loader:
             out.append(PageClass(name=name, writeback=writeback, needs=tuple(needs)))
         return tuple(out)
 
-    def routine_names(self, doc: dict) -> LineMap | dict:
+    def routine_heads(self, doc: dict) -> dict[str, tuple[Any, tuple[str, ...], dict, int]]:
+        """Each routine's ``(steps, params, locals, line)``, before any body is parsed
+        (calls check their arguments against the parameters)."""
         raw = self.mapping(doc.get("routines"), _line(doc, "routines"), "routines",
                            "{NAME: [steps]}")
-        for name in raw:
-            self.name(name, "routine", _line(raw, name), f"routines.{name}")
-        return raw
+        out = {}
+        for name, spec in raw.items():
+            line, key = _line(raw, name), f"routines.{name}"
+            self.name(name, "routine", line, key)
+            params: tuple[str, ...] = ()
+            local: dict[str, Any] = {}
+            steps, sline = spec, line
+            if isinstance(spec, dict):
+                self.check_keys(spec, _ROUTINE_KEYS, key, "a routine")
+                if "steps" not in spec:
+                    raise self.error(f"routine {name!r} needs steps: [...]", line,
+                                     f"{key}.steps")
+                steps, sline = spec["steps"], _line(spec, "steps")
+                params = self.params(spec, key)
+                local = self.variables(spec.get("locals"), _line(spec, "locals"),
+                                       f"{key}.locals", "{tmp: 0}")
+                for p in params:
+                    if p in local:
+                        raise self.error(f"{p!r} is both a parameter and a local of "
+                                         f"{name!r}", _line(spec, "locals"), f"{key}.locals")
+            out[name] = (steps, params, local, sline)
+        return out
 
-    def tasks(self, doc: dict, names: Names) -> tuple[TaskSpec, ...]:
+    def params(self, spec: dict, key: str) -> tuple[str, ...]:
+        raw = spec.get("params") or []
+        line = _line(spec, "params")
+        if not isinstance(raw, list):
+            raise self.error(f"params: is a list of names like [group], got {describe(raw)}",
+                             line, f"{key}.params")
+        for p in raw:
+            if not isinstance(p, str) or not _VAR_RE.match(p) or p in KEYWORDS \
+                    or p in TASK_NAMES:
+                raise self.error(f"a parameter is an identifier, got {shown(p)}", line,
+                                 f"{key}.params")
+        if len(set(raw)) != len(raw):
+            raise self.error("a parameter is declared twice", line, f"{key}.params")
+        return tuple(raw)
+
+    def task_heads(self, doc: dict) -> list[dict[str, Any]]:
+        """Every task instance (counted tasks expanded) with its options, before any
+        steps are parsed: ``spawn``/``join``/``stop`` steps check names against them."""
         tline = _line(doc, "tasks")
         raw = self.mapping(doc.get("tasks"), tline, "tasks", "{t: [steps]}")
         if not raw:
             raise self.error("a scenario needs at least one task under tasks:", tline, "tasks")
-        out: dict[str, TaskSpec] = {}
+        out: dict[str, dict[str, Any]] = {}
         for raw_name, spec in raw.items():
             line, key = _line(raw, raw_name), f"tasks.{raw_name}"
             name = self.name(raw_name, "task", line, key, braces=True)
-            count, flags, start = None, (), 0
-            steps_raw, steps_line = spec, line
+            head: dict[str, Any] = {"flags": (), "start": 0, "spawned": False,
+                                    "daemon": False, "locals": {}, "key": key,
+                                    "loc": Loc(self.file, line), "steps": spec,
+                                    "steps_line": line}
+            count = None
             if isinstance(spec, dict):
                 self.check_keys(spec, _TASK_KEYS, key, "a task")
                 if "steps" not in spec:
                     raise self.error(f"task {name!r} needs steps: [...]", line, f"{key}.steps")
-                steps_raw, steps_line = spec["steps"], _line(spec, "steps")
+                head["steps"], head["steps_line"] = spec["steps"], _line(spec, "steps")
                 if "count" in spec:
                     count = self.count(spec, key)
                 if spec.get("flags") not in (None, []):
-                    flags = check_flags(spec["flags"], file=self.file,
-                                        line=_line(spec, "flags"), key=f"{key}.flags")
+                    head["flags"] = check_flags(spec["flags"], file=self.file,
+                                                line=_line(spec, "flags"), key=f"{key}.flags")
                 if "start" in spec:
-                    start = self.integer(spec["start"], 0, _line(spec, "start"),
-                                         f"{key}.start", "start")
-            loc = Loc(self.file, line)
+                    if spec["start"] == "spawned":
+                        head["spawned"] = True
+                    else:
+                        head["start"] = self.integer(
+                            spec["start"], 0, _line(spec, "start"), f"{key}.start",
+                            "start (a tick, or 'spawned' for a task created by spawn:)")
+                if "daemon" in spec:
+                    if not isinstance(spec["daemon"], bool):
+                        raise self.error(f"daemon must be true or false, got "
+                                         f"{shown(spec['daemon'])}", _line(spec, "daemon"),
+                                         f"{key}.daemon")
+                    head["daemon"] = spec["daemon"]
+                head["locals"] = self.variables(spec.get("locals"), _line(spec, "locals"),
+                                                f"{key}.locals", "{tmp: 0}")
             if count is None:
                 if "{" in name or "}" in name:
                     raise self.error(f"task name {name!r}: templates like {{i}} only expand "
@@ -278,11 +390,20 @@ class _Loader:
             for inst, template in instances:
                 if inst in out:
                     raise self.error(f"duplicate task {inst!r}", line, key)
-                steps: tuple[Step, ...] = StepParser(names, template).steps(
-                    steps_raw, f"{key}.steps", steps_line)
-                out[inst] = TaskSpec(name=inst, steps=steps, flags=flags, start=start,
-                                     loc=loc)
-        return tuple(out.values())
+                out[inst] = {**head, "name": inst, "template": template}
+        return list(out.values())
+
+    def tasks(self, heads: list[dict[str, Any]], names: Names) -> tuple[TaskSpec, ...]:
+        out = []
+        for h in heads:
+            scope = Scope(names.vars, _shapes(h["locals"]))
+            steps: tuple[Step, ...] = StepParser(names, h["template"], scope).steps(
+                h["steps"], f"{h['key']}.steps", h["steps_line"])
+            out.append(TaskSpec(
+                name=h["name"], steps=steps, flags=h["flags"], start=h["start"],
+                loc=h["loc"], locals=_locals(h["locals"], scope), daemon=h["daemon"],
+                spawned=h["spawned"], reach=_union(steps)))
+        return tuple(out)
 
     # -- the whole file -------------------------------------------------------------------
     def scenario(self, data: bytes) -> Scenario:
@@ -310,17 +431,28 @@ class _Loader:
             if name in locks:
                 raise self.error(f"{name!r} is both a lock and an event; use distinct names",
                                  _line(doc, "events"), "events")
-        variables = self.variables(doc)
-        routines_raw = self.routine_names(doc)
-        memory = self.memory(doc, frozenset(routines_raw))
+        variables = self.variables(doc.get("vars"), _line(doc, "vars"), "vars", "{ready: 0}")
+        heads = self.routine_heads(doc)
+        signatures = {name: h[1] for name, h in heads.items()}
+        memory = self.memory(doc, signatures)
+        task_heads = self.task_heads(doc)
         names = Names(file=self.file, locks=locks, events=events,
-                      vars=frozenset(variables), routines=frozenset(routines_raw),
+                      vars=_shapes(variables), routines=signatures,
                       classes=frozenset(c.name for c in memory.classes) if memory else
-                      frozenset(), has_memory=memory is not None)
-        routines = {name: StepParser(names).steps(body, f"routines.{name}",
-                                                  _line(routines_raw, name))
-                    for name, body in routines_raw.items()}
-        tasks = self.tasks(doc, names)
+                      frozenset(), has_memory=memory is not None,
+                      tasks={h["name"]: h["spawned"] for h in task_heads})
+        routines = {}
+        for name, (body, params, local, line) in heads.items():
+            scope = Scope(names.vars, {**{p: None for p in params}, **_shapes(local)},
+                          routine=name)
+            steps = StepParser(names, None, scope).steps(body, f"routines.{name}", line)
+            routines[name] = Routine(name, steps, params, _locals(local, scope),
+                                     Loc(self.file, line), reach=_union(steps))
+        tasks = self.tasks(task_heads, names)
+        if all(t.spawned for t in tasks):
+            raise self.error("every task is start: spawned, so nothing would ever run: "
+                             "leave start: out of the task that spawns the others",
+                             _line(doc, "tasks"), "tasks")
         if memory is None and names.uses_memory:
             memory = Memory(DEFAULT_POOL_PAGES, *default_watermarks(DEFAULT_POOL_PAGES))
         return Scenario(
@@ -330,7 +462,29 @@ class _Loader:
             source=self.text(doc, "source", ""), expect=expect, limits=limits,
             memory=memory, locks=locks, events=events, vars=variables, routines=routines,
             tasks=tasks, lock_classes=dict(self.lock_classes),
-            abspath=os.path.abspath(self.file))
+            abspath=os.path.abspath(self.file), semaphores=dict(self.semaphores))
+
+
+def _shapes(variables: dict[str, Any]) -> dict[str, int | None]:
+    """Name -> array length (None for a scalar): what a :class:`Scope` needs."""
+    return {n: len(v) if isinstance(v, tuple) else None for n, v in variables.items()}
+
+
+def _locals(declared: dict[str, Any], scope: Scope) -> tuple[tuple[str, Any], ...]:
+    """A frame's initial locals: the declared ones, then every other name the scope
+    gained (``repeat ... as:`` indices; a routine's parameters, which its call binds),
+    at 0, in order."""
+    out = dict(declared)
+    for name in scope.local:
+        out.setdefault(name, 0)
+    return tuple(out.items())
+
+
+def _union(steps: tuple[Step, ...]) -> frozenset:
+    reach: set = set()
+    for s in steps:
+        reach |= s.reach
+    return frozenset(reach)
 
 
 def _line(container: Any, key: Any) -> int:

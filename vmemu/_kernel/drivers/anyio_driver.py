@@ -178,7 +178,14 @@ async def _run(k: "Kernel") -> None:
         if not isinstance(exc, Killed) and not cancelled:
             hand_off(None)
 
+    async def start_task(t: Task) -> None:
+        # As for the tasks the run started with: the baton exists before the host task
+        # does, so the kernel may pick the new task before the host loop started it.
+        t.handle = new()
+        tg.start_soon(main, t, name=f"vmemu:{t.name}")
+
     k.park = park
+    k.start_task = start_task
     if not k.tasks:
         k.next_task()
         return

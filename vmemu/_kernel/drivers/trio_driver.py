@@ -8,7 +8,7 @@ loop and parks. That ping-pong is the whole protocol.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import outcome
 import trio
@@ -40,12 +40,15 @@ async def _run(k: "Kernel") -> None:
         reschedule(loop)
         await wait_task_rescheduled(_abort)
 
-    async def main(t: Task) -> None:
+    async def main(t: Task, task_status: Any = None) -> None:
         nonlocal pending
         t.handle = current_task()
-        pending -= 1
-        if pending == 0:
-            reschedule(loop)   # every task is parked: the kernel may start
+        if task_status is not None:
+            task_status.started()   # a spawned task: its spawner goes on once it parks
+        else:
+            pending -= 1
+            if pending == 0:
+                reschedule(loop)   # every task is parked: the kernel may start
         exc: BaseException | None = None
         started = False
         try:
@@ -65,7 +68,13 @@ async def _run(k: "Kernel") -> None:
         if not isinstance(exc, Killed):
             reschedule(loop)
 
+    async def start_task(t: Task) -> None:
+        # Called by the spawning task, which runs: the new trio task parks before its
+        # first turn, exactly like the tasks the run started with.
+        await nursery.start(main, t, name=f"vmemu:{t.name}")
+
     k.park = park
+    k.start_task = start_task
     if not k.tasks:
         k.next_task()
         return

@@ -1,0 +1,130 @@
+"""Values at run time: evaluating expressions, reading and storing places, calling
+routines with arguments and a result.
+
+Values are 64-bit signed integers that wrap on store, as C's ``s64`` does (so no
+program can grow a number without bound). An array index outside the array is the
+``bug`` verdict, worded as KASAN reports an out-of-bounds access.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TYPE_CHECKING
+
+from .._scenario.expr import OutOfBounds
+from .._scenario.model import INT_MAX, INT_MIN, Expr, Loc, Place, Routine, Step
+from .task import Frame, VerdictSignal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import TaskContext
+
+#: Deepest routine nesting before the run ends with a ``bug`` (a kernel stack overflow).
+MAX_CALL_DEPTH = 32
+_SPAN = 1 << 64
+
+
+class Return(Exception):
+    """A ``return`` step unwinding its routine (caught by :func:`call_routine`)."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+def wrap(value: int) -> int:
+    """``value`` as an s64 (two's complement wrap-around)."""
+    if INT_MIN <= value <= INT_MAX:
+        return value
+    return (value - INT_MIN) % _SPAN + INT_MIN
+
+
+def _kasan(frame: Frame, e: OutOfBounds, step: Step | None) -> VerdictSignal:
+    at = f" at {step.loc}" if step is not None else ""
+    return VerdictSignal("bug", f"BUG: KASAN: out-of-bounds access in {frame.task.name}: "
+                         f"{e.array}[{e.index}] of an array of length {e.length}{at}")
+
+
+def evaluate(frame: Frame, expr: Expr, step: Step | None) -> int:
+    """``expr`` in ``frame``; division by zero and bad indices become ``bug``."""
+    try:
+        return expr.fn(frame)
+    except ZeroDivisionError:
+        at = f" at {step.loc}" if step is not None else ""
+        raise VerdictSignal("bug", f"division by zero in {expr.source!r}{at}") from None
+    except OutOfBounds as e:
+        raise _kasan(frame, e, step) from None
+
+
+def _container(frame: Frame, place: Place) -> Any:
+    return frame.shared if place.scope == "shared" else frame.locals
+
+
+def _index(frame: Frame, place: Place, step: Step | None, arr: list) -> int:
+    i = evaluate(frame, place.index, step)
+    if not 0 <= i < len(arr):
+        raise _kasan(frame, OutOfBounds(place.name, i, len(arr)), step)
+    return i
+
+
+def read(frame: Frame, place: Place, step: Step | None) -> int:
+    """The value at ``place``."""
+    value = _container(frame, place)[place.name]
+    if place.index is None:
+        return value
+    return value[_index(frame, place, step, value)]
+
+
+def store(frame: Frame, place: Place, value: int, step: Step | None) -> None:
+    """Store ``value`` (wrapped to s64) at ``place``."""
+    box = _container(frame, place)
+    if place.index is None:
+        box[place.name] = wrap(value)
+    else:
+        arr = box[place.name]
+        arr[_index(frame, place, step, arr)] = wrap(value)
+
+
+def label(frame: Frame, place: Place, step: Step | None) -> str:
+    """``x`` or ``buf[2]`` (the index evaluated): how events name a place."""
+    if place.index is None:
+        return place.name
+    i = evaluate(frame, place.index, step)
+    return f"{place.name}[{i}]"
+
+
+def show(frame: Frame, names: tuple[str, ...]) -> str:
+    """``a=1, buf=[0, 2]``: the values of ``names`` as an expression in ``frame`` sees them."""
+    out = []
+    for n in names:
+        if n in frame.locals:
+            v = frame.locals[n]
+        elif frame.shared is not None and n in frame.shared:
+            v = frame.shared[n]
+        elif n in ("ok", "should_stop") and frame.task is not None:
+            v = getattr(frame.task, n)
+        else:
+            continue
+        out.append(f"{n}={v}")
+    return ", ".join(out)
+
+
+async def call_routine(ctx: "TaskContext", routine: Routine, args: dict[str, int],
+                       loc: Loc | None) -> int:
+    """Run ``routine`` in a new frame of ``ctx``'s task; its ``return`` value (0 if it
+    falls off the end)."""
+    from .interp import run_steps   # late: interp imports this module
+    t = ctx.task
+    if len(t.stack) > MAX_CALL_DEPTH:
+        raise VerdictSignal("bug", f"BUG: {t.name}: call depth beyond {MAX_CALL_DEPTH} "
+                            f"(kernel stack overflow) calling {routine.name} at {loc}")
+    local = {n: list(v) if isinstance(v, tuple) else v for n, v in routine.locals}
+    local.update(args)
+    t.stack.append(Frame(routine.name, loc, None, local, ctx.k.vars, t, routine.steps))
+    try:
+        await run_steps(ctx, routine.steps)
+        result = 0
+    except Return as r:
+        result = r.value
+    # No finally: when a verdict is raised inside the routine, its frame must stay on
+    # the stack for the report.
+    t.stack.pop()
+    return result
