@@ -366,7 +366,7 @@ class _Exploration:
             if old is None:
                 cover[h] = i
                 self._new_cover.add(h)
-                self._cover_at = self.done
+                self._cover_at = max(self._cover_at or 0, i + 1)
             elif i < old:
                 cover[h] = i
         self.exhausted = self.exhausted or blk.exhausted

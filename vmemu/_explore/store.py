@@ -12,7 +12,8 @@ Tables:
   (path, hash), strategy, parameters (JSON), seed, driver, status (``running``,
   ``done``, ``interrupted``; a ``running`` row whose process is gone is shown as
   ``killed``), counters (schedules, interleavings, failures, seconds), and the schedule
-  count at which the last new interleaving appeared (a campaign that saturates shows it).
+  index (plus one) of the last schedule that showed a new interleaving: a campaign that
+  saturates shows it.
 - ``ranges``: the schedule index ranges ``[start, stop)`` run, each with the longest run
   in it (PCT's steps hint of later epochs is computed from them, so a resumed campaign
   runs exactly the schedules a single long exploration would have).
@@ -188,7 +189,7 @@ class Store:
         sets = "schedules = schedules + ?, seconds = seconds + ?, interleavings = ?, updated = ?"
         args: list[Any] = [schedules, seconds, interleavings, time.time()]
         if new_cover_at is not None:
-            sets += ", new_cover_at = ?"
+            sets += ", new_cover_at = max(new_cover_at, ?)"
             args.append(new_cover_at)
         if status is not None:
             sets += ", status = ?"

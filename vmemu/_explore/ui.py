@@ -173,7 +173,7 @@ def campaigns_text(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no campaigns yet"
     head = ("id", "scenario", "strategy", "seed", "status", "schedules", "per s",
-            "interleavings", "last new at", "failures", "updated")
+            "interleavings", "new until", "failures", "updated")
     body = []
     for c in rows:
         rate = c["schedules"] / c["seconds"] if c["seconds"] else 0.0

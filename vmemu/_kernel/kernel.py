@@ -455,9 +455,10 @@ class Kernel(Kthreads):
             self.emit(None, "verdict", outcome.verdict)
             # Snapshot the wait-for graph now: unwinding the tasks changes nothing the
             # report shows, but the report must describe the moment of the verdict. An
-            # `ok` run has nothing to unwind: its reports wait until someone asks.
-            self._final_tasks = (None if outcome is _OK
-                                 else watchdog.task_reports(self))
+            # `ok` run with every task done (no daemon left to unwind) cannot change:
+            # its reports wait until someone asks (most runs of an exploration: never).
+            lazy = outcome is _OK and all(t.state is DONE for t in self.tasks)
+            self._final_tasks = None if lazy else watchdog.task_reports(self)
             hung = self.by_name.get(outcome.task or "") if outcome.verdict == "hang" else None
             self.final_cycle = (watchdog.find_cycle(self, hung)
                                 if outcome.verdict in ("deadlock", "hang") else [])
