@@ -308,6 +308,8 @@ class _Exploration:
                         continue
                     self._block(work.run_block(self.spec, a, b, hint, deadline, self.token))
                     _check_signals()
+                    if self.exhausted:
+                        pending.clear()
                     continue
                 if not ready and inflight:
                     ready, _ = cf.wait(list(inflight), timeout=0.25,
