@@ -52,6 +52,8 @@ from .store import Store, holes, sig_from_text
 MIN_BLOCK, MAX_BLOCK = 64, 4096
 #: Epochs smaller than this run in the coordinator alone (not worth a round trip).
 SPLIT_FROM = 512
+#: Worker pools replaced after a worker died, before the exploration gives up.
+MAX_RESTARTS = 3
 #: Seconds between two writes of progress to the store.
 FLUSH_EVERY = 0.25
 
@@ -279,7 +281,6 @@ class _Exploration:
         return n or DEFAULT_STEPS_HINT
 
     def _run(self, executor: Any, deadline: float | None, inline: bool) -> None:
-        slots = executor.slots if executor is not None else 0
         width = (executor.workers if executor is not None else 0) + (1 if inline else 0)
         for epoch in self._epochs():
             start = epoch[0][0]
@@ -292,7 +293,8 @@ class _Exploration:
             inflight: dict[cf.Future, tuple[int, int]] = {}
             while pending or inflight:
                 _check_signals()
-                while split and pending and len(inflight) < slots:
+                up = split and executor.ready()
+                while up and pending and len(inflight) < executor.slots:
                     a, b = pending.pop()
                     if a > self.first or self._late(deadline, a):
                         pending.clear()
@@ -301,7 +303,9 @@ class _Exploration:
                                         self.token)
                     inflight[f] = (a, b)
                 ready = [f for f in inflight if f.done()]
-                if not ready and pending and (inline or not split):
+                # Here: always under --jobs (this process is one of the J), small epochs,
+                # and while a cluster is still starting.
+                if not ready and pending and (inline or not up):
                     a, b = pending.pop()
                     if a > self.first or self._late(deadline, a):
                         pending.clear()
@@ -318,9 +322,13 @@ class _Exploration:
                     a, b = inflight.pop(f)
                     try:
                         blk = f.result()
-                    except cf.BrokenExecutor:
+                    except cf.BrokenExecutor as e:
                         # A worker died (SIGKILL, OOM): run its block (and every other
-                        # one the broken pool lost) again on fresh workers.
+                        # one the broken pool lost) again on fresh workers. Workers that
+                        # die again and again (a crash, not an accident) end it.
+                        if executor.restarts >= MAX_RESTARTS:
+                            raise RuntimeError(f"explore workers died {MAX_RESTARTS + 1} "
+                                               f"times ({e}); giving up") from None
                         lost = [(a, b)] + [inflight.pop(g) for g in list(inflight)]
                         pending.push_back(lost)
                         executor.restart()

@@ -24,6 +24,7 @@ collecting results under ``--jobs``, where it is one of the ``J`` workers).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import gc
 import signal
 import sys
 import threading
@@ -68,30 +69,6 @@ def _noop() -> None:
     return None
 
 
-class _DeferredSignals:
-    """Hold SIGINT and SIGTERM while a cluster starts (its threads and processes must not
-    be torn down half-built); on leaving, a held one is raised as KeyboardInterrupt."""
-
-    def __enter__(self) -> "_DeferredSignals":
-        self.got: list[int] = []
-        self.old: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.old[sig] = signal.signal(sig, lambda n, f: self.got.append(n))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self.old.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)
-        if self.got and exc[0] is None:
-            for sig in self.got:
-                handler = self.old.get(sig)
-                if callable(handler):
-                    handler(sig, None)     # (an exploration's handler notes it)
-                elif handler == signal.SIG_DFL:
-                    raise KeyboardInterrupt
-
-
 class ProcessExecutor:
     """``workers`` local processes (see the module docstring)."""
 
@@ -126,6 +103,9 @@ class ProcessExecutor:
         # `if __name__ == "__main__":` guard would otherwise explore recursively).
         host_main = sys.modules.get("__main__")
         sys.modules["__main__"] = types.ModuleType("__main__")
+        # Forked children share this process's heap until they write to it; the cyclic
+        # GC would touch (and copy) every page of it in each child: freeze it first.
+        gc.freeze()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)   # 3.12+: fork + threads
@@ -135,10 +115,14 @@ class ProcessExecutor:
                 for _ in range(self.workers):          # start them all now
                     self.pool.submit(_noop)
         finally:
+            gc.unfreeze()
             if host_main is not None:
                 sys.modules["__main__"] = host_main
             if old is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def ready(self) -> bool:
+        return True
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         assert self.pool is not None
@@ -183,41 +167,78 @@ class ProcessExecutor:
 
 
 class DaskExecutor:
-    """Blocks as tasks of a ``dask.distributed`` cluster (see the module docstring)."""
+    """Blocks as tasks of a ``dask.distributed`` cluster (see the module docstring).
+
+    The cluster starts (or the client connects) in a thread of its own: until
+    :meth:`ready`, the coordinator runs blocks itself, so a LocalCluster's start-up
+    (worker processes from a ``forkserver`` that preloaded Dask and vmemu) costs no
+    schedules.
+    """
 
     def __init__(self, address: str, spec: Spec, owner: list | None = None) -> None:
         if owner is not None:
             owner.append(self)
+        try:
+            import distributed  # noqa: F401  (here: a missing Dask is one line, at once)
+        except ImportError:
+            raise UserError("--cluster needs Dask: pip install 'vmemu[dask]'",
+                            key="--cluster") from None
         self.cluster = None
         self.client = None
         self._live: dict[int, Any] = {}
         self.restarts = 0
+        self._procs: list[Any] = []
+        local = address.startswith("local:")
+        self.workers = _local_workers(address) if local else 1
+        self.slots = 2 * self.workers
+        self._error: BaseException | None = None
+        self._up = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._start_here, args=(address, spec),
+                                        name="vmemu-dask-start", daemon=True)
+        self._thread.start()
+
+    def ready(self) -> bool:
+        """True once the cluster takes tasks; re-raises what stopped it from starting."""
+        if not self._up.is_set():
+            return False
+        if self._error is not None:
+            raise self._error
+        return True
+
+    def _start_here(self, address: str, spec: Spec) -> None:
         import multiprocessing
         before = {p.pid for p in multiprocessing.active_children()}
-        with _DeferredSignals():
+        try:
             self._start(address, spec)
-        # The LocalCluster's own processes (nannies, workers), to end if they linger.
-        self._procs = [p for p in multiprocessing.active_children() if p.pid not in before]
+        except BaseException as e:
+            self._error = e
+        finally:
+            # The LocalCluster's own processes (workers), to end if they linger.
+            self._procs = [p for p in multiprocessing.active_children()
+                           if p.pid not in before]
+            self._up.set()
 
     def _start(self, address: str, spec: Spec) -> None:
-        try:
-            import logging
+        import logging
+        import multiprocessing
 
-            from distributed import Client, LocalCluster
-        except ImportError:
-            raise UserError("--cluster needs Dask: pip install 'vmemu[dask]'",
-                            key="--cluster") from None
+        import dask
+        from distributed import Client, LocalCluster
         try:
             if address.startswith("local:"):
-                n = _local_workers(address)
-                self.cluster = LocalCluster(n_workers=n, threads_per_worker=1,
-                                            processes=True, dashboard_address=None,
-                                            silence_logs=logging.CRITICAL)
+                # Workers forked by a forkserver that imported Dask and vmemu once: a
+                # fraction of what spawning each (a new interpreter importing both) costs.
+                multiprocessing.get_context("forkserver").set_forkserver_preload(
+                    ["distributed", "vmemu._explore.work", "vmemu._kernel.drivers.direct"])
+                with dask.config.set({"distributed.worker.multiprocessing-method":
+                                      "forkserver"}):
+                    self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                                processes=True, dashboard_address=None,
+                                                silence_logs=logging.CRITICAL)
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(address, timeout=10)
-        except UserError:
-            raise
         except (OSError, TimeoutError) as e:
             raise UserError(f"cannot reach the Dask scheduler at {address} ({e}); start "
                             "one with `dask scheduler`, or use --cluster local:N",
@@ -250,6 +271,7 @@ class DaskExecutor:
         self.restarts += 1
 
     def shutdown(self) -> None:
+        self._thread.join()     # (a cluster half started is closed whole)
         for df in list(self._live.values()):
             df.cancel()
         self._live.clear()
@@ -266,7 +288,7 @@ class DaskExecutor:
                 except Exception:  # pragma: no cover
                     pass
                 # Whatever did not stop in time (a worker busy in a long block): end it.
-                for p in getattr(self, "_procs", ()):
+                for p in self._procs:
                     if p.is_alive():
                         p.kill()
 
