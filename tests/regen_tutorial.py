@@ -1,9 +1,9 @@
-"""Re-run every ``$ vmemu ...`` block of docs/tutorial.md and paste the real output.
+"""Re-run every ``$ vmemu ...`` block of the documentation and paste the real output.
 
 Usage (from the repository root, after a change to the report format):
-``.venv/bin/python tests/regen_tutorial.py``. Blocks that elide part of the output with a
-``[...]`` line keep the same number of lines before and after the elision. The test
-``test_tutorial_commands_still_give_the_output_shown`` checks the result.
+``.venv/bin/python tests/regen_tutorial.py`` (every page: README.md, docs/*.md; or name
+pages). Blocks that elide part of the output with a ``[...]`` line keep the same number of
+lines before and after the elision. ``tests/test_docs.py`` checks the result.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from vmemu._trace import atomic_write_text  # noqa: E402
 
 
 def rerun(command: str) -> tuple[list[str], int]:
+    # stdout and stderr together, as a terminal shows them (error examples use stderr).
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
         code = main(command[len("$ vmemu "):].split())
     return buf.getvalue().rstrip("\n").split("\n"), code
 
@@ -39,16 +40,19 @@ def regen(block: str) -> str:
     return "\n".join([lines[0], *out, f"[exit {code}]"])
 
 
-def main_() -> None:
-    path = ROOT / "docs" / "tutorial.md"
-    text = path.read_text()
-    new = re.sub(r"```\n(\$ vmemu .*?)\n```", lambda m: "```\n" + regen(m.group(1)) + "\n```",
-                 text, flags=re.S)
-    atomic_write_text(path, new)
-    print("docs/tutorial.md: regenerated" if new != text else "docs/tutorial.md: unchanged")
+def main_(pages: list[str]) -> None:
+    for page in pages or ["README.md", *sorted(str(p.relative_to(ROOT))
+                                                for p in (ROOT / "docs").glob("*.md"))]:
+        path = ROOT / page
+        text = path.read_text()
+        new = re.sub(r"```\n(\$ vmemu .*?)\n```",
+                     lambda m: "```\n" + regen(m.group(1)) + "\n```", text, flags=re.S)
+        if new != text:
+            atomic_write_text(path, new)
+        print(f"{page}: {'regenerated' if new != text else 'unchanged'}")
 
 
 if __name__ == "__main__":
     import os
     os.chdir(ROOT)
-    main_()
+    main_(sys.argv[1:])

@@ -43,4 +43,6 @@ def test_bad_input_rejected_with_one_line(path, command):
 def test_check_runs_the_whole_contract_folder():
     p = vmemu_cli("check", str(CONTRACT), "--runs", "300")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert f"{len(contract_files())} of {len(contract_files())} scenarios as expected" in p.stdout
+    # The folder is searched recursively: bad/'s files are negative tests (expect-error).
+    n = len(contract_files()) + len(bad_files())
+    assert f"{n} of {n} scenarios as expected" in p.stdout

@@ -237,7 +237,7 @@ def test_firing_decisions_are_on_the_tape(plan, write_scenario):
 
 
 def test_a_fault_plan_that_is_not_a_regular_file_is_one_line(tmp_path):
-    for path, says in (("/dev/null", "is not a regular file"),
+    for path, says in (("/dev/null", "is a character device, not a fault plan file"),
                        (str(tmp_path), "is a directory, not a fault plan file"),
                        (str(tmp_path / "nope.yaml"), "no such fault plan file")):
         p = vmemu_cli("run", str(ROOT / "scenarios" / "ext2_bitmap_ample_memory.yaml"),

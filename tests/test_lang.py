@@ -23,10 +23,12 @@ def test_every_lang_scenario_reaches_its_expect():
     p = vmemu_cli("check", str(LANG), "--json")
     d = json.loads(p.stdout)
     rows = {r["path"]: r for r in d["scenarios"]}
-    assert len(rows) == len(lang_files())
+    # check searches the folder recursively: bad/'s files are negative tests.
+    assert len(rows) == len(lang_files()) + len(lang_bad_files())
     for path in lang_files():
         row = rows[str(path)]
         assert row["verdict"] == load_scenario(str(path)).expect, row
+    assert all(rows[str(path)]["ok"] for path in lang_bad_files())
     assert p.returncode == 0 and d["ok"]
 
 

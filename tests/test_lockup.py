@@ -62,6 +62,9 @@ def test_a_spinning_task_is_a_soft_lockup_not_a_hung_tool(tmp_path, fast_watchdo
     assert r.verdict == "livelock" and r.culprit == "spinner"
     assert r.message.startswith("BUG: soft lockup - task spinner never reached a "
                                 "scheduling point")
+    # It was stuck running, not done (the report and the JSON say so).
+    assert {t["name"]: t["state"] for t in r.tasks}["spinner"] == "running"
+    assert "    spinner: running" in r.report()
     assert r.trace_hash == vmemu.run(_write(tmp_path, SPIN, "spin.py"),
                                      driver="direct").trace_hash
 

@@ -15,10 +15,23 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def body(table: str) -> list[str]:
-    """The table's step rows (after the header rule, before the verdict line)."""
+    """The table's event rows (after the header rule, before the verdict line), a wrapped
+    cell's continuation lines (no mark, no tick) joined to their row."""
     lines = table.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("-----")) + 1
-    return [ln for ln in lines[start:] if not ln.startswith("verdict:")]
+    out: list[str] = []
+    for ln in lines[start:]:
+        if ln.startswith("verdict:"):
+            continue
+        head, *cells = ln.split("|")
+        if head.strip() or not out:
+            out.append(ln)
+            continue
+        prev_head, *prev = out[-1].split("|")
+        prev += [""] * (len(cells) - len(prev))
+        out[-1] = "|".join([prev_head] + [p.rstrip() + " " + c.strip() if c.strip() else p
+                                          for p, c in zip(prev, cells)])
+    return out
 
 
 def column_of(table: str, row: str) -> str:
@@ -113,7 +126,7 @@ def test_long_schedules_show_the_last_rows_with_a_note(tmp_path):
     rows = body(table)
     total = len([ev for ev in r.trace.events if ev[2] != "verdict"]) + 1   # + the XX row
     assert len(rows) == MAX_ROWS
-    assert f"(the first {total - MAX_ROWS} steps are not shown)" in table
+    assert f"(the first {total - MAX_ROWS} events are not shown)" in table
     assert rows[-1].startswith("XX") and "assertion failed" in rows[-1]
 
 
@@ -133,7 +146,7 @@ def test_rich_table_is_styled_and_plain_is_not():
 def test_cli_failure_report_includes_the_plain_table_when_not_a_tty():
     p = vmemu_cli("run", ABBA, "--seed", str(ABBA_SEED))
     assert p.returncode == 1 and not ANSI.search(p.stdout)
-    assert "interleaving: 4 steps of 2 tasks" in p.stdout
+    assert "interleaving: 4 events of 2 tasks" in p.stdout
     assert p.stdout.rstrip().splitlines()[-1].startswith("replay: vmemu ")
 
 

@@ -44,6 +44,29 @@ def _pos_int(text: str) -> int:
     return v
 
 
+def _seed(text: str) -> int:
+    from ._bounds import MAX_SEED
+    v = _nonneg_int(text)
+    if v > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to {MAX_SEED}, got {v}")
+    return v
+
+
+def _jobs(text: str) -> int:
+    from ._bounds import MAX_JOBS
+    v = _pos_int(text)
+    if v > MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_JOBS} worker processes, "
+                                         f"got {v}")
+    return v
+
+
+def _path(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file or folder name, got ''")
+    return text
+
+
 def _pos_float(text: str) -> float:
     try:
         v = float(text)
@@ -58,18 +81,26 @@ def _add_common(p: argparse.ArgumentParser, *, scenario: bool = True,
                 driver: str = "trio") -> None:
     if scenario:
         p.add_argument("scenario", help="scenario file (.yaml or .py)")
-        p.add_argument("--faults", metavar="F", help="fault plan (faults/*.yaml)")
+        p.add_argument("--faults", metavar="F", type=_path, help="fault plan (faults/*.yaml)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--driver", default=driver, choices=["trio", "direct", "asyncio"],
                    help=f"how tasks are resumed (same traces either way; default {driver})")
     p.add_argument("--log", choices=["json", "console"], help="structured event log on stderr")
 
 
-def _add_strategy(p: argparse.ArgumentParser, default: str, resumable: bool = False) -> None:
+#: Strategy names for --help (tests check them against the registry).
+STRATEGY_HELP = {
+    "run": "random, pct, dfs or hypothesis",
+    "explore": "portfolio (random and pct in turn), random, pct, dfs or hypothesis",
+}
+
+
+def _add_strategy(p: argparse.ArgumentParser, default: str, command: str,
+                  resumable: bool = False) -> None:
     # explore: None means "the default, or the resumed campaign's"
-    p.add_argument("--strategy", default=None if resumable else default,
-                   help=f"scheduling strategy (default {default})")
-    p.add_argument("--seed", type=_nonneg_int, default=None if resumable else 0,
+    p.add_argument("--strategy", default=None if resumable else default, metavar="NAME",
+                   help=f"scheduling strategy: {STRATEGY_HELP[command]} (default {default})")
+    p.add_argument("--seed", type=_seed, default=None if resumable else 0,
                    help="seed (default 0)")
     p.add_argument("--depth", type=_pos_int, default=None, help="PCT bug depth d (default 3)")
     # Spelled with '_' too: a replay command appends `--{param}={value}` (Result.replay_command).
@@ -87,30 +118,32 @@ def _add_strategy(p: argparse.ArgumentParser, default: str, resumable: bool = Fa
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for docs and tests)."""
+    from . import __version__
     p = _Parser(prog="vmemu", description="Find and replay concurrency hangs in emulated "
                 "kernels: deadlocks, hung tasks, livelocks, low-memory lock inversions.")
+    p.add_argument("--version", action="version", version=f"vmemu {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     r = sub.add_parser("run", help="run one schedule of a scenario")
     _add_common(r)
-    _add_strategy(r, "random")
-    r.add_argument("--trace", metavar="OUT.json", help="save the trace here")
+    _add_strategy(r, "random", "run")
+    r.add_argument("--trace", metavar="OUT.json", type=_path, help="save the trace here")
     _add_viz(r)
 
     e = sub.add_parser("explore", help="search many schedules for a failure")
     # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
     _add_common(e, driver="direct")
-    _add_strategy(e, "portfolio", resumable=True)
+    _add_strategy(e, "portfolio", "explore", resumable=True)
     e.add_argument("--runs", type=_pos_int, default=None,
                    help="schedules to try (default 1000, or no limit with --time)")
     e.add_argument("--time", type=_pos_float, default=None, metavar="S",
                    help="stop starting new schedules after S wall-clock seconds")
-    e.add_argument("--jobs", type=_pos_int, default=1, metavar="J",
+    e.add_argument("--jobs", type=_jobs, default=1, metavar="J",
                    help="worker processes (the findings do not depend on J)")
     e.add_argument("--all", action="store_true",
                    help="keep going after the first failure; one finding per distinct bug")
-    e.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+    e.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                    help="where failing traces are saved as found (default .vmemu/findings)")
     _add_viz(e)
     e.add_argument("--cluster", metavar="ADDR", help="run on Dask: tcp://HOST:PORT of a "
@@ -125,20 +158,25 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     rp = sub.add_parser("replay", help="replay a saved trace")
-    rp.add_argument("trace", help="trace file saved by run --trace or explore")
+    rp.add_argument("trace", type=_path, help="trace file saved by run --trace or explore")
     _add_common(rp, scenario=False)
     _add_viz(rp)
 
     c = sub.add_parser("check", help="check that each scenario reaches its `expect` verdict")
-    c.add_argument("scenarios", nargs="+", help="scenario files or folders")
-    c.add_argument("--runs", type=_pos_int, default=None, help="schedules per scenario")
-    c.add_argument("--seed", type=_nonneg_int, default=0)
+    c.add_argument("scenarios", nargs="+", type=_path,
+                   help="scenario files, or folders (searched recursively; a file whose "
+                        "first line is `# expect-error: TEXT` must fail to load with TEXT)")
+    c.add_argument("--runs", type=_pos_int, default=None,
+                   help="schedules per scenario (default 1000)")
+    c.add_argument("--seed", type=_seed, default=0,
+                   help="first seed of each scenario's exploration (default 0)")
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print the full report of every scenario, not only of mismatches")
-    c.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+    c.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                    help="where failing traces are saved, so each replay command works "
                         "(default .vmemu/findings)")
-    _add_common(c, scenario=False)
+    # Many schedules of many scenarios: the direct driver is the fast one (same traces).
+    _add_common(c, scenario=False, driver="direct")
 
     ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
     _add_common(ld)
@@ -146,10 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--confirm", type=_nonneg_int, default=None, metavar="N",
                     help="schedules of the targeted search that tries to make each "
                          "unconfirmed prediction deadlock for real (default 200; 0: none)")
-    ld.add_argument("--findings", default=".vmemu/findings", metavar="DIR",
+    ld.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                     help="where confirmed predictions' traces are saved "
                          "(default .vmemu/findings)")
-    ld.add_argument("--seed", type=_nonneg_int, default=0)
+    ld.add_argument("--seed", type=_seed, default=0,
+                    help="first seed of the learning schedules (default 0)")
     _add_viz(ld, perfetto=False)
     return p
 
@@ -162,11 +201,34 @@ def _add_viz(p: argparse.ArgumentParser, perfetto: bool = True) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    from ._output import Stdout, write_error
+    out = Stdout(sys.stdout)
+    sys.stdout = out
+    try:
+        code = _main(argv)
+        try:
+            out.inner.flush()
+        except BrokenPipeError:
+            out.gone()
+        except OSError as e:    # `--json > /dev/full`
+            out.gone()
+            print(f"vmemu: error: {write_error(e)}", file=sys.stderr)
+            code = EXIT_USAGE
+        return code
+    finally:
+        sys.stdout = out.inner
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         from ._kernel.lockup import ENV, env_error
         if (problem := env_error()) is not None:
             raise UserError(problem + "; unset it or fix it", key=ENV)
+        if getattr(args, "faults", None) is not None:
+            # Loaded here so that a message about the file names the option it came from.
+            from ._faults import load_fault_plan
+            args.faults = load_fault_plan(args.faults, key="--faults")
         log = _make_log(getattr(args, "log", None))
         from ._viz.cli import check_outputs
         check_outputs(args)   # --html/--perfetto: refuse an unwritable path before the work
@@ -177,13 +239,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vmemu: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # `vmemu replay T | head`: the reader left; that is not an error of ours.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return EXIT_OK
 
 
 def _make_log(kind: str | None) -> Any:
@@ -320,51 +375,83 @@ def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
     return EXIT_FOUND if r.failed else EXIT_OK
 
 
-def scenario_files(paths: Sequence[str]) -> list[str]:
-    """Expand folders into their ``*.yaml``/``*.yml``/``*.py`` scenario files, sorted."""
-    out: list[str] = []
+def scenario_files(paths: Sequence[str]) -> list[Any]:
+    """The entries ``check`` runs: named files as they are (they must load), and every
+    scenario, negative test and fault plan found in named folders (``_collect``)."""
+    from ._collect import Entry, classify, folder_files
+    out: list[Any] = []
     for p in paths:
         if os.path.isdir(p):
-            found = sorted(str(q) for q in Path(p).iterdir()
-                           if q.suffix in (".yaml", ".yml", ".py") and q.is_file()
-                           and not q.name.startswith(("_", ".")))
-            if not found:
-                raise UserError("folder has no scenario files (*.yaml, *.py)", file=p)
-            out.extend(found)
+            found = [classify(f) for f in folder_files(p)]
+            if not any(e.kind != "plan" for e in found):
+                raise UserError("folder has no scenario files (*.yaml, *.yml, *.py)", file=p)
+            out.extend(e for e in found if e.kind != "plan")
         else:
-            out.append(p)
+            out.append(Entry(p, "named"))
     return out
 
 
 def _cmd_check(args: argparse.Namespace, log: Any) -> int:
+    from ._collect import matches_expected_error
     from ._explore import DEFAULT_RUNS, explore
     from ._scenario import load_scenario
-    files = scenario_files(args.scenarios)
-    scenarios = [load_scenario(f) for f in files]   # all bad input is reported up front
+    entries = scenario_files(args.scenarios)
+    loaded: list[tuple[Any, Any, str | None]] = []   # (entry, scenario or None, error)
+    bad_named = False
+    for e in entries:
+        try:
+            loaded.append((e, load_scenario(e.path), None))
+        except UserError as err:
+            if e.kind == "named":   # a file you name must load, as for every command
+                print(f"vmemu: error: {err}", file=sys.stderr)
+                bad_named = True
+            loaded.append((e, None, str(err)))
+    if bad_named:
+        return EXIT_USAGE           # every bad named file reported, nothing run
     rows = []
-    mismatches = 0
-    for sc in scenarios:
+    for e, sc, error in loaded:
+        if e.kind == "negative":
+            ok = error is not None and matches_expected_error(error, e.expect_error)
+            got = "it loaded" if error is None else error
+            rows.append({"path": e.path, "scenario": sc.name if sc else None,
+                         "expect": f"error {e.expect_error!r}", "ok": ok,
+                         "verdict": "error" if error else "loaded", "error": error,
+                         "text": f"expect error {e.expect_error!r}, " + (
+                             "got it" if ok else f"got: {got}")})
+            continue
+        if sc is None:
+            rows.append({"path": e.path, "scenario": None, "expect": None, "ok": False,
+                         "verdict": "error", "error": error,
+                         "text": f"does not load: {error}"})
+            continue
         x = explore(sc, runs=args.runs or DEFAULT_RUNS, seed=args.seed, driver=args.driver,
                     findings_dir=args.findings)
         ok = x.verdict == sc.expect
-        mismatches += not ok
-        rows.append((sc, x, ok))
+        rows.append({"path": sc.path, "scenario": sc.name, "expect": sc.expect, "ok": ok,
+                     "verdict": x.verdict, "schedules": x.schedules,
+                     "replay": x.result.replay_command(), "result": x.result,
+                     "text": f"expect {sc.expect}, got {x.verdict} "
+                             f"({_plural(x.schedules, 'schedule')})"})
         if log is not None:
             _log_result(log, x.result)
+    mismatches = sum(not r["ok"] for r in rows)
     if args.json:
         print(json.dumps({"ok": mismatches == 0, "scenarios": [
-            {"scenario": sc.name, "path": sc.path, "expect": sc.expect, "verdict": x.verdict,
-             "ok": ok, "schedules": x.schedules, "replay": x.result.replay_command()}
-            for sc, x, ok in rows]}, indent=2))
+            {k: v for k, v in r.items() if k not in ("text", "result")} for r in rows]},
+            indent=2))
     else:
-        for sc, x, ok in rows:
-            mark = "ok  " if ok else "FAIL"
-            print(f"{mark} {sc.path}: expect {sc.expect}, got {x.verdict} "
-                  f"({x.schedules} schedules)")
-            if not ok or (args.verbose and x.result.failed):
-                print("     " + x.result.report().replace("\n", "\n     "))
-        print(f"{len(rows) - mismatches} of {len(rows)} scenarios as expected")
+        for r in rows:
+            print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['path']}: {r['text']}")
+            res = r.get("result")
+            if res is not None and (not r["ok"] or (args.verbose and res.failed)):
+                print("     " + res.report().replace("\n", "\n     "))
+        print(f"{len(rows) - mismatches} of {_plural(len(rows), 'scenario')} as expected")
     return EXIT_FOUND if mismatches else EXIT_OK
+
+
+def _plural(n: int, word: str) -> str:
+    """``1 schedule``, ``2 schedules``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _cmd_lockdep(args: argparse.Namespace, log: Any) -> int:

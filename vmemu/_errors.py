@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Iterable
 
 
+#: Longest message a UserError keeps whole (one line a person can read).
+_MAX_LINE = 1000
+
+
 class UserError(Exception):
     """Bad input from the user: a scenario, fault plan, trace or CLI option.
 
@@ -26,7 +30,12 @@ class UserError(Exception):
             where = file + (f":{line}" if line is not None else "") + ": "
         if key is not None:
             message = f"{key}: {message}"
-        super().__init__((where + message).replace("\n", " "))
+        text = (where + message).replace("\n", " ")
+        if len(text) > _MAX_LINE:
+            # A user value quoted whole (a 10,000-character expression) would bury the
+            # fix at the end of the line: keep the start (file, line, key) and the end.
+            text = text[:_MAX_LINE * 2 // 3] + " [...] " + text[-(_MAX_LINE // 3):]
+        super().__init__(text)
 
 
 class ScenarioError(UserError):

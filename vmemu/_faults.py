@@ -18,7 +18,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ._bounds import MAX_TICKS
 from ._errors import FaultPlanError, ScenarioError, did_you_mean
+from ._files import read_user_file
 from ._kernel._gfp import DIRECT_RECLAIM, GFP_MASKS
 
 __all__ = ["FaultAction", "FaultRule", "FaultPlan", "FaultInjector", "load_fault_plan",
@@ -36,7 +38,7 @@ _WHERE_KEYS = ("task", "within", "name", "gfp")
 #: Sites a ``where`` key can filter on (``task`` and ``within`` work everywhere).
 _WHERE_SITES = {"name": ("alloc", "lock", "point"), "gfp": ("alloc",)}
 #: Frames the memory manager pushes, valid in ``within`` besides routine and task names.
-_RECLAIM_FRAMES = ("direct reclaim", "balance_pgdat", "synthetic reclaim")
+_RECLAIM_FRAMES = ("direct reclaim", "balance_pgdat", "synthetic reclaim", "wait for memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,34 @@ class FaultRule:
 
 def _any_match(value: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatchcase(value, p) for p in patterns)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _glob_problem(pattern: str) -> str | None:
+    """What is wrong with a filter's glob pattern (fnmatch syntax), if anything.
+
+    fnmatch takes an unclosed ``[`` literally, so ``task: "["`` would quietly match no
+    task; say so instead.
+    """
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "[":
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return (f"the '[' at position {i + 1} is never closed (a set is written "
+                        "[abc]; write [[] for a literal '[')")
+            i = j
+        i += 1
+    return None
 
 
 @dataclass(frozen=True)
@@ -153,26 +183,18 @@ class FaultInjector:
 
 
 # ---------------------------------------------------------------------------- loading
-def load_fault_plan(path: str | os.PathLike[str]) -> FaultPlan:
+def load_fault_plan(path: str | os.PathLike[str], *, key: str | None = None) -> FaultPlan:
     """Load and validate a fault plan file.
+
+    ``key`` names where the path came from in a message about the file itself (the CLI
+    passes ``--faults``).
 
     Raises:
         FaultPlanError: one line naming the file, line and key, with a fix.
     """
     from ._scenario._yaml import parse_yaml
     file = os.fspath(path)
-    p = Path(file)
-    if not p.is_file():
-        raise FaultPlanError("no such fault plan file" if not p.exists()
-                             else "is a directory, not a fault plan file" if p.is_dir()
-                             else "is not a regular file (a fault plan is a .yaml file)",
-                             file=file,
-                             key="--faults")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise FaultPlanError(f"cannot read the fault plan: {e.strerror or e}", file=file,
-                             key="--faults") from None
+    data = read_user_file(file, what="fault plan file", error=FaultPlanError, key=key)
     try:
         doc = parse_yaml(data, file)
     except ScenarioError as e:
@@ -207,7 +229,7 @@ class _Reader:
     def keys(self, value: dict, allowed: tuple[str, ...], prefix: str, what: str) -> None:
         for k in value:
             if k not in allowed:
-                raise self.error(f"unknown key {k!r} in {what}{did_you_mean(str(k), allowed)}"
+                raise self.error(f"unknown key {_shown(k)} in {what}{did_you_mean(str(k), allowed)}"
                                  f"; allowed: {', '.join(allowed)}", _line(value, k),
                                  f"{prefix}{k}")
 
@@ -222,7 +244,7 @@ class _Reader:
                                  line, f"{key}.{need}")
         at = raw["at"]
         if at not in SITES:
-            raise self.error(f"unknown site {at!r}{did_you_mean(str(at), SITES)}; sites: "
+            raise self.error(f"unknown site {_shown(at)}{did_you_mean(str(at), SITES)}; sites: "
                              + ", ".join(SITES), _line(raw, "at"), f"{key}.at")
         action = self.action(raw["do"], at, _line(raw, "do"), f"{key}.do")
         lines = {k: _line(raw, k) for k in raw}
@@ -242,25 +264,28 @@ class _Reader:
                                  f"{' or '.join(_WHERE_SITES[wk])}, not at {at}", wline, wkey)
             vals = where[wk] if isinstance(where[wk], list) else [where[wk]]
             if not vals or not all(isinstance(v, str) and v for v in vals):
-                raise self.error(f"expected a name or a list of names, got {where[wk]!r}",
+                raise self.error(f"expected a name or a list of names, got {_shown(where[wk])}",
                                  wline, wkey)
+            for v in vals:
+                if (problem := _glob_problem(v)) is not None:
+                    raise self.error(f"bad pattern {_shown(v)}: {problem}", wline, wkey)
             if wk == "gfp":
                 for v in vals:
                     if v not in GFP_MASKS:
-                        raise self.error(f"unknown GFP mask {v!r}{did_you_mean(v, GFP_MASKS)}"
+                        raise self.error(f"unknown GFP mask {_shown(v)}{did_you_mean(v, GFP_MASKS)}"
                                          f"; known masks: {', '.join(GFP_MASKS)}", wline, wkey)
             filters[wk] = tuple(vals)
         prob = raw.get("probability", 1.0)
         if isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 <= prob <= 1:
             raise self.error(f"probability must be a number from 0 to 1 (0.25 = one time in "
-                             f"four), got {prob!r}", _line(raw, "probability"),
+                             f"four), got {_shown(prob)}", _line(raw, "probability"),
                              f"{key}.probability")
         interval = self.integer(raw, "interval", 1, 1, key)
         times = self.integer(raw, "times", -1, -1, key)
         space = self.integer(raw, "space", 0, 0, key)
         igw = raw.get("ignore_gfp_wait", True)
         if not isinstance(igw, bool):
-            raise self.error(f"ignore_gfp_wait must be true or false, got {igw!r}",
+            raise self.error(f"ignore_gfp_wait must be true or false, got {_shown(igw)}",
                              _line(raw, "ignore_gfp_wait"), f"{key}.ignore_gfp_wait")
         return FaultRule(index=i, line=line, at=at, action=action, probability=float(prob),
                          interval=interval, times=times, space=space, ignore_gfp_wait=igw,
@@ -269,17 +294,17 @@ class _Reader:
     def action(self, raw: Any, at: str, line: int, key: str) -> FaultAction:
         if isinstance(raw, dict) and len(raw) == 1 and "delay" in raw:
             n = raw["delay"]
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise self.error(f"delay needs a positive number of ticks, got {n!r}",
-                                 line, f"{key}.delay")
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_TICKS:
+                raise self.error(f"delay needs a positive number of ticks, at most "
+                                 f"{MAX_TICKS:_}, got {_shown(n)}", line, f"{key}.delay")
             act = FaultAction("delay", n)
         elif raw == "delay":
             raise self.error("delay needs ticks: write do: {delay: N}", line, key)
         elif isinstance(raw, str) and raw in ACTIONS:
             act = FaultAction(raw)
         else:
-            shown = raw if isinstance(raw, str) else repr(raw)
-            raise self.error(f"unknown action {shown!r}{did_you_mean(str(raw), ACTIONS)}; "
+            shown = _shown(raw if isinstance(raw, str) else repr(raw))
+            raise self.error(f"unknown action {shown}{did_you_mean(str(raw), ACTIONS)}; "
                              "actions: exhaust, fail, {delay: N}, preempt, io_error",
                              line, key)
         if at not in ACTIONS[act.do]:
@@ -289,11 +314,18 @@ class _Reader:
 
     def integer(self, raw: dict, name: str, default: int, minimum: int, key: str) -> int:
         v = raw.get(name, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= MAX_TICKS:
             hint = " (-1 = no limit)" if name == "times" else ""
-            raise self.error(f"{name} must be an integer >= {minimum}{hint}, got {v!r}",
-                             _line(raw, name), f"{key}.{name}")
+            raise self.error(f"{name} must be an integer >= {minimum}{hint} and at most "
+                             f"{MAX_TICKS:_}, got {_shown(v)}", _line(raw, name),
+                             f"{key}.{name}")
         return v
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a user value, short enough for one line."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _line(m: Any, key: Any) -> int | None:
@@ -312,15 +344,30 @@ def _item_line(seq: Any, i: int, doc: Any) -> int | None:
 
 # ---------------------------------------------------------------------------- binding
 def _check_names(plan: FaultPlan, sc: Any) -> None:
-    """Every literal (non-glob) name in a filter must exist in the scenario."""
+    """Every rule can fire in this scenario: its site exists, and each name or pattern in
+    its filters matches something the scenario has (a typo, or a glob that matches
+    nothing, is an error instead of a rule that never fires)."""
     tasks = [t.name for t in sc.tasks]
     if sc.memory is not None and sc.memory.kswapd:
         tasks.append("kswapd")
     frames = [*sc.routines, *tasks, *_RECLAIM_FRAMES]
     classes = [c.name for c in sc.memory.classes] if sc.memory is not None else []
+    yaml_only = all(t.fn is None for t in sc.tasks)   # Python tasks: sites not known
+    ops = _ops(sc) if yaml_only else {}
     names = {"lock": list(sc.locks), "alloc": classes,
-             "point": sorted(_points(sc)) if all(t.fn is None for t in sc.tasks) else None}
+             "point": sorted(ops.get("point", ())) if yaml_only else None}
+    sites = {"lock": bool(sc.locks), "alloc": sc.memory is not None,
+             "io": "io" in ops or not yaml_only, "point": "point" in ops or not yaml_only,
+             "step": True}
     for r in plan.rules:
+        # A rule without filters is generic (any allocation, if there is one): a plan of
+        # such rules fits every scenario. A filtered rule is about this scenario.
+        if not sites[r.at] and (r.task or r.within or r.name or r.gfp):
+            what = {"lock": "declares no locks", "alloc": "has no memory pool",
+                    "io": "has no io steps", "point": "has no point steps"}[r.at]
+            raise FaultPlanError(f"this rule can never fire: scenario {sc.path} {what} "
+                                 f"(no {r.at} site)", file=plan.path,
+                                 line=r.lines.get("at", r.line), key=f"faults[{r.index}].at")
         checks = [("task", r.task, tasks, "task"), ("within", r.within, frames, "routine"),
                   ("name", r.name, names.get(r.at), "lock" if r.at == "lock" else
                    "page class" if r.at == "alloc" else "fault point")]
@@ -328,24 +375,35 @@ def _check_names(plan: FaultPlan, sc: Any) -> None:
             if known is None:
                 continue
             for pat in pats:
-                if not any(c in pat for c in "*?[") and pat not in known:
-                    raise FaultPlanError(
-                        f"no {what} {pat!r} in scenario {sc.path}"
-                        + did_you_mean(pat, known) + (f"; it has: {', '.join(known)}"
-                                                      if known else ""),
-                        file=plan.path, line=r.lines.get(f"where.{wk}", r.line),
-                        key=f"faults[{r.index}].where.{wk}")
+                if any(fnmatchcase(c, pat) for c in known):
+                    continue
+                has = f"; it has: {', '.join(known)}" if known else ""
+                text = (f"pattern {pat!r} matches no {what}" if _is_glob(pat)
+                        else f"no {what} {pat!r}")
+                raise FaultPlanError(
+                    f"{text} in scenario {sc.path}"
+                    + ("" if _is_glob(pat) else did_you_mean(pat, known)) + has,
+                    file=plan.path, line=r.lines.get(f"where.{wk}", r.line),
+                    key=f"faults[{r.index}].where.{wk}")
 
 
-def _points(sc: Any) -> set[str]:
-    out: set[str] = set()
+def _ops(sc: Any) -> dict[str, set[str]]:
+    """Every step op of the scenario's tasks and routines -> the targets it names."""
+    out: dict[str, set[str]] = {}
+    seen: set[int] = set()
 
     def walk(steps: Any) -> None:
         for s in steps:
-            if s.op == "point" and s.target:
-                out.add(s.target)
-            walk(s.body)
-            walk(s.orelse)
+            out.setdefault(s.op, set())
+            if isinstance(getattr(s, "target", None), str):
+                out[s.op].add(s.target)
+            # Every field holding steps (then, else, do, ...), whatever the step kind.
+            for value in vars(s).values() if hasattr(s, "__dict__") else \
+                    (getattr(s, f, None) for f in getattr(s, "__slots__", ())):
+                if isinstance(value, tuple) and value and all(hasattr(v, "op") for v in value) \
+                        and id(value) not in seen:
+                    seen.add(id(value))
+                    walk(value)
     for t in sc.tasks:
         walk(t.steps)
     for routine in sc.routines.values():

@@ -7,10 +7,13 @@ verdict equals the file's ``expect``. A mismatch fails with vmemu's report and t
 that replays the run. A file that does not load is a failing item carrying the one-line
 error, never a collection crash.
 
-A file whose first line is ``# expect-error: TEXT`` is a negative test: it passes when
-loading fails with an error containing TEXT (case-insensitive), as in the contract's
-``bad/`` folder. Fault plans (top-level ``faults:`` and no ``tasks:``) and files whose
-names start with ``_`` or ``.`` are not collected.
+Which files are scenarios is decided as ``vmemu check`` decides for a folder
+(:mod:`vmemu._collect`): folders are searched recursively; a file whose first line is
+``# expect-error: TEXT`` is a negative test that passes when loading fails with an error
+containing TEXT (case-insensitive), as in the contract's ``bad/`` folder; fault plans
+(top-level ``faults:`` and no ``tasks:``) and files whose names start with ``_`` or ``.``
+are not collected. Python scenarios (``*.py``) are left to pytest, which collects Python
+files as test modules: check them with ``vmemu check``.
 
 Without the opt-in the plugin does nothing, so installing vmemu never changes what an
 unrelated test suite collects.
@@ -19,17 +22,13 @@ unrelated test suite collects.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-_SUFFIXES = (".yaml", ".yml")
-_EXPECT_ERROR = re.compile(r"#\s*expect-error:\s*(.*?)\s*$", re.IGNORECASE)
-_TOP_FAULTS = re.compile(r"^faults\s*:", re.MULTILINE)
-_TOP_TASKS = re.compile(r"^tasks\s*:", re.MULTILINE)
+from ._collect import YAML_SUFFIXES, classify, matches_expected_error, wanted
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,15 +103,9 @@ def _settings(config: pytest.Config) -> tuple[int, int, str, str]:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "ScenarioFile | None":
-    if file_path.suffix not in _SUFFIXES or file_path.name.startswith(("_", ".")):
+    if not wanted(file_path.name, YAML_SUFFIXES) or not _enabled(parent.config):
         return None
-    if not _enabled(parent.config):
-        return None
-    try:
-        text = file_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = ""   # unreadable: let the loader report it on the item
-    if _TOP_FAULTS.search(text) and not _TOP_TASKS.search(text):
+    if classify(file_path).kind == "plan":
         return None  # a fault plan, not a scenario
     return ScenarioFile.from_parent(parent, path=file_path)
 
@@ -151,11 +144,11 @@ class ScenarioItem(pytest.Item):
         from ._scenario import load_scenario
         runs, seed, driver, findings = self.config.stash[_SETTINGS]
         path = self._shown_path()
-        expect_error = _expected_error(self.path)
+        expect_error = classify(self.path).expect_error
         try:
             sc = load_scenario(path)
         except UserError as e:
-            if expect_error is not None and expect_error.lower() in str(e).lower():
+            if expect_error is not None and matches_expected_error(str(e), expect_error):
                 return
             raise ScenarioFailure(str(e)) from None
         if expect_error is not None:
@@ -177,16 +170,6 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"vmemu scenario {self._shown_path()}"
-
-
-def _expected_error(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            first = f.readline()
-    except OSError:
-        return None
-    m = _EXPECT_ERROR.match(first.strip())
-    return m.group(1) if m and m.group(1) else None
 
 
 def _save(r: Any, folder: str) -> None:

@@ -5,11 +5,27 @@ Every failure report ends with the command that replays it.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._result import Result
+
+
+def plural(n: int, word: str) -> str:
+    """``1 step``, ``2 steps``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def colour_ok(stream: IO[Any]) -> bool:
+    """May output to ``stream`` be styled? A terminal, unless ``TERM=dumb`` or
+    ``NO_COLOR`` (https://no-color.org) says otherwise."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and os.environ.get("TERM") != "dumb" and not os.environ.get("NO_COLOR")
 
 
 def render_text(r: "Result", *, rich: bool = False) -> str:
@@ -18,7 +34,7 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
     head = (f"vmemu: {r.verdict.upper()} in {r.scenario.name} ({r.scenario.path}) "
             f"[strategy {r.strategy}"
             + (f", seed {r.seed}" if r.seed is not None else "")
-            + f", {r.steps} steps, tick {r.ticks}]")
+            + f", {plural(r.steps, 'step')}, tick {r.ticks}]")
     lines.append(head)
     if r.message:
         lines.append(f"  {r.message}")
@@ -48,11 +64,13 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
     mem = r.extra.get("memory")
     if mem:
         lines.append("")
-        lines.append(f"  memory: {mem['free']} of {mem['pages']} pages free (watermarks min "
-                     f"{mem['min']} low {mem['low']} high {mem['high']}); "
-                     + ", ".join(f"{mem[k]} {k}" for k in ("allocated", "cached", "writeback",
-                                                          "hogged") if mem[k])
-                     + "".join(f"; class {c}: {n} pages" for c, n in mem["classes"].items()))
+        parts = [f"{mem['free']} of {mem['pages']} pages free (watermarks min {mem['min']} "
+                 f"low {mem['low']} high {mem['high']})"]
+        used = ", ".join(f"{mem[k]} {k}" for k in ("allocated", "cached", "writeback",
+                                                   "hogged") if mem[k])
+        parts += [used] if used else []
+        parts += [f"class {c}: {plural(n, 'page')}" for c, n in mem["classes"].items()]
+        lines.append("  memory: " + "; ".join(parts))
     extra = r.extra.get("report_sections")
     if extra:
         for section in extra:
@@ -68,4 +86,4 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
 
 def print_report(r: "Result") -> None:
     """Print a report on stdout (rich styling on a terminal, plain text otherwise)."""
-    print(render_text(r, rich=sys.stdout.isatty()))
+    print(render_text(r, rich=colour_ok(sys.stdout)))

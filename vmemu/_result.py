@@ -50,6 +50,12 @@ class Result:
     driver: str = "trio"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # Not the dataclass's: that would print the whole scenario and trace.
+        return (f"<Result {self.verdict} in {self.scenario.name} ({self.scenario.path}): "
+                f"strategy {self.strategy}, seed {self.seed}, {self.steps} steps, tick "
+                f"{self.ticks}>")
+
     @property
     def failed(self) -> bool:
         """True for every verdict but ``ok``."""

@@ -10,7 +10,7 @@ import inspect
 import os
 from typing import Any, Callable
 
-from ._errors import DivergenceError, UserError, did_you_mean
+from ._errors import DivergenceError, TraceError, UserError, did_you_mean
 from ._kernel.context import TaskContext
 from ._kernel.drivers import DRIVERS
 from ._kernel.drivers.direct import run_direct
@@ -118,11 +118,28 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     )
     r = Result(verdict=o.verdict, message=o.message, scenario=scenario,
                strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
-               trace_hash=None, tasks=k.final_tasks, cycle=k.final_cycle, trace=trace,
+               trace_hash=None, tasks=_final_states(k.final_tasks, o), cycle=k.final_cycle,
+               trace=trace,
                culprit=o.task, faults=faults_path, driver=driver)
     if k.mm is not None:
         r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind
     return r
+
+
+#: The state reported for the task whose own step ended the run (it did not finish).
+_CULPRIT_STATE = {"bug": "failed", "assertion": "failed", "oom": "failed",
+                  "livelock": "running"}
+
+
+def _final_states(tasks: list[dict[str, Any]], o: Any) -> list[dict[str, Any]]:
+    """The task reports, with the culprit of a bug, a failed assertion, an unhandled
+    allocation failure or a livelock it was running into (step budget, soft lockup) shown
+    as ``failed`` / ``running`` rather than ``done``."""
+    state = _CULPRIT_STATE.get(o.verdict)
+    if state is None or o.task is None:
+        return tasks
+    return [{**t, "state": state} if t["name"] == o.task and t["state"] == "done" else t
+            for t in tasks]
 
 
 def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
@@ -217,10 +234,16 @@ def replay(trace: Trace | str | os.PathLike, *, driver: str = "trio",
         trace_path = str(trace)
         trace = Trace.load(trace_path)
     base = os.path.dirname(trace_path or ".")
-    sc = load_scenario(_find(trace.scenario, trace.scenario_abspath, base))
-    plan = None
-    if trace.faults:
-        plan = _load_faults(_find(trace.faults, trace.faults_abspath, base))
+    try:
+        sc = load_scenario(_find(trace.scenario, trace.scenario_abspath, base))
+        plan = None
+        if trace.faults:
+            plan = _load_faults(_find(trace.faults, trace.faults_abspath, base))
+    except UserError as e:
+        if trace_path is None:
+            raise
+        # Name the trace too: the file that is wrong was named by it, not by the user.
+        raise TraceError(f"cannot replay it: {e}", file=trace_path) from None
 
     def where(t: Any) -> str:
         if t is None:
@@ -230,8 +253,18 @@ def replay(trace: Trace | str | os.PathLike, *, driver: str = "trio",
 
     strat = ReplayStrategy(trace.tape, where, recorded=trace.strategy, seed=trace.seed)
     strat.params = lambda: dict(trace.params)  # type: ignore[method-assign]
-    result = run(sc, strategy=strat, faults=plan, driver=driver, log=log)
-    _compare_events(trace, result, where)
+    try:
+        result = run(sc, strategy=strat, faults=plan, driver=driver, log=log)
+        _compare_events(trace, result, where)
+        if not strat.finished():
+            raise DivergenceError(
+                f"replay diverged: the run ended after {strat.pos} of the trace's "
+                f"{len(trace.tape)} decisions; the trace was edited, or the scenario or "
+                "fault plan changed since it was saved")
+    except DivergenceError as e:
+        if trace_path is None or e.file is not None:
+            raise
+        raise DivergenceError(e.bare, file=trace_path, key=e.key) from None
     result.trace_path = trace_path
     return result
 

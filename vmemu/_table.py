@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Rows shown at most; earlier ones are summarised in one note.
 MAX_ROWS = 40
-#: Widest a cell may be (longer text is cut, keeping the scenario line).
+#: Widest a cell may be (longer text wraps onto more lines; nothing is cut).
 CELL_WIDTH = 34
 
 _SWITCH, _FOREVER, _FAIL = "->", "!!", "XX"
@@ -31,11 +31,12 @@ def _cell(ev: list) -> tuple[str, str]:
     return text, (f" :{line}" if line else "")
 
 
-def _fit(text: str, suffix: str, width: int) -> str:
-    room = width - len(suffix)
-    if len(text) > room:
-        text = text[:max(room - 3, 1)] + "..."
-    return text + suffix
+def _wrap(text: str, suffix: str, width: int) -> list[str]:
+    """A cell's lines: the text wrapped at ``width`` (words kept whole when they fit),
+    with the ``:line`` suffix on the last line."""
+    import textwrap
+    lines = textwrap.wrap(text + suffix, width, break_on_hyphens=False) or [""]
+    return lines
 
 
 def _rows(r: "Result") -> tuple[list[str], list[dict[str, Any]], int]:
@@ -85,10 +86,11 @@ def render_table(result: "Result", *, rich: bool) -> str:
     if not rows:
         return "interleaving: no steps were recorded"
     total = hidden + len(rows)
-    legend = (f"interleaving: {total} step{'s' if total != 1 else ''} of {len(cols)} "
+    # Rows are events, not the header's steps (scheduling points): say so.
+    legend = (f"interleaving: {total} event{'s' if total != 1 else ''} of {len(cols)} "
               f"task{'s' if len(cols) != 1 else ''} ({_SWITCH} switch point, "
               f"{_FOREVER} blocks forever, {_FAIL} fails; :N is the scenario line)")
-    note = (f"(the first {hidden} step{'s' if hidden != 1 else ''} are not shown)"
+    note = (f"(the first {hidden} event{'s' if hidden != 1 else ''} are not shown)"
             if hidden else "")
     if rich:
         return _render_rich(result, cols, rows, legend, note)
@@ -97,10 +99,10 @@ def render_table(result: "Result", *, rich: bool) -> str:
 
 def _render_plain(r: "Result", cols: list[str], rows: list[dict], legend: str,
                   note: str) -> str:
-    cells = [_fit(row["text"], row["suffix"], CELL_WIDTH) for row in rows]
+    cells = [_wrap(row["text"], row["suffix"], CELL_WIDTH) for row in rows]
     widths = {c: len(c) for c in cols}
     for cell, row in zip(cells, rows):
-        widths[row["task"]] = max(widths[row["task"]], len(cell))
+        widths[row["task"]] = max(widths[row["task"]], *map(len, cell))
     tick_w = max(4, *(len(str(row["tick"])) for row in rows))
     out = [legend]
     if note:
@@ -110,9 +112,11 @@ def _render_plain(r: "Result", cols: list[str], rows: list[dict], legend: str,
     out.append("    " + "-" * tick_w + "-+-" + "-+-".join("-" * widths[c] for c in cols))
     for i, row in enumerate(rows):
         mark = row["mark"] or (_SWITCH if row["switch"] else "")
-        line = [(cells[i] if c == row["task"] else "").ljust(widths[c]) for c in cols]
-        out.append(mark.ljust(3) + " " + str(row["tick"]).rjust(tick_w) + " | "
-                   + " | ".join(line).rstrip())
+        for j, text in enumerate(cells[i]):
+            line = [(text if c == row["task"] else "").ljust(widths[c]) for c in cols]
+            head = mark.ljust(3) + " " + str(row["tick"]).rjust(tick_w) if j == 0 \
+                else " " * (4 + tick_w)
+            out.append(head + " | " + " | ".join(line).rstrip())
     out.append(f"verdict: {r.verdict}" + (f" ({r.message})" if r.message else ""))
     return "\n".join(out)
 
@@ -128,7 +132,7 @@ def _render_rich(r: "Result", cols: list[str], rows: list[dict], legend: str,
     table.add_column("", no_wrap=True)
     table.add_column("tick", justify="right", no_wrap=True, style="dim")
     for c in cols:
-        table.add_column(c, no_wrap=True, overflow="ellipsis", max_width=CELL_WIDTH,
+        table.add_column(c, overflow="fold", max_width=CELL_WIDTH,
                          header_style="bold cyan")
     for row in rows:
         mark = row["mark"] or (_SWITCH if row["switch"] else "")
@@ -137,7 +141,7 @@ def _render_rich(r: "Result", cols: list[str], rows: list[dict], legend: str,
         cells = []
         for c in cols:
             if c == row["task"]:
-                t = Text(_fit(row["text"], row["suffix"], CELL_WIDTH))
+                t = Text("\n".join(_wrap(row["text"], row["suffix"], CELL_WIDTH)))
                 t.highlight_regex(r" :\d+$", "dim")
                 cells.append(t)
             else:

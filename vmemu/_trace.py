@@ -15,8 +15,8 @@ long run has hundreds of thousands of them (see :func:`encode_events`):
 
 A 100,000-step run costs a few bytes per decision (``bench/bench_trace.py``). Loading
 decodes both and checks the events against ``trace_hash``, so a damaged file is refused
-with one line instead of replaying something else. Older versions (1 and 2) are refused
-with one line: their exploration seeds meant other schedules.
+with one line instead of replaying something else. Version 1 files (plain JSON lists)
+are still read.
 """
 
 from __future__ import annotations
@@ -24,22 +24,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import sys
-import tempfile
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Literal, Union
+
+import msgspec
 
 from ._errors import TraceError, UserError
+from ._files import MAX_TRACE_BYTES, atomic_write_text, read_user_file
 
 TRACE_FORMAT = "vmemu-trace"
 #: The version this vmemu writes (3: exploration seeds are splitmix64 mixes, so a
 #: finding's seed and `found by` command mean another schedule than in version 2).
 TRACE_VERSION = 3
-#: Versions this vmemu reads.
+#: Versions this vmemu reads (each has a schema in ``_SCHEMAS`` below).
 READABLE_VERSIONS = (3,)
 
 # Varint digits: 5 payload bits, plus 32 when more digits follow. All 64 symbols are
@@ -133,6 +131,8 @@ def decode_ints(text: str) -> list[int]:
         v |= (d & 31) << shift
         if d & 32:
             shift += 5
+            if shift > 60:   # no decision or event index comes near 2**63
+                raise ValueError("a number is too large")
         else:
             out.append(v)
             v = shift = 0
@@ -236,6 +236,12 @@ class Trace:
     scenario_abspath: str = ""
     faults_abspath: str = ""
 
+    def __repr__(self) -> str:
+        # Not the dataclass's: a long run's tape and events are megabytes of text.
+        return (f"<Trace {self.verdict} of {self.scenario_name} ({self.scenario}): "
+                f"strategy {self.strategy}, seed {self.seed}, {len(self.tape)} decisions, "
+                f"{len(self.events)} events>")
+
     def to_dict(self) -> dict[str, Any]:
         """The on-disk JSON object (current version, compact tape and events)."""
         d: dict[str, Any] = {"format": TRACE_FORMAT, "version": TRACE_VERSION}
@@ -260,122 +266,141 @@ class Trace:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Trace":
         """Read and validate a trace file; any problem is a one-line :class:`TraceError`."""
-        p = str(path)
-        try:
-            text = Path(p).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise TraceError("no such trace file; save one with `vmemu run S --trace OUT.json`",
-                             file=p)
-        except (OSError, UnicodeDecodeError) as e:
-            raise TraceError(f"cannot read trace: {e}", file=p)
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise TraceError(f"not a vmemu trace: invalid JSON at line {e.lineno}, column "
-                             f"{e.colno} ({e.msg})", file=p, line=e.lineno)
-        except RecursionError:
-            raise TraceError("not a vmemu trace: JSON nested too deeply", file=p)
-        return cls.from_dict(d, p)
+        p = os.fspath(path)
+        data = read_user_file(p, what="trace file", error=TraceError, limit=MAX_TRACE_BYTES)
+        return cls.from_json(data, p)
+
+    @classmethod
+    def from_json(cls, data: bytes | str, p: str = "<trace>") -> "Trace":
+        """Validate the JSON text of a trace (any readable version); ``p`` names it."""
+        return _from_json(cls, data, p)
 
     @classmethod
     def from_dict(cls, d: Any, p: str = "<trace>") -> "Trace":
         """Validate a parsed trace object (any readable version); ``p`` names it in errors."""
-        if not isinstance(d, dict) or d.get("format") != TRACE_FORMAT:
-            raise TraceError(f"not a vmemu trace (no \"format\": \"{TRACE_FORMAT}\")", file=p)
-        version = d.get("version")
-        if isinstance(version, int) and not isinstance(version, bool) and 0 < version < 3:
-            raise TraceError(f"trace version {version} was written by an older vmemu, whose "
-                             "exploration seeds meant other schedules; re-record it with "
-                             "this vmemu", file=p, key="version")
-        if version not in READABLE_VERSIONS or isinstance(version, bool):
-            raise TraceError(f"trace version {version!r} is not supported (this vmemu "
-                             f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
-                             "re-record it", file=p, key="version")
-        d = dict(d)
-        d.pop("format")
-        d.pop("version")
-        if version >= 2:
-            _decode_v2(d, p)
-        required = {"scenario": str, "scenario_hash": str, "scenario_name": str,
-                    "strategy": str, "tape": list, "events": list, "verdict": str,
-                    "trace_hash": str}
-        for key, typ in required.items():
-            if not isinstance(d.get(key), typ):
-                raise TraceError(f"missing or malformed field (expected {typ.__name__})",
-                                 file=p, key=key)
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in d["tape"]):
-            raise TraceError("decision tape must be a list of non-negative integers",
-                             file=p, key="tape")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TraceError(f"unknown field {unknown[0]!r}", file=p, key=unknown[0])
-        if version >= 2 and events_hash(d["events"]) != d["trace_hash"]:
+        try:
+            data = json.dumps(d)
+        except (TypeError, ValueError) as e:
+            raise TraceError(f"not a vmemu trace: {e}", file=p) from None
+        return _from_json(cls, data, p)
+
+
+# ---------------------------------------------------------------------------- the schema
+# One typed schema per readable version, checked by msgspec in one pass: a missing field,
+# a field of the wrong type, an unknown field or a value out of range is one line naming
+# the field. What the schema cannot say (the encoded tape and events decode, and the
+# events hash to trace_hash) is checked right after, in _from_json.
+_Hash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_Name = Annotated[str, msgspec.Meta(min_length=1)]
+_Verdict = Literal["ok", "deadlock", "hang", "livelock", "oom", "assertion", "bug"]
+_Params = dict[Annotated[str, msgspec.Meta(pattern="^[a-z_]+$")], Union[int, str]]
+
+
+class _Header(msgspec.Struct):
+    """Just enough to say whether this is a trace, and which version."""
+
+    format: Any = None
+    version: Any = None
+
+
+class _Events2(msgspec.Struct, forbid_unknown_fields=True):
+    rows: list[tuple[str, str, Any, _Count]]
+    stream: str
+
+
+class _Fields(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The fields every version has (a Trace's, but tape and events as stored)."""
+
+    format: str
+    version: int
+    scenario: _Name
+    scenario_hash: _Hash
+    scenario_name: str
+    strategy: _Name
+    seed: Union[_Count, None]
+    verdict: _Verdict
+    trace_hash: _Hash
+    steps: _Count = 0
+    ticks: _Count = 0
+    params: _Params = {}
+    faults: Union[_Name, None] = None
+    faults_hash: Union[_Hash, None] = None
+    scenario_abspath: str = ""
+    faults_abspath: str = ""
+
+
+class _V1(_Fields, kw_only=True):
+    tape: list[_Count]
+    events: list[tuple[_Count, str, str, Any, _Count]]
+
+
+class _V2(_Fields, kw_only=True):
+    tape: str
+    events: _Events2
+
+
+#: The schema of each version this vmemu reads: the one place to add or retire one.
+_SCHEMAS: dict[int, type[_Fields]] = {3: _V2}   # (3 is stored as 2 was)
+assert TRACE_VERSION in _SCHEMAS and tuple(_SCHEMAS) == READABLE_VERSIONS
+
+
+def _check_version(data: bytes | str, p: str) -> type[_Fields]:
+    """The schema for this file's version, or one line saying why there is none."""
+    try:
+        head = msgspec.json.decode(data, type=_Header)
+    except msgspec.DecodeError as e:
+        raise TraceError(f"not a vmemu trace: {_json_problem(e)}", file=p) from None
+    except msgspec.ValidationError:   # not an object at all
+        head = _Header()
+    if head.format != TRACE_FORMAT:
+        raise TraceError(f"not a vmemu trace (no \"format\": \"{TRACE_FORMAT}\")", file=p)
+    version = head.version
+    if version in (1, 2) and type(version) is int:
+        raise TraceError(f"trace version {version} was written by an older vmemu, whose "
+                         "exploration seeds meant other schedules; re-record it with "
+                         "this vmemu", file=p, key="version")
+    if type(version) is not int or version not in _SCHEMAS:
+        raise TraceError(f"trace version {repr(version)[:20]} is not supported (this vmemu "
+                         f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+                         "re-record it", file=p, key="version")
+    return _SCHEMAS[version]
+
+
+def _from_json(cls: type[Trace], data: bytes | str, p: str) -> Trace:
+    schema = _check_version(data, p)
+    try:
+        raw = msgspec.json.decode(data, type=schema)
+    except msgspec.ValidationError as e:
+        text, _, where = str(e).partition(" - at `$")
+        key = where.rstrip("`").lstrip(".") or None
+        raise TraceError(f"{text[:1].lower()}{text[1:]} (the file is damaged or was edited; "
+                         "re-record it)", file=p, key=key) from None
+    except msgspec.DecodeError as e:
+        raise TraceError(f"not a vmemu trace: {_json_problem(e)}", file=p) from None
+    d = {f: getattr(raw, f) for f in raw.__struct_fields__ if f not in ("format", "version")}
+    if isinstance(raw, _V2):
+        try:
+            d["tape"] = decode_ints(raw.tape)
+        except ValueError as e:
+            raise TraceError(f"damaged decision tape: {e}", file=p, key="tape") from None
+        try:
+            d["events"] = decode_events({"rows": [list(r) for r in raw.events.rows],
+                                         "stream": raw.events.stream})
+        except ValueError as e:
+            raise TraceError(f"damaged event list: {e}", file=p, key="events") from None
+        if events_hash(d["events"]) != raw.trace_hash:
             raise TraceError("the events do not match trace_hash: the file is damaged or "
                              "was edited; re-record it", file=p, key="events")
-        return cls(**d)
+    else:
+        d["events"] = [list(e) for e in raw.events]
+    return cls(**d)
 
 
-def _decode_v2(d: dict[str, Any], p: str) -> None:
-    """Turn the compact ``tape`` and ``events`` of a version-2 trace into lists, in place."""
-    if not isinstance(d.get("tape"), str):
-        raise TraceError("missing or malformed field (expected an encoded string)",
-                         file=p, key="tape")
-    try:
-        d["tape"] = decode_ints(d["tape"])
-    except ValueError as e:
-        raise TraceError(f"damaged decision tape: {e}", file=p, key="tape")
-    try:
-        d["events"] = decode_events(d.get("events"))
-    except ValueError as e:
-        raise TraceError(f"damaged event list: {e}", file=p, key="events")
+def _json_problem(e: Exception) -> str:
+    """msgspec's "JSON is malformed: X (byte N)" as "invalid JSON: X (byte N)"."""
+    text = str(e)
+    return "invalid JSON: " + text.split(": ", 1)[1] if text.startswith("JSON is malformed") \
+        else text
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new, never half.
-
-    Nothing a user saved is lost: the temp file is renamed over the target only when fully
-    written and flushed. A Ctrl-C meanwhile takes effect once the file is complete (it
-    could otherwise strike between creating the temp file and cleaning it up).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _sigint_deferred():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-
-@contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold a SIGINT that arrives inside the block until the block ends (main thread
-    only: elsewhere Python delivers no KeyboardInterrupt anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    try:
-        old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    except ValueError:  # pragma: no cover - no signals here (embedded interpreter)
-        yield
-        return
-    try:
-        yield
-    finally:
-        # None: the handler was not set from Python; the default is the closest thing.
-        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
-        if caught:
-            if callable(old):
-                old(signal.SIGINT, sys._getframe(0))
-            elif old != signal.SIG_IGN:
-                raise KeyboardInterrupt

@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from .._report import colour_ok, plural
 from .._result import Result
 
 #: Seconds between two redraws of the progress numbers.
@@ -32,11 +33,12 @@ class ProgressBar:
                                            cover=0)
         self.start = time.monotonic()
         self.shown = 0.0
+        self.announced = 0      # findings printed above the bar
 
     @staticmethod
     def maybe(enabled: bool) -> "ProgressBar | _NoBar":
         """A bar when ``enabled`` and attached to a terminal, else a silent stand-in."""
-        if enabled and sys.stdout.isatty() and sys.stderr.isatty():
+        if enabled and colour_ok(sys.stdout) and colour_ok(sys.stderr):
             return ProgressBar()
         return _NoBar()
 
@@ -53,13 +55,17 @@ class ProgressBar:
             return
         self.shown = now
         rate = done / max(now - self.start, 1e-9)
-        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}", findings=findings,
+        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}",
+                             findings=max(findings, self.announced),
                              cover=f"{interleavings:,}")
 
     def found(self, r: Result) -> None:
         self.progress.console.print(
             f"found {r.verdict} at schedule {r.extra.get('schedule')}: "
             f"{r.replay_command()}", highlight=False, markup=False)
+        # The count the workers report lags behind the line just printed.
+        self.announced += 1
+        self.progress.update(self.task, findings=self.announced)
 
 
 class _NoBar:
@@ -117,18 +123,25 @@ def _summary(x: Any) -> list[str]:
 def explore_text(x: Any, folder: str | None) -> str:
     """The human report of an exploration."""
     if not x.findings:
+        # Headed by the exploration, not by its last schedule as if it were one run. A
+        # bounded dfs search that ran out is not a plain OK: its line says what it covered.
+        r = x.result
+        head = r.verdict.upper()
+        lines = []
         if x.bound is not None:
-            what = "  " + x.bound["summary"]
-        else:
-            what = f"  schedules explored: {x.schedules}, none failed"
-        text = _with_lines(x.result.report(), [what] + _summary(x), [])
-        if x.bound is not None and not x.bound["whole"]:
-            # A bounded search that ran out is not a plain OK: say what it is.
-            text = text.replace("vmemu: OK in ", "vmemu: NO FAILURE WITHIN THE BOUND in ", 1)
-        return text
+            lines.append("  " + x.bound["summary"])
+            if not x.bound["whole"]:
+                head = "NO FAILURE WITHIN THE BOUND"
+        what = f"{plural(x.schedules, 'schedule')} explored, none failed"
+        return "\n".join(
+            [f"vmemu: {head} in {r.scenario.name} ({r.scenario.path}) [{what}]", *lines,
+             f"  last schedule: strategy {r.strategy}"
+             + (f", seed {r.seed}" if r.seed is not None else "")
+             + f", {plural(r.steps, 'step')}, tick {r.ticks}", *_summary(x)])
     parts = []
     if len(x.findings) > 1:
-        parts.append(f"vmemu: {len(x.findings)} distinct failures in {x.schedules} schedules"
+        parts.append(f"vmemu: {len(x.findings)} distinct failures in "
+                     f"{plural(x.schedules, 'schedule')}"
                      + (f" (traces in {folder})" if folder else ""))
         parts.append("")
     for n, f in enumerate(x.findings):

@@ -47,13 +47,13 @@ async def kswapd_body(mm: Any, t: "Task") -> None:
     t.pf["PF_MEMALLOC"] = 1
     while True:
         mm.kswapd_pending = False
-        k.emit(t, "kswapd", f"woken: {len(mm.free_list)} free")
+        k.emit(t, "kswapd", f"woken: {mm.free_list.n} free")
         freed = 0
-        if len(mm.free_list) < mm.high:
+        if mm.free_list.n < mm.high:
             with mm.reclaim_scope(t, "balance_pgdat", "reclaim toward high") as note:
                 freed = await mm.shrink(t, KSWAPD_MASK, mm.high, note, "kswapd (GFP_KERNEL)")
-        k.emit(t, "kswapd_done", f"freed {freed}: {len(mm.free_list)} free")
-        if mm.kswapd_pending and freed and len(mm.free_list) < mm.high:
+        k.emit(t, "kswapd_done", f"freed {freed}: {mm.free_list.n} free")
+        if mm.kswapd_pending and freed and mm.free_list.n < mm.high:
             # Woken again while it worked and it is still making progress: another pass.
             k.count_step(t)
             await k.checkpoint(t)

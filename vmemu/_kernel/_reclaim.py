@@ -16,8 +16,6 @@ from .._scenario.model import PageClass
 from ._gfp import FS, IO
 from .task import Frame, Task
 
-#: Page states used here (see mm).
-CACHED, WRITEBACK = "c", "w"
 _NEEDS = {"io": IO, "fs": FS}
 
 
@@ -59,10 +57,10 @@ class Reclaim:
         ``gfp`` is how the mask reads in reports (a name, or the flags left by a scope).
         """
         target = self.low + n
-        self.k.emit(t, "reclaim", f"for {n}: {len(self.free_list)} free, {gfp}")
+        self.k.emit(t, "reclaim", f"for {n}: {self.free_list.n} free, {gfp}")
         with self.reclaim_scope(t, "direct reclaim", "try_to_free_pages") as note:
             freed = await self.shrink(t, eff, target, note, gfp)
-        self.k.emit(t, "reclaim_done", f"freed {freed}: {len(self.free_list)} free")
+        self.k.emit(t, "reclaim_done", f"freed {freed}: {self.free_list.n} free")
         return freed
 
     def reclaim_scope(self, t: Task, frame: str, text: str) -> "ReclaimScope":
@@ -79,30 +77,29 @@ class Reclaim:
                      gfp: str) -> int:
         """Free pages (classes in order, oldest first) until ``free >= target``."""
         k = self.k
+        free = self.free_list
         freed = 0
         for pc in self.model.classes:
             lru = self.lru[pc.name]
-            if len(self.free_list) >= target:
+            if free.n >= target:
                 break
-            if not lru or not self.allowed(pc, eff):
+            if not lru.n or not self.allowed(pc, eff):
                 continue
             if pc.writeback is None:
-                m = min(len(lru), target - len(self.free_list))
-                for _ in range(m):
-                    self._release(lru.popleft(), CACHED)
+                m = min(lru.n, target - free.n)
+                free.give(lru.take(m))      # oldest first, as page-by-page frees would
                 freed += m
-                k.emit(t, "reclaim_clean", f"{m} {pc.name}: {len(self.free_list)} free")
+                k.emit(t, "reclaim_clean", f"{m} {pc.name}: {free.n} free")
                 continue
-            while lru and len(self.free_list) < target:
-                page = lru.popleft()
-                self.state[page] = WRITEBACK
-                self.writeback_pages += 1
+            while lru.n and free.n < target:
+                page = lru.take_one()
+                self.under_writeback.append(page)
                 need = "+".join(pc.needs) or "nothing"
                 note.text = (f"write back dirty {pc.name} page {page} with {pc.writeback} "
                              f"(class needs {need}; {gfp} allows it)")
                 await self._writeback(t, pc, page)
-                self.writeback_pages -= 1
-                self._release(page, WRITEBACK)
+                self.under_writeback.remove(page)
+                free.give(([page, 1, 1],))
                 freed += 1
                 # Writeback takes time: let memory waiters retry after every page.
                 self._wake_waiters(t)
@@ -126,13 +123,18 @@ class Reclaim:
         saved, t.handles = t.handles, {}
         routine = k.scenario.routines[pc.writeback]
         # A writeback routine that declares them receives its class (by index in
-        # memory.classes) and the page (its index in the class) as parameters.
+        # memory.classes) and the page (its page frame number in the pool) as parameters.
         args = {}
         if "class" in routine.params:
             args["class"] = list(self.classes).index(pc.name)
         if "page" in routine.params:
             args["page"] = page if page is not None else 0
+        before = k.steps
         await call_routine(TaskContext(k, t), routine, args, None)
+        if k.steps == before:
+            # A routine that took no step (an empty one) still costs one: reclaim of
+            # millions of pages must meet the step budget, never the soft-lockup detector.
+            k.count_step(t)
         t.handles = saved
         for o in k.observers:
             o.writeback_end(t, pc.name)

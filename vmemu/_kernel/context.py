@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 from contextlib import contextmanager
-from typing import Any, Awaitable, Iterator, TYPE_CHECKING
+from typing import Any, Iterator, TYPE_CHECKING
 
 from .._errors import did_you_mean
 from .._scenario.model import TASK_FLAGS

@@ -20,46 +20,58 @@ the 1999 superblock deadlock happens.
 Every page has exactly one state at any time (free, allocated, cached in a class, under
 writeback, or taken by an ``exhaust`` fault), so ``free + allocated + cached + writeback +
 hogged == pages`` always holds; :meth:`MemoryManager.check` verifies it.
+
+Pages are numbered, and every list of them is kept as runs of page numbers (``_pages``):
+memory costs per run, not per page, so a pool of 10^8 pages is as cheap as one of 8, and
+a ``fill`` takes all the pages it can without reclaim in one go. Reclaim still writes back
+one page at a time, and knows which page it is.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from itertools import count
 from typing import Any, TYPE_CHECKING
 
 from .._errors import did_you_mean
 from .._scenario.model import Memory, PageClass
 from ._gfp import DIRECT_RECLAIM, GFP_MASKS, HIGH, current_gfp_context, may_sleep, show_mask
 from ._kswapd import KswapdIdle, kswapd_body
-from ._reclaim import CACHED, WRITEBACK, FrameNote, Reclaim
+from ._pages import FreeStack, Lru, Run, pages_of
+from ._reclaim import FrameNote, Reclaim
 from .sync import Resource, might_sleep
 from .task import BLOCKED, DONE, RUNNABLE, Frame, Task, VerdictSignal
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
-#: Page states (one character each: the per-page table is scanned by :meth:`check`).
-FREE, ALLOCATED, HOGGED = "f", "a", "h"   # CACHED, WRITEBACK: see _reclaim
 #: The mask user pages get (``fill``): GFP_HIGHUSER behaves like GFP_KERNEL here.
 FILL_GFP = "GFP_KERNEL"
 
 
 class Pages:
-    """The handle an allocation returns: which pages, and the task that allocated them."""
+    """The handle an allocation returns: which pages (as runs), and who allocated them."""
 
-    __slots__ = ("pages", "owner", "gfp", "freed")
+    __slots__ = ("runs", "n", "owner", "gfp", "freed", "serial")
 
-    def __init__(self, pages: list[int], owner: Task, gfp: str) -> None:
-        self.pages = pages
+    def __init__(self, runs: list[Run], n: int, owner: Task, gfp: str, serial: int) -> None:
+        self.runs = runs
+        self.n = n
         self.owner = owner
         self.gfp = gfp
         self.freed = False
+        self.serial = serial
 
     def __len__(self) -> int:
-        return len(self.pages)
+        return self.n
+
+    @property
+    def pages(self) -> list[int]:
+        """The page numbers, in the order they were taken (lists every page: small
+        allocations only)."""
+        return list(pages_of(self.runs))
 
     def __repr__(self) -> str:
-        return f"<Pages {len(self.pages)} ({self.gfp}) of {self.owner.name}>"
+        return f"<Pages {self.n} ({self.gfp}) of {self.owner.name}>"
 
 
 class MemoryWait(Resource):
@@ -102,7 +114,7 @@ class MemoryWait(Resource):
 
     def describe(self) -> str:
         mm = self.mm
-        return f"memory ({len(mm.free_list)} of {mm.total} pages free, min {mm.min})"
+        return f"memory ({mm.free_list.n} of {mm.total} pages free, min {mm.min})"
 
     def cycle_text(self, t: Task, nxt: Task) -> str:
         return f"{t.name} waits for {self.describe()}, which {nxt.name} could free"
@@ -116,10 +128,13 @@ class MemoryManager(Reclaim):
 
     Attributes:
         total, min, low, high: pool size and watermarks.
-        free_list: free page numbers (a stack: the most recently freed page is reused first).
+        free_list: free pages (a stack: the most recently freed page is reused first);
+            ``free_list.n`` is how many.
         lru: class name -> its cached pages, oldest first.
         held: task id -> pages that task allocated and has not freed.
+        live: every allocation not yet freed, by serial number (for :meth:`check`).
         hog: pages an ``exhaust`` fault took (never given back: memory stays low).
+        under_writeback: pages whose class's writeback routine is running.
         kswapd: the kswapd task, if ``memory.kswapd`` is set (after :meth:`start`).
     """
 
@@ -129,12 +144,14 @@ class MemoryManager(Reclaim):
         self.total = model.pages
         self.min, self.low, self.high = model.min, model.low, model.high
         self.classes: dict[str, PageClass] = {c.name: c for c in model.classes}
-        self.lru: dict[str, deque[int]] = {c.name: deque() for c in model.classes}
-        self.free_list: list[int] = list(range(self.total - 1, -1, -1))
-        self.state: list[str] = [FREE] * self.total
+        self.lru: dict[str, Lru] = {c.name: Lru() for c in model.classes}
+        self.free_list = FreeStack(self.total)
         self.held: dict[int, int] = {}
-        self.hog: list[int] = []
-        self.writeback_pages = 0
+        self.live: dict[int, Pages] = {}
+        self._serial = count()
+        self.hog: list[Run] = []
+        self.hogged = 0
+        self.under_writeback: list[int] = []
         self.wait = MemoryWait(k, self)
         self.kswapd: Task | None = None
         self.kswapd_idle = KswapdIdle(k, self)
@@ -169,9 +186,10 @@ class MemoryManager(Reclaim):
         if got is None:
             return self._failed(t, pages, gfp, may_fail,
                                 "a fault plan failed it" if fail else self._why(t, pages, eff))
-        h = Pages(got, t, gfp)
+        h = Pages(got, pages, t, gfp, next(self._serial))
+        self.live[h.serial] = h
         self.held[t.tid] = self.held.get(t.tid, 0) + pages
-        k.emit(t, "alloc", f"{pages} {gfp}: {len(self.free_list)} free")
+        k.emit(t, "alloc", f"{pages} {gfp}: {self.free_list.n} free")
         if may_fail:
             t.ok = 1
         return h
@@ -189,10 +207,10 @@ class MemoryManager(Reclaim):
             raise VerdictSignal("bug", f"BUG: {t.name}: double free of {len(handle)} page(s) "
                                 f"allocated by {handle.owner.name}")
         handle.freed = True
-        for p in handle.pages:
-            self._release(p, ALLOCATED)
-        self.held[handle.owner.tid] -= len(handle)
-        k.emit(t, "free", f"{len(handle)}: {len(self.free_list)} free")
+        del self.live[handle.serial]
+        self.free_list.give(handle.runs)
+        self.held[handle.owner.tid] -= handle.n
+        k.emit(t, "free", f"{handle.n}: {self.free_list.n} free")
         self._wake_waiters(t)
 
     async def fill(self, t: Task, cls: str, pages: int) -> None:
@@ -209,31 +227,61 @@ class MemoryManager(Reclaim):
             self._failed(t, pages, FILL_GFP, False, "a fault plan failed it")
         lru = self.lru[cls]
         # Page by page, as user pages are faulted in: reclaim may take this class's own
-        # older pages to make room for newer ones, which is what an LRU does.
-        for _ in range(pages):
+        # older pages to make room for newer ones, which is what an LRU does. Every page
+        # that needs no reclaim is taken in one go (what the page-by-page loop would do:
+        # take from the top of the free list, waking kswapd once below low); only the
+        # pages that reclaim makes room for go one by one, each reclaim charged a step.
+        left = pages
+        floor = self._floor(t, eff)
+        while left:
+            fast = min(left, self.free_list.n - floor)
+            if fast > 0:
+                if self.free_list.n - fast < self.low:
+                    self.wake_kswapd(t)
+                lru.append(self.free_list.take(fast))
+                left -= fast
+                continue
             got = await self._get(t, 1, eff, False, _label(t, FILL_GFP, eff))
             if got is None:
                 self._failed(t, 1, FILL_GFP, False, self._why(t, 1, eff))
-            self.state[got[0]] = CACHED
-            lru.append(got[0])
-        k.emit(t, "fill", f"{pages} {cls}: {len(self.free_list)} free")
+            lru.append(got)
+            left -= 1
+        k.emit(t, "fill", f"{pages} {cls}: {self.free_list.n} free")
 
     # ------------------------------------------------------------------ accounting
     def accounting(self) -> dict[str, int]:
         """Pages by state; the values always add up to ``total``."""
-        return {"free": len(self.free_list), "allocated": sum(self.held.values()),
-                "cached": sum(len(q) for q in self.lru.values()),
-                "writeback": self.writeback_pages, "hogged": len(self.hog)}
+        return {"free": self.free_list.n, "allocated": sum(self.held.values()),
+                "cached": sum(q.n for q in self.lru.values()),
+                "writeback": len(self.under_writeback), "hogged": self.hogged}
 
     def check(self) -> None:
-        """Assert the pool's invariants (conservation; every list agrees with the table)."""
+        """Assert the pool's invariants: the counts add up to the pool, every list's count
+        is its runs', and the runs of all lists cover every page exactly once."""
         acc = self.accounting()
         assert sum(acc.values()) == self.total, acc
-        counts = {s: self.state.count(s) for s in (FREE, ALLOCATED, CACHED, WRITEBACK, HOGGED)}
-        assert counts[FREE] == acc["free"] == len(set(self.free_list)), (counts, acc)
-        assert all(self.state[p] == FREE for p in self.free_list)
-        assert counts[ALLOCATED] == acc["allocated"] and counts[HOGGED] == acc["hogged"]
-        assert counts[CACHED] == acc["cached"] and counts[WRITEBACK] == acc["writeback"]
+        live = [r for h in self.live.values() for r in h.runs]
+        assert sum(r[1] for r in live) == acc["allocated"], acc
+        assert sum(r[1] for r in self.free_list.runs) == acc["free"], acc
+        assert sum(r[1] for r in self.hog) == acc["hogged"], acc
+        assert all(q.n == sum(r[1] for r in q.runs) for q in self.lru.values())
+        spans = []
+        runs = [*self.free_list.runs, *self.hog, *live, *(r for q in self.lru.values()
+                                                      for r in q.runs),
+                *([p, 1, 1] for p in self.under_writeback)]
+        for first, n, step in runs:
+            assert n > 0 and step != 0, (first, n, step)
+            if step in (1, -1):
+                lo = min(first, first + (n - 1) * step)
+                spans.append((lo, lo + n))
+            else:
+                spans.extend((p, p + 1) for p in range(first, first + n * step, step))
+        spans.sort()
+        end = 0
+        for lo, hi in spans:
+            assert lo == end, f"page {min(lo, end)} is in two states or in none"
+            end = hi
+        assert end == self.total, (end, self.total)
 
     def snapshot(self) -> dict[str, Any]:
         """The pool for reports and JSON: watermarks, pages by state, pages per class."""
@@ -273,12 +321,10 @@ class MemoryManager(Reclaim):
         if action.do == "exhaust":
             # An invisible hog takes pages until free == min; it never gives them back,
             # so conservation holds (they count as "hogged") and memory stays low.
-            n = len(self.free_list) - self.min
-            for _ in range(max(0, n)):
-                p = self.free_list.pop()
-                self.state[p] = HOGGED
-                self.hog.append(p)
-            k.emit(t, "exhaust", f"took {max(0, n)}: {len(self.free_list)} free")
+            n = max(0, self.free_list.n - self.min)
+            self.hog.extend(self.free_list.take(n))
+            self.hogged += n
+            k.emit(t, "exhaust", f"took {n}: {self.free_list.n} free")
         else:
             await k.apply_action(t, action)
         return False
@@ -292,7 +338,7 @@ class MemoryManager(Reclaim):
         return self.min
 
     async def _get(self, t: Task, n: int, eff: frozenset[str], may_fail: bool,
-                   label: str) -> list[int] | None:
+                   label: str) -> list[Run] | None:
         """Take ``n`` pages, reclaiming or waiting as the mask allows; None = failure."""
         k = self.k
         if n > self.total:
@@ -303,11 +349,11 @@ class MemoryManager(Reclaim):
             if not first:
                 k.count_step(t)            # every retry is charged: no unbounded loops
             first = False
-            free = len(self.free_list)
+            free = self.free_list.n
             if free - n < self.low:
                 self.wake_kswapd(t)
             if free - n >= floor:
-                return self._take(n)
+                return self.free_list.take(n)
             if DIRECT_RECLAIM not in eff:
                 return None
             if not t.has_flag("PF_MEMALLOC"):
@@ -317,18 +363,6 @@ class MemoryManager(Reclaim):
             if may_fail:
                 return None
             await self._wait_for_memory(t, n, eff, label)
-
-    def _take(self, n: int) -> list[int]:
-        got = [self.free_list.pop() for _ in range(n)]
-        for p in got:
-            self.state[p] = ALLOCATED
-        return got
-
-    def _release(self, p: int, expected: str) -> None:
-        if self.state[p] != expected:  # pragma: no cover - would be a bug in this module
-            raise RuntimeError(f"page {p} is {self.state[p]!r}, expected {expected!r}")
-        self.state[p] = FREE
-        self.free_list.append(p)
 
     def _failed(self, t: Task, pages: int, gfp: str, may_fail: bool, why: str) -> None:
         k = self.k
@@ -343,7 +377,7 @@ class MemoryManager(Reclaim):
                             "the failure (add may_fail: true to handle it)")
 
     def _why(self, t: Task, n: int, eff: frozenset[str]) -> str:
-        free = len(self.free_list)
+        free = self.free_list.n
         if n > self.total:
             return f"the pool has only {self.total} pages"
         if DIRECT_RECLAIM not in eff:
@@ -357,7 +391,7 @@ class MemoryManager(Reclaim):
         A frame on the task's stack says why, so a report shows it beside the allocation.
         """
         k = self.k
-        k.emit(t, "memwait", f"{n}: {len(self.free_list)} free")
+        k.emit(t, "memwait", f"{n}: {self.free_list.n} free")
         if t.has_flag("PF_MEMALLOC"):
             why = "PF_MEMALLOC may not enter reclaim, and the reserve is used up"
         else:

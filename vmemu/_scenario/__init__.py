@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from .._errors import ScenarioError
+from .._files import check_user_file
 from .expr import compile_expr, expand_template
 from .model import Scenario
 from .yaml_loader import load_yaml_scenario
@@ -29,21 +30,19 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
         The validated :class:`Scenario`.
 
     Raises:
-        ScenarioError: the file is missing, is a directory, has an unknown suffix, or is
-            not a valid scenario. The message is one line.
+        ScenarioError: the file is missing, is not a regular file (a directory, a FIFO, a
+            device ...), is too large, has an unknown suffix, or is not a valid scenario.
+            The message is one line.
     """
     file = os.fspath(path)
-    p = Path(file)
-    if not p.exists():
-        raise ScenarioError(f"no such scenario file {file!r}")
-    if p.is_dir():
-        raise ScenarioError(f"{file!r} is a directory, not a scenario file")
-    suffix = p.suffix.lower()
+    suffix = Path(file).suffix.lower()
     if suffix in _YAML_SUFFIXES:
         return load_yaml_scenario(file)
     if suffix == ".py":
         # Imported lazily: Python scenarios pull in the sync/ctx API, YAML ones do not.
         from .pymod import load_python_scenario
         return load_python_scenario(file)
+    # Say what the path is first (missing, a folder, a FIFO ...): that is the real problem.
+    check_user_file(file, what="scenario file", error=ScenarioError)
     raise ScenarioError(f"cannot load scenario file {file!r}: expected a .yaml, .yml or "
                         f".py file, got {suffix or 'no suffix'!r}")

@@ -28,8 +28,9 @@ class LifecycleOps:
                  ) -> tuple[str | None, tuple[Any, ...], tuple[str, ...]]:
         """``(static name or None, run-time name parts, every task it can name)``."""
         line, k = line_of(item, op, loc.line), f"{key}.{op}"
-        text = self.name(item[op], "a task", line, k) if "{" not in str(item[op]) else \
-            item[op]
+        raw = item[op]
+        text = raw if isinstance(raw, str) and "{" in raw else \
+            self.name(raw, "a task", line, k)
         tasks = self.names.tasks
         if not isinstance(text, str) or "{" not in text:
             if text not in tasks:

@@ -2,8 +2,15 @@
 
 Errors in scenario files must name the line they are about, so the loader builds
 :class:`LineMap` / :class:`LineSeq` (a ``dict`` / ``list`` with line numbers attached)
-instead of plain containers. Only PyYAML's *safe* constructors are reachable: any other
-tag (``!!python/object/apply:...``, custom ``!tags``) is rejected.
+instead of plain containers.
+
+Only plain YAML is read: mappings, sequences, strings, integers, floats, booleans and
+null. Every explicit tag (``!!int ""``, ``!!timestamp x``, ``!!binary``, ``!!python/...``,
+custom ``!tags``) is refused where it is written, before a constructor could choke on
+it; a date-like ``2024-01-01`` or a bare ``=`` is a string (YAML 1.1's implicit
+timestamps and value keys are not resolved). After loading, the document is walked once
+more: a value of any other type, or a container that contains itself through an alias,
+is refused too, so that every loader downstream sees plain data only.
 """
 
 from __future__ import annotations
@@ -39,11 +46,25 @@ class LineSeq(list):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose containers carry line numbers and which rejects unknown tags."""
+    """SafeLoader whose containers carry line numbers and which rejects every tag."""
 
     def __init__(self, stream: str, file: str) -> None:
         super().__init__(stream)
         self.file = file
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        # An explicit tag is on the event (resolved tags are only set on the node), so
+        # this sees exactly what the user wrote.
+        if not self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                line = event.start_mark.line + 1
+                raise ScenarioError(f"unsupported YAML tag {_show_tag(tag)!r} at line {line}: "
+                                    "write the plain value (vmemu reads plain YAML: mappings, "
+                                    "lists, strings, numbers, true/false)",
+                                    file=self.file, line=line)
+        return super().compose_node(parent, index)
 
     def construct_object(self, node: Node, deep: bool = False) -> Any:
         try:
@@ -103,16 +124,55 @@ def _construct_seq(loader: _Loader, node: Node):  # type: ignore[no-untyped-def]
         data.lines.append(_line(child))
 
 
+def _show_tag(tag: str) -> str:
+    return "!!" + tag[len(_STD_PREFIX):] if tag.startswith(_STD_PREFIX) else tag
+
+
 def _construct_undefined(loader: _Loader, node: Node) -> Any:
-    tag = str(node.tag)
-    shown = "!!" + tag[len(_STD_PREFIX):] if tag.startswith(_STD_PREFIX) else tag
-    raise ScenarioError(f"unsupported YAML tag {shown!r} (only plain YAML is allowed)",
-                        file=loader.file, line=_line(node))
+    raise ScenarioError(f"unsupported YAML tag {_show_tag(str(node.tag))!r} (only plain "
+                        "YAML is allowed)", file=loader.file, line=_line(node))
 
 
 _Loader.add_constructor(_STD_PREFIX + "map", _construct_map)
 _Loader.add_constructor(_STD_PREFIX + "seq", _construct_seq)
 _Loader.add_constructor(None, _construct_undefined)
+# Implicit resolution: no timestamps (a date is a string), no `=` value key, no `!!yaml`.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag[len(_STD_PREFIX):] not in ("timestamp", "value", "yaml")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+#: The only types a loaded document may contain.
+_PLAIN = (str, int, float, bool, type(None), LineMap, LineSeq)
+
+
+def _check_plain(doc: Any, file: str) -> None:
+    """Refuse any value that is not plain data, and any container inside itself."""
+    done: set[int] = set()
+    path: set[int] = set()
+
+    def walk(value: Any, line: int) -> None:
+        if type(value) not in _PLAIN:
+            raise ScenarioError(f"unsupported YAML value of type {type(value).__name__} at "
+                                f"line {line} (only plain YAML is allowed)", file=file,
+                                line=line)
+        if not isinstance(value, (LineMap, LineSeq)) or id(value) in done:
+            return
+        if id(value) in path:
+            raise ScenarioError(f"the YAML alias at line {line} refers to a mapping or list "
+                                "that contains it (a recursive structure)", file=file,
+                                line=line)
+        path.add(id(value))
+        if isinstance(value, LineMap):
+            for key, item in value.items():
+                walk(key, value.key_line(key))
+                walk(item, value.key_line(key))
+        else:
+            for i, item in enumerate(value):
+                walk(item, value.lines[i] if i < len(value.lines) else value.line)
+        path.discard(id(value))
+        done.add(id(value))   # shared by aliases: looked at once (no exponential walk)
+
+    walk(doc, getattr(doc, "line", 1))
 
 
 def _yaml_error(exc: yaml.YAMLError, text: str, file: str) -> ScenarioError:
@@ -161,9 +221,11 @@ def parse_yaml(data: bytes, file: str) -> Any:
         # The constructor already scans the text for unprintable characters (ReaderError).
         loader = _Loader(text, file)
         try:
-            return loader.get_single_data()
+            doc = loader.get_single_data()
         finally:
             loader.dispose()
+        _check_plain(doc, file)
+        return doc
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, text, file) from None
     except RecursionError:

@@ -31,6 +31,7 @@ import operator
 from typing import Any, Callable, Iterable
 
 from .._errors import ScenarioError, did_you_mean
+from ._text import shown
 from .model import TASK_NAMES, Expr, Place
 
 __all__ = ["compile_expr", "compile_place", "expand_template", "KEYWORDS", "Scope",
@@ -137,7 +138,7 @@ class _Where:
         return ScenarioError(message, file=self.file, line=self.line, key=self.key)
 
     def bad(self, detail: str) -> ScenarioError:
-        return self.error(f"bad expr {self.text!r}: {detail}; {_HELP}")
+        return self.error(f"bad expr {shown(self.text, 80)}: {detail}; {_HELP}")
 
 
 def _tokenize(where: _Where) -> list[_Token]:
@@ -403,7 +404,7 @@ def compile_expr(text: str, *, file: str | None = None, line: int | None = None,
     """
     where = _Where(text, file, line, key)
     if not isinstance(text, str):
-        raise where.error(f"bad expr {text!r}: expected a string; {_HELP}")
+        raise where.error(f"bad expr {shown(text, 80)}: expected a string; {_HELP}")
     known = None if known_vars is None or scope is not None else frozenset(known_vars)
     parser = _Parser(where, known, scope)
     fn = parser.parse()

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from .._errors import ScenarioError, did_you_mean
+from .._files import read_user_file
 from .model import TASK_FLAGS, Loc, Scenario, TaskSpec
 from .yaml_loader import TOP_KEYS, _Loader
 
@@ -45,12 +46,9 @@ def load_python_scenario(file: str) -> Scenario:
     Raises:
         ScenarioError: import failure, missing/invalid ``tasks``, or invalid declarative keys.
     """
-    try:
-        data = Path(file).read_bytes()
-    except OSError as e:
-        raise ScenarioError(f"cannot read scenario file {file!r}: {e.strerror or e}") from None
+    data = read_user_file(file, what="scenario file", error=ScenarioError)
     digest = hashlib.sha256(data).hexdigest()
-    module = _import(file, digest)
+    module = _import(file, data, digest)
     doc: dict[str, Any] = {}
     for key in _DECLARATIVE:
         if hasattr(module, key):
@@ -76,7 +74,7 @@ def load_python_scenario(file: str) -> Scenario:
     return dataclasses.replace(base, content_hash=digest, tasks=tasks)
 
 
-def _import(file: str, digest: str) -> Any:
+def _import(file: str, data: bytes, digest: str) -> Any:
     # A deterministic, per-content module name: re-loading a changed file re-imports it.
     name = f"_vmemu_scenario_{digest[:16]}"
     if name in sys.modules:
@@ -86,12 +84,14 @@ def _import(file: str, digest: str) -> Any:
         raise ScenarioError("cannot import this file as a Python module", file=file)
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        # The bytes already read (and hashed), not a second read of the path: what runs
+        # is what the trace pins, and the path is never opened in a way that could block.
+        exec(compile(data, file, "exec", dont_inherit=True), module.__dict__)
     except Exception as e:
         tb = e.__traceback__
         line = None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == spec.origin:
+            if tb.tb_frame.f_code.co_filename == file:
                 line = tb.tb_lineno
             tb = tb.tb_next
         raise ScenarioError(f"error while importing the scenario: {type(e).__name__}: {e}",

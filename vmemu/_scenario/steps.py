@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .._bounds import MAX_TICKS
 from .._errors import ScenarioError, did_you_mean
 from ._text import describe, line_of, shown
 from ._yaml import LineSeq
@@ -190,6 +191,9 @@ class StepParser(ValueOps, LifecycleOps):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             sign = "a non-negative" if minimum == 0 else "a positive"
             raise self.error(f"expected {sign} integer{what}, got {shown(value)}", line, key)
+        if value > MAX_TICKS:
+            raise self.error(f"expected at most {MAX_TICKS:_}{what} (the range is {minimum} "
+                             f"to {MAX_TICKS:_}), got {shown(value)}", line, key)
         return value
 
     def expr(self, value: Any, line: int, key: str) -> Expr:

@@ -14,7 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .._bounds import MAX_PAGES, MAX_STEPS, MAX_TICKS
 from .._errors import ScenarioError, did_you_mean
+from .._files import read_user_file
 from ._yaml import LineMap, parse_yaml, type_name
 from .expr import KEYWORDS, Scope, expand_template
 from .model import (EVENT_KINDS, INT_MAX, INT_MIN, LOCK_KINDS, TASK_NAMES, VERDICTS, Limits,
@@ -80,10 +82,14 @@ class _Loader:
                                  f"{did_you_mean(str(k), allowed)}; allowed: "
                                  + ", ".join(allowed), _line(value, k), f"{key}.{k}")
 
-    def integer(self, value: Any, minimum: int, line: int, key: str, what: str) -> int:
+    def integer(self, value: Any, minimum: int, line: int, key: str, what: str,
+                maximum: int = MAX_TICKS) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             sign = "a positive" if minimum > 0 else "a non-negative"
             raise self.error(f"{what} must be {sign} integer, got {shown(value)}", line, key)
+        if value > maximum:
+            raise self.error(f"{what} must be at most {maximum:_} (the range is {minimum} to "
+                             f"{maximum:_}), got {shown(value)}", line, key)
         return value
 
     def count(self, spec: dict, key: str) -> int:
@@ -119,7 +125,8 @@ class _Loader:
         raw = self.mapping(doc.get("limits"), _line(doc, "limits"), "limits",
                            "{steps: 20000, ticks: 1000000, hung_task_timeout: 1000}")
         self.check_keys(raw, _LIMIT_KEYS, "limits", "limits")
-        values = {k: self.integer(raw[k], 1, _line(raw, k), f"limits.{k}", k)
+        values = {k: self.integer(raw[k], 1, _line(raw, k), f"limits.{k}", k,
+                                  MAX_STEPS if k == "steps" else MAX_TICKS)
                   for k in _LIMIT_KEYS if k in raw}
         return Limits(**values)
 
@@ -232,7 +239,8 @@ class _Loader:
         if "pages" not in raw:
             raise self.error("memory needs pages: (the size of the page pool)", mline,
                              "memory.pages")
-        pages = self.integer(raw["pages"], 1, _line(raw, "pages"), "memory.pages", "pages")
+        pages = self.integer(raw["pages"], 1, _line(raw, "pages"), "memory.pages", "pages",
+                             MAX_PAGES)
         wkey = "memory.watermarks"
         if "watermarks" in raw:
             wline = _line(raw, "watermarks")
@@ -244,7 +252,8 @@ class _Loader:
                     raise self.error(f"watermarks need min, low and high; {need} is missing",
                                      wline, wkey)
             wmin, low, high = (self.integer(marks[k], 0, _line(marks, k), f"{wkey}.{k}",
-                                            f"watermark {k}") for k in ("min", "low", "high"))
+                                            f"watermark {k}", MAX_PAGES)
+                               for k in ("min", "low", "high"))
         else:
             wline = _line(raw, "pages")
             wmin, low, high = default_watermarks(pages)
@@ -284,7 +293,7 @@ class _Loader:
                     raise self.error(f"writeback routine {writeback!r} declares parameter "
                                      f"{odd[0]!r}; reclaim hands a writeback routine only "
                                      "class (the class's index in memory.classes) and page "
-                                     "(the page's index in its class)", wline,
+                                     "(the page frame number: the page's number in the pool)", wline,
                                      f"{key}.writeback")
             needs = spec.get("needs") or []
             if not isinstance(needs, list) or any(n not in _NEEDS for n in needs) \
@@ -511,13 +520,5 @@ def load_yaml_scenario(path: str | os.PathLike[str]) -> Scenario:
             one line naming the file, line and key.
     """
     file = os.fspath(path)
-    try:
-        data = Path(file).read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(f"no such scenario file {file!r}") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{file!r} is a directory, not a scenario file") from None
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario file {file!r}: "
-                            f"{exc.strerror or exc}") from None
+    data = read_user_file(file, what="scenario file", error=ScenarioError)
     return _Loader(file).scenario(data)

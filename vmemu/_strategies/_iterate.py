@@ -40,9 +40,10 @@ def _stream(seed: int) -> int:
 
 def schedule_seed(seed: int, i: int) -> int:
     """The seed of schedule ``i`` of an exploration seeded ``seed``: the ``i``-th output of
-    a splitmix64 generator whose state starts at a mix of ``seed``. Nearby seeds give
-    unrelated streams, and the schedule re-runs alone from this one integer."""
-    return _mix64((_stream(seed) + (i + 1) * _GOLDEN) & _MASK)
+    a splitmix64 generator whose state starts at a mix of ``seed``, less its two low bits
+    (a seed is at most 2**62: ``vmemu run --seed`` and JSON readers take it). Nearby seeds
+    give unrelated streams, and the schedule re-runs alone from this one integer."""
+    return _mix64((_stream(seed) + (i + 1) * _GOLDEN) & _MASK) >> 2
 
 
 class _CountingRandom(RandomStrategy):
@@ -129,8 +130,9 @@ def schedules(name: str, seed: int = 0, start: int = 0, **params: Any) -> Schedu
     base = _stream(seed)
     if name == "random":
         _reject(name, params, ())
-        return ScheduleIterator(_CountingRandom(_mix64((base + (i + 1) * _GOLDEN) & _MASK))
-                                for i in itertools.count(start))
+        return ScheduleIterator(
+            _CountingRandom(_mix64((base + (i + 1) * _GOLDEN) & _MASK) >> 2)
+            for i in itertools.count(start))
     make_strategy(name, seed, **params)              # unknown names raise here
     return ScheduleIterator(make_strategy(name, schedule_seed(seed, i), **params)
                             for i in itertools.count(start))
@@ -157,7 +159,7 @@ def _pct_stream(seed: int, start: int, params: dict[str, Any],
     longest = 0
     base = _stream(seed)
     for i in itertools.count(start):
-        seed_i = _mix64((base + (i + 1) * _GOLDEN) & _MASK)
+        seed_i = _mix64((base + (i + 1) * _GOLDEN) & _MASK) >> 2
         s = pick(i, seed_i)
         if s is None:
             hint = fixed or (longest if longest else DEFAULT_STEPS_HINT)

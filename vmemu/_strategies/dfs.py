@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+from .._bounds import MAX_STEPS
 from .._errors import UserError
 from . import PARAMS, REGISTRY
 from .base import Strategy
@@ -239,9 +240,10 @@ def decode_prefix(text: Any) -> list[int]:
             i, j = int(pos), int(alt)
         except ValueError:
             i = j = -1
-        if i < 1 or j < 0 or i <= len(out):
-            raise UserError(f"bad dfs prefix item {part!r}: expected increasing "
-                            "DECISION:ALTERNATIVE pairs like 3:1,7:2", key="--prefix")
+        if i < 1 or j < 0 or i <= len(out) or i > MAX_STEPS or j > MAX_STEPS:
+            raise UserError(f"bad dfs prefix item {part[:40]!r}: expected increasing "
+                            "DECISION:ALTERNATIVE pairs like 3:1,7:2 (decisions up to "
+                            f"{MAX_STEPS:_})", key="--prefix")
         out.extend([0] * (i - 1 - len(out)))
         out.append(j)
     return out

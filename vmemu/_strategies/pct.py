@@ -88,8 +88,13 @@ class PCTStrategy(Strategy):
 
 
 def _check_int(key: str, v: Any) -> int:
+    from .._bounds import MAX_DEPTH, MAX_TICKS
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise UserError(f"pct needs a positive whole number, got {v!r}",
+                        key="--" + key.replace("_", "-"))
+    top = MAX_DEPTH if key == "depth" else MAX_TICKS
+    if v > top:   # d - 1 change points are drawn among k decisions: both must be sane
+        raise UserError(f"pct needs a whole number from 1 to {top:_}, got {v}",
                         key="--" + key.replace("_", "-"))
     return v
 

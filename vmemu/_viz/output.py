@@ -8,12 +8,10 @@ one. A reader sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import os
-import stat
-import tempfile
 from pathlib import Path
 
 from .._errors import UserError
-from .._trace import _sigint_deferred
+from .._files import atomic_write_text
 
 
 def check_path(path: str, option: str) -> None:
@@ -38,36 +36,10 @@ def check_path(path: str, option: str) -> None:
         raise UserError(f"cannot write {path}: the file is read-only", key=option)
 
 
-def _mode(path: Path) -> int:
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
 def write_text(path: str, text: str, what: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically; a failure is a one-line UserError."""
-    p = Path(path)
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        mode = _mode(p)
-        with _sigint_deferred():
-            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.chmod(tmp, mode)
-                os.replace(tmp, p)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+        atomic_write_text(Path(path), text)
     except OSError as e:
         raise UserError(f"cannot save the {what} there ({e.strerror or e}); choose a file "
                         "you can write", file=str(path)) from None
