@@ -267,13 +267,13 @@ def test_cluster_local_2_finds_what_jobs_1_and_2_find_and_leaves_nothing_on_sigt
     rare.write_text(RARE)
     want = set()
     for jobs in (1, 2):
-        x = explore(str(rare), strategy="random", seed=12, runs=3000, jobs=jobs)
+        x = explore(str(rare), strategy="random", seed=16, runs=3000, jobs=jobs)
         want.add((x.result.extra["schedule"], x.result.trace_hash))
     [(first, trace_hash)] = want
     assert first > 400                    # deep: many blocks ran before it
     store, mark = tmp_path / "c.sqlite", uuid.uuid4().hex
     p = _start([str(rare), "--cluster", "local:2", "--all", "--strategy", "random", "--seed",
-                "12", "--runs", "100000000", "--store", str(store), "--findings",
+                "16", "--runs", "100000000", "--store", str(store), "--findings",
                 str(tmp_path / "f")], mark)
     try:
         give_up = time.monotonic() + 120
@@ -335,38 +335,6 @@ tasks:
        {lock: B}, {lock: A}, {unlock: A}, {unlock: B}]
   t3: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield]
 """
-
-
-def test_the_campaign_commands_in_docs_exploring_give_the_output_shown(tmp_path, capsys,
-                                                                      monkeypatch):
-    """docs/exploring.md runs a campaign and resumes it: re-run those commands (with a
-    fresh store) and check each exit code and that every line shown is printed, in order
-    (``[...]`` elides). The cluster example is covered by the cluster test above."""
-    import re
-
-    from vmemu._cli import main
-    monkeypatch.chdir(ROOT)
-    text = (ROOT / "docs" / "exploring.md").read_text()
-    blocks = [b for b in re.findall(r"```\n(\$ vmemu .*?)\n```", text, re.S)
-              if "/tmp/demo.sqlite" in b.split("\n")[0] and "--cluster" not in b]
-    assert len(blocks) == 3
-    store = str(tmp_path / "demo.sqlite")
-    for block in blocks:
-        lines = block.split("\n")
-        capsys.readouterr()
-        code = main(lines[0][len("$ vmemu "):].replace("/tmp/demo.sqlite", store).split())
-        out = capsys.readouterr().out.split("\n")
-        assert code == int(re.fullmatch(r"\[exit (\d)\]", lines[-1]).group(1)), lines[0]
-        pos = 0
-        for want in lines[1:-1]:
-            if want.lstrip().startswith("[..."):
-                continue
-            # (column widths follow the numbers: compare words)
-            while pos < len(out) and out[pos].split() != want.split():
-                pos += 1
-            assert pos < len(out), f"{lines[0]}: the docs show a line it no longer prints: " \
-                                   f"{want!r}"
-            pos += 1
 
 
 def test_import_vmemu_loads_nothing_heavy():

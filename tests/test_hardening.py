@@ -465,7 +465,7 @@ def test_no_colour_for_a_dumb_terminal(monkeypatch):
 
 
 def test_the_progress_count_includes_every_announced_finding():
-    from vmemu._explore_ui import ProgressBar
+    from vmemu._explore.ui import ProgressBar
     bar = ProgressBar()
     r = vmemu.run(ABBA, seed=ABBA_SEED, driver="direct")
     with contextlib.redirect_stderr(io.StringIO()):

@@ -194,7 +194,11 @@ def campaigns_text(rows: list[dict[str, Any]]) -> str:
                      c["status"], f"{c['schedules']:,}", f"{rate:,.0f}",
                      f"{c['interleavings']:,}", f"{c['new_cover_at']:,}",
                      str(c["failures"]), _age(c["updated"]) + " ago"))
-    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    # Columns as wide as their widest value (and the changing ones wider from the start,
+    # so that the heading does not move as a campaign runs).
+    least = {6: 9, 10: 12}
+    widths = [max([least.get(i, 0)] + [len(r[i]) for r in [head, *body]])
+              for i in range(len(head))]
     out = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in [head, *body]]
     for c in rows:
         for f in c["findings"]:
