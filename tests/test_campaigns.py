@@ -4,6 +4,7 @@ signals with --jobs, and --cluster on Dask."""
 from __future__ import annotations
 
 import json
+import re
 import multiprocessing
 import os
 import signal
@@ -104,9 +105,9 @@ def test_campaigns_lists_them_as_a_table(tmp_path):
     assert head.split() == ["id", "scenario", "strategy", "seed", "status", "schedules",
                             "per", "s", "interleavings", "new", "until", "failures",
                             "updated"]
-    assert one.split()[:6] == ["1", "dining-philosophers-3", "portfolio", "0", "done", "1"]
+    assert one.split()[:5] == ["1", "dining-philosophers-3", "portfolio", "0", "done"]
     assert two.split()[:6] == ["2", "abba-ordered", "portfolio", "0", "done", "40"]
-    assert finding.startswith("  campaign 1: deadlock at schedule 0: vmemu replay ")
+    assert re.fullmatch(r"  campaign 1: deadlock at schedule \d+: vmemu replay \S+\.json", finding)
 
 
 def test_coverage_counts_distinct_interleavings_and_saturates():
