@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +86,8 @@ def loaded(spec: Spec) -> tuple[Any, Any]:
 
 
 def _load(spec: Spec) -> tuple[Any, Any]:
+    import tempfile
+
     from .._faults import load_fault_plan
     from .._scenario import load_scenario
     # The loaders read files (line numbers, did-you-mean, Python modules by path): give
