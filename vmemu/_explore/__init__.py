@@ -8,7 +8,9 @@ Modules import one way (each only from those before it):
 - :mod:`.work`: ``run_block``, the work every executor runs;
 - :mod:`.executors`: ``--jobs`` processes and Dask behind one interface;
 - :mod:`.store`: the SQLite campaign store;
-- :mod:`.coordinator`: :func:`explore` itself;
+- :mod:`.plan`: blocks, index ranges, signals at safe points;
+- :mod:`.coordinator`: the exploration's loop, findings, the answer;
+- :mod:`.api`: :func:`explore` itself (arguments, campaign, spec);
 - :mod:`.hypothesis` (``--strategy hypothesis``) and :mod:`.ui` (what the CLI prints).
 
 Only :mod:`.base` is imported with the package: ``import vmemu`` stays cheap, and the
@@ -30,10 +32,10 @@ __all__ = ["explore", "ExploreResult", "ExploreInterrupted", "signature", "findi
 def explore(scenario: Any, **kwargs: Any) -> ExploreResult:
     """Try up to ``runs`` schedules; stop at the first failure unless ``keep_going``.
 
-    See :func:`vmemu._explore.coordinator.explore` for every argument (``runs``,
+    See :func:`vmemu._explore.api.explore` for every argument (``runs``,
     ``seed``, ``strategy``, ``faults``, ``driver``, ``time_budget``, ``keep_going``,
     ``jobs``, ``cluster``, ``findings_dir``, ``minimize``, ``progress``,
     ``on_finding``, ``store``, ``resume`` and strategy parameters).
     """
-    from .coordinator import explore as _explore
+    from .api import explore as _explore
     return _explore(scenario, **kwargs)

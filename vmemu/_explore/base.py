@@ -1,8 +1,8 @@
 """What every module of the exploration package shares; it imports none of them.
 
 The package imports one way: ``base`` <- ``minimize`` <- ``work`` <- ``executors`` <-
-``store`` <- ``coordinator`` <- ``hypothesis``, ``ui``; the package's ``__init__``
-loads the coordinator only when :func:`explore` is first called (``import vmemu`` must
+``store`` <- ``plan`` <- ``coordinator`` <- ``api`` <- ``hypothesis``, ``ui``; the
+package's ``__init__`` loads the rest only when :func:`explore` is first called (``import vmemu`` must
 stay cheap: no multiprocessing, no sqlite3, no Dask).
 """
 

@@ -31,22 +31,21 @@ import concurrent.futures as cf
 import itertools
 import os
 import time
-from collections import deque
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-from .._errors import UserError
 from .._kernel import lockup
 from .._result import Result
-from .._run import _as_scenario, _check_driver, _load_faults, run
+from .._run import run
 from .._scenario.model import Scenario
-from .._strategies import PARAMS, ReplayStrategy, is_exhaustive, schedules
+from .._strategies import PARAMS, ReplayStrategy, is_exhaustive
 from .._trace import Trace
 from . import work
-from .base import (DEFAULT_RUNS, DEFAULT_STRATEGY, ExploreInterrupted, ExploreResult, Spec,
-                   finding_path)
+from .base import ExploreInterrupted, ExploreResult, Spec, finding_path
 from .executors import make_executor
 from .minimize import minimize as minimize_result
-from .store import Store, holes, sig_from_text
+from .plan import (Pending, SafePoints, check_signals, coalesce, shipped_run_block, shutdown,
+                   take)
+from .store import Store, holes
 
 #: Smallest and largest blocks handed out (schedules).
 MIN_BLOCK, MAX_BLOCK = 64, 4096
@@ -58,126 +57,6 @@ MAX_RESTARTS = 3
 FLUSH_EVERY = 0.25
 
 _tokens = itertools.count(1)
-
-
-def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
-            seed: int | None = None, strategy: str | None = None, faults: Any = None,
-            driver: str = "direct", time_budget: float | None = None,
-            keep_going: bool = False, jobs: int = 1, cluster: str | None = None,
-            findings_dir: str | os.PathLike | None = None, minimize: bool = True,
-            progress: Callable[..., None] | None = None,
-            on_finding: Callable[[Result], None] | None = None,
-            store: str | os.PathLike | None = None, resume: bool = False,
-            **params: Any) -> ExploreResult:
-    """Try up to ``runs`` schedules; stop at the first failure unless ``keep_going``.
-
-    Args:
-        scenario: a loaded scenario or a path.
-        runs: most schedules to run.
-        seed: schedule ``i`` of a seeded strategy uses ``schedule_seed(seed, i)``
-            (default 0).
-        strategy: ``portfolio`` (random and pct alternating; the default), ``random``,
-            ``pct``, ``dfs``, ``hypothesis`` (Hypothesis's engine generates and shrinks).
-        faults: a fault plan path or object.
-        driver: how each schedule runs (``direct`` is the fastest; traces are the same).
-        time_budget: stop starting schedules after this many wall-clock seconds.
-        keep_going: keep every distinct failure instead of stopping at the first.
-        jobs: parallel workers on this machine (this process and ``jobs - 1`` others).
-            ``dfs`` is sequential by nature and always runs in this process.
-        cluster: ``tcp://HOST:PORT`` of a dask.distributed scheduler, or ``local:N``
-            for a LocalCluster of N worker processes (needs ``vmemu[dask]``).
-        findings_dir: save each finding there as it is found (None: do not save).
-        minimize: replace each finding by its minimized schedule.
-        progress: called with (schedules done, findings, interleavings) as it goes.
-        on_finding: called with each finding's final Result (saved, minimized).
-        store: record the campaign in this SQLite file (None: no record).
-        resume: continue the newest campaign in ``store`` of this scenario and fault
-            plan (and of ``strategy``/``seed``/``params`` where given) at its next unrun
-            index; failures it already knows are not findings again.
-        **params: strategy parameters (``depth``, ``steps_hint``, ``bound`` ...).
-
-    Raises:
-        ExploreInterrupted: on Ctrl-C, after saving every finding reported so far.
-    """
-    if runs < 1:
-        raise ValueError("runs must be at least 1")
-    sc = _as_scenario(scenario)
-    plan = _load_faults(faults)
-    params = {k: v for k, v in params.items() if v is not None}
-    _check_driver(driver)
-    db = Store(store) if store is not None else None
-    campaign = None
-    if resume:
-        if db is None:
-            raise UserError("--resume needs a campaign store", key="--resume")
-        want: dict[str, Any] = {k: v for k, v in (("strategy", strategy), ("seed", seed))
-                                if v is not None}
-        if params:
-            want["params"] = params
-        campaign = db.find(sc.content_hash, getattr(plan, "content_hash", None), want)
-        if campaign is None:
-            raise UserError(f"no campaign of {sc.path} to resume in {db.path}"
-                            + (" with these options" if want else "")
-                            + "; run it once without --resume", key="--resume")
-        strategy, seed, params = campaign["strategy"], campaign["seed"], campaign["params"]
-    strategy = strategy or DEFAULT_STRATEGY
-    seed = 0 if seed is None else seed
-    # Bad strategy names and parameters fail here, before any worker starts; this also
-    # loads every strategy module, so PARAMS (hence the epochs) is complete.
-    schedules(strategy, seed, **params)
-    if strategy == "hypothesis":
-        if resume:
-            raise UserError("a Hypothesis search cannot be resumed", key="--resume")
-        from .hypothesis import explore_hypothesis
-        return explore_hypothesis(sc, plan, runs=runs, seed=seed, time_budget=time_budget,
-                                  keep_going=keep_going, findings_dir=findings_dir,
-                                  progress=progress, on_finding=on_finding)
-    spec = Spec(scenario_path=sc.path, scenario_hash=sc.content_hash,
-                scenario_text=_content(sc), faults_path=getattr(plan, "path", None),
-                faults_hash=getattr(plan, "content_hash", None),
-                faults_text=_plan_content(plan), strategy=strategy, seed=seed,
-                params=params, driver=driver, keep_going=keep_going,
-                known=frozenset(sig_from_text(f["signature"])
-                                for f in (db.findings(campaign["id"]) if campaign else ())))
-    work.remember(spec, sc, plan)
-    parallel = (jobs > 1 or cluster) and not is_exhaustive(strategy)
-    if parallel and (spec.scenario_text is None or (plan is not None and spec.faults_text is None)):
-        if cluster:
-            raise UserError("--cluster needs the scenario and fault plan as files",
-                            key="--cluster")
-        parallel = False      # an object without (matching) files: run it here
-    if spec.scenario_text is None:
-        spec = _replace(spec, scenario_text=b"")
-    ex = _Exploration(spec, sc, plan, runs, findings_dir, progress, on_finding, minimize, db,
-                      campaign)
-    deadline = None if time_budget is None else time.time() + time_budget
-    return ex.go(deadline, jobs if parallel else 1, cluster if parallel else None)
-
-
-def _replace(spec: Spec, **kw: Any) -> Spec:
-    import dataclasses
-    return dataclasses.replace(spec, **kw)
-
-
-def _content(sc: Scenario) -> bytes | None:
-    """The scenario file's bytes, if the file still holds what was loaded."""
-    import hashlib
-    try:
-        data = open(sc.path, "rb").read()
-    except OSError:
-        return None
-    return data if hashlib.sha256(data).hexdigest() == sc.content_hash else None
-
-
-def _plan_content(plan: Any) -> bytes | None:
-    if plan is None or not getattr(plan, "path", None):
-        return None
-    import hashlib
-    try:
-        data = open(plan.path, "rb").read()
-    except OSError:
-        return None
-    return data if hashlib.sha256(data).hexdigest() == plan.content_hash else None
 
 
 def _adapts_hint(spec: Spec) -> bool:
@@ -230,7 +109,7 @@ class _Exploration:
             self.cover = dict.fromkeys(db.interleavings(self.cid), -1)
             self.known = db.findings(self.cid)
             db.reopen(self.cid)
-            self.todo = _take(gaps + [(end, 2**62)], runs)
+            self.todo = take(gaps + [(end, 2**62)], runs)
         else:
             self.todo = [(0, runs)]
             if db is not None:
@@ -243,19 +122,19 @@ class _Exploration:
         status = "interrupted"
         owned: list[Any] = []          # the executor, from the moment it exists
         try:
-            with lockup.shorter_after_first(), _SafePoints():
+            with lockup.shorter_after_first(), SafePoints():
                 executor = make_executor(jobs, cluster, self.spec, owned)
                 self._run(executor, deadline, inline=cluster is None)
-            _shutdown(owned)
+            shutdown(owned)
             self._finish()
             status = "done"
         except KeyboardInterrupt as e:
             work.forget(self.token)
-            _shutdown(owned)
+            shutdown(owned)
             saved = [f.path for f in self._sorted() if f.path]
             raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2)) from None
         finally:
-            _shutdown(owned)
+            shutdown(owned)
             self._flush(status)
             if self.db is not None:
                 self.db.close()
@@ -289,17 +168,17 @@ class _Exploration:
             hint = self._hint(start)
             size = sum(b - a for a, b in epoch)
             split = executor is not None and size >= SPLIT_FROM
-            pending = _Pending(self._blocks(epoch, width if split else 1, inline and not split))
+            pending = Pending(self._blocks(epoch, width if split else 1, inline and not split))
             inflight: dict[cf.Future, tuple[int, int]] = {}
             while pending or inflight:
-                _check_signals()
+                check_signals()
                 up = split and executor.ready()
                 while up and pending and len(inflight) < executor.slots:
                     a, b = pending.pop()
                     if a > self.first or self._late(deadline, a):
                         pending.clear()
                         break
-                    f = executor.submit(_shipped_run_block(), self.spec, a, b, hint,
+                    f = executor.submit(shipped_run_block(), self.spec, a, b, hint,
                                         deadline, self.token)
                     inflight[f] = (a, b)
                 ready = [f for f in inflight if f.done()]
@@ -311,7 +190,7 @@ class _Exploration:
                         pending.clear()
                         continue
                     self._block(work.run_block(self.spec, a, b, hint, deadline, self.token))
-                    _check_signals()
+                    check_signals()
                     if self.exhausted:
                         pending.clear()
                     continue
@@ -471,7 +350,7 @@ class _Exploration:
         if self.db is None or self.cid is None:
             return
         now = time.monotonic()
-        ranges, self._unflushed = _coalesce(self._unflushed), []
+        ranges, self._unflushed = coalesce(self._unflushed), []
         new, self._new_cover = self._new_cover, set()
         self.db.record(self.cid, ranges=ranges, cover=new,
                        schedules=sum(b - a for a, b, _ in ranges), seconds=now - self._t0,
@@ -509,125 +388,3 @@ class _Exploration:
         seen = sum(1 for i in self.cover.values() if i <= limit)
         return ExploreResult(result, n, findings, exhausted, seen, bound,
                              self.cid, self.first_index, self.known)
-
-
-class _SafePoints:
-    """Ctrl-C and SIGTERM during an exploration take effect at safe points: between two
-    schedules of a block run here, and between two looks at the executor. A
-    KeyboardInterrupt inside a Dask call or a pool's bookkeeping could leave its locks
-    held, and the shutdown that must follow would then hang."""
-
-    def __enter__(self) -> "_SafePoints":
-        import signal
-        import threading
-        self.old: dict[int, Any] = {}
-        work.STOP[0] = 0
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                old = signal.getsignal(sig)
-                if sig == signal.SIGTERM and old in (signal.SIG_DFL, None):
-                    continue      # (the API in a host that lets SIGTERM kill it)
-                self.old[sig] = signal.signal(sig, _note_signal)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-        for sig, old in self.old.items():
-            signal.signal(sig, old)
-        work.STOP[0] = 0
-
-
-def _note_signal(signum: int, frame: Any) -> None:
-    if work.STOP[0]:                      # a second Ctrl-C: the user means it, now
-        raise _interrupt(signum)
-    work.STOP[0] = signum
-
-
-def _interrupt(signum: int) -> KeyboardInterrupt:
-    e = KeyboardInterrupt()
-    e.signum = signum  # type: ignore[attr-defined]
-    return e
-
-
-def _check_signals() -> None:
-    if work.STOP[0]:
-        raise _interrupt(work.STOP[0])
-
-
-def _shipped_run_block() -> Any:
-    """``work.run_block`` as pickle finds it by name (a host that dropped and re-imported
-    vmemu's modules, as pytester does, has a new module object under that name)."""
-    import importlib
-    return importlib.import_module(work.__name__).run_block
-
-
-def _shutdown(owned: list[Any]) -> None:
-    while owned:
-        owned.pop().shutdown()
-
-
-class _Pending:
-    """The blocks of an epoch still to run: lost ones (a worker died) first, in order,
-    then the epoch's next ones, made as they are needed."""
-
-    def __init__(self, blocks: Iterator[tuple[int, int]]) -> None:
-        self.back: deque[tuple[int, int]] = deque()
-        self.blocks = blocks
-        self.next = next(blocks, None)
-
-    def __bool__(self) -> bool:
-        return bool(self.back) or self.next is not None
-
-    def pop(self) -> tuple[int, int]:
-        if self.back:
-            return self.back.popleft()
-        got, self.next = self.next, next(self.blocks, None)
-        assert got is not None
-        return got
-
-    def push_back(self, lost: list[tuple[int, int]]) -> None:
-        self.back.extend(sorted(lost))
-        self.back = deque(sorted(self.back))
-
-    def clear(self) -> None:
-        self.back.clear()
-        self.next = None
-
-
-def _take(ranges: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
-    """The first ``n`` indices of ``ranges``, as ranges."""
-    out = []
-    for a, b in ranges:
-        if n <= 0:
-            break
-        take = min(b - a, n)
-        out.append((a, a + take))
-        n -= take
-    return out
-
-
-def _coalesce(ranges: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """Adjacent ranges merged (their longest runs too), fewer rows to store.
-
-    Merging loses nothing the hint needs: a hint reads only ranges that end at an
-    epoch's start, and no block crosses an epoch's start.
-    """
-    out: list[tuple[int, int, int]] = []
-    for a, b, n in sorted(ranges):
-        if out and out[-1][1] == a and not _crosses_power_of_two(out[-1][0], b):
-            pa, _, pn = out[-1]
-            out[-1] = (pa, b, max(pn, n))
-        else:
-            out.append((a, b, n))
-    return out
-
-
-def _crosses_power_of_two(a: int, b: int) -> bool:
-    """Does ``(a, b]`` contain an epoch boundary strictly inside ``[a, b)``?"""
-    p = 2
-    while p < b:
-        if a < p < b:
-            return True
-        p *= 2
-    return False
-
