@@ -349,3 +349,16 @@ def test_import_vmemu_loads_nothing_heavy():
     assert out.strip() == "[]"
     # ... and the names are all there when used.
     assert callable(vmemu.explore) and vmemu.Result and vmemu.VERDICTS
+
+
+def test_a_store_that_cannot_be_written(tmp_path):
+    # The default store where it cannot be created: the exploration runs, and says it
+    # keeps no record. A store the user named: one line, exit 2.
+    (tmp_path / ".vmemu").write_text("a file, not a folder")
+    p = vmemu_cli("explore", ORDERED, "--runs", "20", cwd=tmp_path)
+    assert p.returncode == 0 and "none failed" in p.stdout
+    assert p.stderr.startswith("vmemu: note: this campaign is not recorded (")
+    p = vmemu_cli("explore", ORDERED, "--runs", "20", "--store", ".vmemu/c.sqlite",
+                  cwd=tmp_path)
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
+    assert "cannot open the campaign store" in p.stderr and "Traceback" not in p.stderr

@@ -298,6 +298,20 @@ def _cmd_run(args: argparse.Namespace, log: Any) -> int:
     return EXIT_FOUND if r.failed else EXIT_OK
 
 
+def _store(path: str) -> str | None:
+    """The campaign store to use: the default one only where it can be written (an
+    exploration in a read-only folder still runs, and says it keeps no record)."""
+    if not path or path != _STORE:
+        return path or None
+    from ._explore.store import Store
+    try:
+        Store(path).close()
+    except UserError as e:
+        print(f"vmemu: note: this campaign is not recorded ({e})", file=sys.stderr)
+        return None
+    return path
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised like a Ctrl-C so that an exploration ends its workers and saves."""
 
@@ -322,6 +336,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         bar.found(r)
         if log is not None:
             _log_result(log, r)
+    store = _store(args.store)
     old_term = signal.signal(signal.SIGTERM, _sigterm)
     try:
         with bar:
@@ -329,7 +344,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
                         faults=args.faults, driver=args.driver, time_budget=args.time,
                         keep_going=args.all, jobs=args.jobs, cluster=args.cluster,
                         findings_dir=args.findings, progress=bar.update, on_finding=found,
-                        store=args.store or None, resume=args.resume, **_params(args))
+                        store=store, resume=args.resume, **_params(args))
     except ExploreInterrupted as e:
         # The run cut short by Ctrl-C may leave emulated coroutines that never started.
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
