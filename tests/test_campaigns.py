@@ -92,6 +92,12 @@ def test_resume_goes_on_to_the_next_new_bug(tmp_path, write_scenario):
     assert all(Path(f["trace"]).exists() for f in c["findings"])
     p = vmemu_cli("explore", path, "--resume", "--strategy", "pct", "--store", str(store))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no campaign of" in p.stderr
+    # dfs builds each schedule from the run before it: nothing to go on from.
+    explore(path, strategy="dfs", runs=5, store=store)
+    p = vmemu_cli("explore", path, "--resume", "--strategy", "dfs", "--store", str(store))
+    assert p.returncode == 2 and p.stderr.strip() == (
+        "vmemu: error: --resume: a dfs search cannot be resumed; run it again with a larger "
+        "--runs or --time")
 
 
 def test_campaigns_lists_them_as_a_table(tmp_path):

@@ -83,9 +83,13 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
     # Bad strategy names and parameters fail here, before any worker starts; this also
     # loads every strategy module, so PARAMS (hence the epochs) is complete.
     schedules(strategy, seed, **params)
+    if resume and (strategy == "hypothesis" or is_exhaustive(strategy)):
+        # Each schedule comes from the ones before it: there is no index to go on from.
+        raise UserError(f"a {strategy} search cannot be resumed; run it again with a larger "
+                        "--runs or --time", key="--resume")
     if strategy == "hypothesis":
-        if resume:
-            raise UserError("a Hypothesis search cannot be resumed", key="--resume")
+        if db is not None:
+            db.close()       # (Hypothesis's engine keeps its own record: none here)
         from .hypothesis import explore_hypothesis
         return explore_hypothesis(sc, plan, runs=runs, seed=seed, time_budget=time_budget,
                                   keep_going=keep_going, findings_dir=findings_dir,
