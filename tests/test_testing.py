@@ -10,7 +10,7 @@ from hypothesis import find, given, settings
 import vmemu
 import vmemu.testing
 from conftest import io_retry_scenario
-from vmemu._minimize import preemptions
+from vmemu._explore.minimize import preemptions
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract"
 ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))

@@ -63,6 +63,19 @@ def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
     """
     k = Kernel(scenario, strategy, faults=faults, log=log)
     k.observers.extend(observers)
+    _populate(k, scenario)
+    return k
+
+
+def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
+    """``k`` made ready for another run of its scenario under ``strategy``: as
+    :func:`new_kernel` would build it (an exploration reuses one kernel per worker)."""
+    k._reset(strategy)
+    _populate(k, k.scenario)
+    return k
+
+
+def _populate(k: Kernel, scenario: Scenario) -> None:
     k.body_of = lambda spec: _body(k, spec)
     for spec in scenario.tasks:
         if not spec.spawned:     # (those start when a `spawn` step creates them)
@@ -70,7 +83,6 @@ def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
                        daemon=spec.daemon)
     if k.mm is not None:
         k.mm.start()
-    return k
 
 
 def _check_driver(driver: str) -> None:

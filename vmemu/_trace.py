@@ -34,10 +34,11 @@ from ._errors import TraceError, UserError
 from ._files import MAX_TRACE_BYTES, atomic_write_text, read_user_file
 
 TRACE_FORMAT = "vmemu-trace"
-#: The version this vmemu writes.
-TRACE_VERSION = 2
+#: The version this vmemu writes (3: exploration seeds are splitmix64 mixes, so a
+#: finding's seed and `found by` command mean another schedule than in version 2).
+TRACE_VERSION = 3
 #: Versions this vmemu reads (each has a schema in ``_SCHEMAS`` below).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (3,)
 
 # Varint digits: 5 payload bits, plus 32 when more digits follow. All 64 symbols are
 # JSON-safe (no quote, no backslash), so the encoded strings are stored as they are.
@@ -340,7 +341,7 @@ class _V2(_Fields, kw_only=True):
 
 
 #: The schema of each version this vmemu reads: the one place to add or retire one.
-_SCHEMAS: dict[int, type[_Fields]] = {1: _V1, 2: _V2}
+_SCHEMAS: dict[int, type[_Fields]] = {3: _V2}   # (3 is stored as 2 was)
 assert TRACE_VERSION in _SCHEMAS and tuple(_SCHEMAS) == READABLE_VERSIONS
 
 
@@ -355,6 +356,10 @@ def _check_version(data: bytes | str, p: str) -> type[_Fields]:
     if head.format != TRACE_FORMAT:
         raise TraceError(f"not a vmemu trace (no \"format\": \"{TRACE_FORMAT}\")", file=p)
     version = head.version
+    if version in (1, 2) and type(version) is int:
+        raise TraceError(f"trace version {version} was written by an older vmemu, whose "
+                         "exploration seeds meant other schedules; re-record it with "
+                         "this vmemu", file=p, key="version")
     if type(version) is not int or version not in _SCHEMAS:
         raise TraceError(f"trace version {repr(version)[:20]} is not supported (this vmemu "
                          f"reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
