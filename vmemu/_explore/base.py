@@ -43,6 +43,8 @@ class ExploreResult:
             resumed campaign went on).
         known: findings of earlier runs of a resumed campaign (``signature`` text,
             ``verdict``, ``schedule``, ``trace``), not found again.
+        coverage: ``(schedules, distinct interleavings)`` points: how coverage grew, for
+            seeing when an exploration saturates (the HTML summary draws it).
     """
 
     result: Result
@@ -54,6 +56,7 @@ class ExploreResult:
     campaign: int | None = None
     first_index: int = 0
     known: list[dict[str, Any]] = field(default_factory=list)
+    coverage: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:

@@ -387,4 +387,24 @@ class _Exploration:
         limit = kept[0].index if kept and not self.spec.keep_going else 2**62
         seen = sum(1 for i in self.cover.values() if i <= limit)
         return ExploreResult(result, n, findings, exhausted, seen, bound,
-                             self.cid, self.first_index, self.known)
+                             self.cid, self.first_index, self.known,
+                             coverage=coverage_curve(self.cover, limit, self.first_index, n))
+
+
+#: Points at most in an exploration's coverage curve (``ExploreResult.coverage``).
+COVERAGE_POINTS = 200
+
+
+def coverage_curve(cover: dict[int, int], limit: int, first: int, schedules: int
+                   ) -> list[tuple[int, int]]:
+    """Distinct interleavings against schedules run, as ``(schedules, distinct)`` points:
+    where each new interleaving first appeared (the lowest schedule index, so the curve
+    is the same for every ``--jobs``), thinned to :data:`COVERAGE_POINTS`, ending at
+    ``schedules``. A resumed campaign's earlier interleavings count from the start."""
+    earlier = sum(1 for i in cover.values() if i < 0)
+    firsts = sorted(i - first + 1 for i in cover.values() if 0 <= i <= limit)
+    step = max(1, len(firsts) // COVERAGE_POINTS)
+    pts = [(0, earlier)] + [(x, earlier + k + 1) for k, x in enumerate(firsts)
+                            if k % step == 0 or k == len(firsts) - 1]
+    pts.append((max(schedules, pts[-1][0]), earlier + len(firsts)))
+    return pts
