@@ -80,7 +80,7 @@ def _quiet_seed(path: Path, runs: int) -> int:
 @pytest.mark.parametrize("stem", BUGGY)
 def test_lockdep_flags_the_bug_through_the_event_and_its_search_reproduces_it(stem, tmp_path):
     path = PORTS / f"{stem}.yaml"
-    res = lockdep(str(path), runs=100, driver="direct")
+    res = lockdep(str(path), runs=30, confirm=0, driver="direct")
     assert res.found and res.cycles
     events = set(vmemu.load(str(path)).events)
     through = [c for c in res.cycles if events & set(c.locks)]
