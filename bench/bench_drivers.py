@@ -44,9 +44,11 @@ from vmemu._kernel.kernel import Kernel
 from vmemu._run import new_kernel
 from vmemu._scenario import load_scenario
 from vmemu._scenario.model import Limits, Scenario, TaskSpec
+from vmemu._bounds import MAX_STEPS
 from vmemu._strategies import make_strategy
 
-BIG = 10**9
+# Budgets no run reaches: the most limits.steps accepts (the loader refuses more).
+BIG = MAX_STEPS
 
 
 @types.coroutine

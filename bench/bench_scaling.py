@@ -37,9 +37,11 @@ from _util import emit, write_yaml
 from vmemu._kernel.drivers.direct import run_direct
 from vmemu._run import _result, new_kernel, run
 from vmemu._scenario import load_scenario
+from vmemu._bounds import MAX_STEPS
 from vmemu._strategies import make_strategy
 
-BIG = 10**9
+# Budgets no run reaches: the most limits.steps accepts (the loader refuses more).
+BIG = MAX_STEPS
 LIMITS = f"limits: {{steps: {BIG}, ticks: {BIG}, hung_task_timeout: {BIG}}}\n"
 
 

@@ -16,9 +16,10 @@ import pytest
 import vmemu
 from conftest import CONTRACT, ROOT, cli_json, vmemu_cli
 from vmemu._explore import explore, signature
-from vmemu._explore_pool import BLOCK
-from vmemu._explore_ui import ProgressBar, _NoBar
-from vmemu._minimize import preemptions
+from vmemu._explore.coordinator import MIN_BLOCK as BLOCK
+from vmemu._explore.ui import ProgressBar, _NoBar
+from vmemu._explore.minimize import preemptions
+from vmemu._strategies import schedule_seed
 from vmemu._trace import Trace
 
 ABBA = str(CONTRACT / "abba.yaml")
@@ -69,18 +70,16 @@ def test_jobs_never_change_the_answer(strategy):
 
 
 def test_jobs_never_change_a_late_first_finding(write_scenario):
-    # Workers take blocks of BLOCK schedules in turn; these first failures fall in the
-    # blocks of both workers, and every schedule below them must have run first.
+    # Blocks go to the worker process and to the coordinator, which runs blocks itself
+    # between collecting results; these first failures fall deep in different blocks,
+    # and every schedule below them must have run first.
     path = write_scenario(RARE)
-    seen_workers = set()
-    for seed in (0, 40):
+    for seed in (0, 8):
         one = explore(path, strategy="random", seed=seed, runs=1000, jobs=1)
         two = explore(path, strategy="random", seed=seed, runs=1000, jobs=2)
         assert _key(one) == _key(two)
         i = one.result.extra["schedule"]
         assert one.schedules == i + 1 > BLOCK
-        seen_workers.add(i // BLOCK % 2)
-    assert seen_workers == {0, 1}
     every = [explore(path, strategy="random", runs=700, keep_going=True, jobs=j) for j in (1, 2)]
     assert _key(every[0]) == _key(every[1]) and every[0].schedules == 700
 
@@ -95,13 +94,17 @@ def test_jobs_2_and_jobs_1_give_the_same_first_finding_on_the_cli(tmp_path):
 
 
 def test_the_first_failure_is_the_lowest_schedule_index():
-    x = explore(ABBA, strategy="random", runs=200)
+    x = explore(ABBA, strategy="random", seed=3, runs=200)
     i = x.result.extra["schedule"]
     assert x.schedules == i + 1
-    assert all(vmemu.run(ABBA, seed=s, strategy="random", driver="direct").verdict == "ok"
-               for s in range(i))
-    assert vmemu.run(ABBA, seed=i, strategy="random", driver="direct").verdict == "deadlock"
-    assert x.result.extra["found_by"].startswith(f"vmemu run {ABBA} --seed {i} ")
+
+    def verdict(j):
+        return vmemu.run(ABBA, seed=schedule_seed(3, j), strategy="random",
+                         driver="direct").verdict
+    assert all(verdict(j) == "ok" for j in range(i)) and verdict(i) == "deadlock"
+    # One printed integer re-runs the schedule that found it.
+    assert x.result.extra["found_by"] == (f"vmemu run {ABBA} --seed {schedule_seed(3, i)} "
+                                          "--strategy random")
 
 
 def test_a_finding_is_saved_minimized_and_replays(tmp_path):
@@ -110,7 +113,7 @@ def test_a_finding_is_saved_minimized_and_replays(tmp_path):
     assert [str(p) for p in _saved(tmp_path)] == [r.trace_path]   # the raw one is gone
     saved = Trace.load(r.trace_path)
     assert saved.strategy == "minimized" and saved.trace_hash == r.trace_hash
-    raw = vmemu.run(PHILOSOPHERS, seed=r.extra["schedule"], strategy="random")
+    raw = vmemu.run(PHILOSOPHERS, seed=schedule_seed(0, r.extra["schedule"]), strategy="random")
     assert raw.verdict == r.verdict and len(raw.trace.tape) == r.extra["minimized_from"]
     assert preemptions(r) <= preemptions(raw)
     again = vmemu.replay(r.trace_path)
@@ -221,26 +224,6 @@ def test_runs_must_be_positive():
         explore(ABBA, runs=0)
 
 
-def test_workers_claim_every_block_of_an_epoch_once_in_increasing_order():
-    import multiprocessing
-    from vmemu._explore_pool import SharedGate, blocks
-    gate = SharedGate(multiprocessing.get_context("spawn"))
-    gate.open_epoch(128)
-    a, b = blocks(128, 128 + 5 * BLOCK + 7, gate, 2), blocks(128, 128 + 5 * BLOCK + 7, gate, 2)
-    # Worker a is three times as fast as b: it takes more blocks, none is taken twice.
-    got_a, got_b = [], []
-    for turn in range(20):
-        try:
-            (got_b if turn % 4 == 3 else got_a).append(next(b if turn % 4 == 3 else a))
-        except StopIteration:
-            pass
-    assert got_a == sorted(got_a) and got_b == sorted(got_b)
-    assert sorted(got_a + got_b) == [(128 + i * BLOCK, min(128 + (i + 1) * BLOCK,
-                                                          128 + 5 * BLOCK + 7))
-                                     for i in range(6)]
-    assert len(got_a) > len(got_b) >= 1
-
-
 # ------------------------------------------------------------------ --strategy hypothesis
 
 def test_explore_hypothesis_runs_hypothesis_and_shrinks_to_one_preemption(tmp_path):
@@ -276,3 +259,47 @@ def test_explore_hypothesis_without_failure_and_its_refusals(tmp_path):
     assert p.stderr.strip() == ("vmemu: error: --all: hypothesis stops at its first failure "
                                 "and shrinks it; use a strategy that enumerates schedules "
                                 "(portfolio, random, pct, dfs) to keep going")
+
+
+# ------------------------------------------------------------------ dfs: bounds and wording
+
+def _dining5(tmp_path):
+    p = tmp_path / "dining5.yaml"
+    p.write_text(Path(PHILOSOPHERS).read_text().replace("count: 3", "count: 5")
+                 .replace("dining-philosophers-3", "dining-philosophers-5"))
+    return str(p)
+
+
+def test_dfs_finds_the_5_philosopher_deadlock(tmp_path):
+    # No --max-bound: the bound deepens 0, 1, 2 ... within --runs (it needs one preemption,
+    # after every schedule without one).
+    d = cli_json("explore", _dining5(tmp_path), "--strategy", "dfs", "--bound", "preemptions",
+                 "--runs", "5000", "--findings", str(tmp_path / "f"), "--store",
+                 str(tmp_path / "c.sqlite"))
+    assert d["verdict"] == "deadlock" and len(d["cycle"]) == 5
+    assert 1 < d["schedules"] < 5000
+    assert vmemu.replay(d["trace"]).verdict == "deadlock"
+
+
+def test_an_exhausted_dfs_bound_is_never_a_plain_ok(tmp_path):
+    # The 5-philosopher deadlock needs 4 delays: with at most 2, the bounded space runs
+    # out. That is no failure within the bound, not "OK".
+    args = ("explore", _dining5(tmp_path), "--strategy", "dfs", "--max-bound", "2",
+            "--store", str(tmp_path / "c.sqlite"))
+    p = vmemu_cli(*args)
+    assert p.returncode == 0
+    first, second = p.stdout.splitlines()[:2]
+    assert first.startswith("vmemu: NO FAILURE WITHIN THE BOUND in dining-philosophers-5")
+    assert "OK" not in p.stdout
+    assert second == ("  no failure in all 364 schedules with \u2264 2 delays; "
+                      "more delays not explored")
+    d = cli_json(*args)
+    assert d["schedules"] == 364 and d["complete"] is False and d["exhausted"] is False
+    assert d["summary"] == second.strip()
+    assert d["bound"] == {"bound": "delays", "max_bound": 2, "complete": 2, "whole": False,
+                          "summary": d["summary"]}
+    # Stopped by the budget inside a level: it says which bound was covered in full.
+    d = cli_json("explore", _dining5(tmp_path), "--strategy", "dfs", "--runs", "50",
+                 "--store", str(tmp_path / "c.sqlite"))
+    assert d["complete"] is False and d["bound"]["complete"] >= 0
+    assert d["summary"].startswith("no failure in 50 schedules: all with \u2264 ")

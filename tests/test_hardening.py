@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import vmemu
+from vmemu._strategies import schedule_seed
 from conftest import CONTRACT, ROOT, seed_reaching
 from vmemu._cli import main
 from vmemu._errors import UserError
@@ -252,7 +253,7 @@ def _trace(tmp_path: Path) -> tuple[Path, dict]:
     (lambda d: d.update(scenario_abspath=2), "scenario_abspath: expected `str`"),
     (lambda d: d.update(events=[[0]]), "events: expected `object`, got `array`"),
     (lambda d: d.update(version=1, tape=[0], events=[[0]]),
-     "events[0]: expected `array` of length 5"),
+     "trace version 1 was written by an older vmemu"),
     (lambda d: d.update(tape="z" * 3000), "damaged decision tape: a number is too large"),
     (lambda d: d.update(verdict="fine"), "verdict: invalid enum value 'fine'"),
     (lambda d: d.update(steps=-1), "steps: expected `int` >= 0"),
@@ -415,7 +416,8 @@ def test_reports_say_one_schedule_and_head_an_ok_exploration_by_itself(tmp_path)
                        "--strategy", "random")
     assert code == 0
     assert out.splitlines()[0].endswith("[1 schedule explored, none failed]")
-    assert out.splitlines()[1].startswith("  last schedule: strategy random, seed 0, ")
+    first = schedule_seed(0, 0)      # schedule 0 of exploration seed 0
+    assert out.splitlines()[1].startswith(f"  last schedule: strategy random, seed {first}, ")
     p = tmp_path / "s.yaml"
     p.write_text("tasks: {t: []}\n")
     assert "[strategy random, seed 0, 1 step, tick 0]" in vmemu.run(p).report()
@@ -465,7 +467,7 @@ def test_no_colour_for_a_dumb_terminal(monkeypatch):
 
 
 def test_the_progress_count_includes_every_announced_finding():
-    from vmemu._explore_ui import ProgressBar
+    from vmemu._explore.ui import ProgressBar
     bar = ProgressBar()
     r = vmemu.run(ABBA, seed=ABBA_SEED, driver="direct")
     with contextlib.redirect_stderr(io.StringIO()):

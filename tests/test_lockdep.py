@@ -12,6 +12,7 @@ import pytest
 from conftest import CONTRACT, ROOT, vmemu_cli
 from vmemu._cli import main
 from vmemu._explore import explore
+from vmemu._strategies import schedule_seed
 from vmemu._lockdep import lockdep
 from vmemu._lockdep.report import render
 from vmemu._run import replay, run
@@ -205,7 +206,7 @@ def test_aa_on_a_mutex_is_recursive_locking_and_deadlocks_for_real(capsys):
     [r] = res.graph.recursions.values()
     assert (r.lock, r.first.task, r.first.at) == ("A", "t1", f"{path}:{line_of(path, 'should fail')}")
     assert r.held.at == f"{path}:{line_of(path, '- lock: A')}"
-    assert r.replay == f"vmemu run {path} --seed 0 --strategy random"
+    assert r.replay == f"vmemu run {path} --seed {schedule_seed(0, 0)} --strategy random"
     code, out = cli(capsys, "lockdep", str(path), "--runs", "3")
     assert code == 1 and "WARNING: possible recursive locking detected" in out
     assert "reproduced: a schedule deadlocked on A; replay: vmemu run" in out
@@ -220,7 +221,7 @@ def test_bad_unlocks_are_reported(capsys, name, lock, text):
     res = lockdep(path, runs=2)
     [b] = res.graph.bad_unlocks.values()
     assert (b.lock, b.first.at) == (lock, f"{path}:{line_of(path, text)}")
-    assert b.replay == f"vmemu run {path} --seed 0 --strategy random"
+    assert b.replay == f"vmemu run {path} --seed {schedule_seed(0, 0)} --strategy random"
     code, out = cli(capsys, "lockdep", str(path), "--runs", "2")
     assert code == 1 and "WARNING: bad unlock balance detected!" in out
     assert f"t1 is trying to release lock ({lock}) at:" in out

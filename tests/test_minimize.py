@@ -12,7 +12,7 @@ import vmemu
 from conftest import CONTRACT, io_retry_scenario, seed_reaching
 from vmemu._cli import main
 from vmemu._explore import signature
-from vmemu._minimize import TolerantReplay, minimize, preemptions
+from vmemu._explore.minimize import TolerantReplay, minimize, preemptions
 from vmemu._run import replay
 
 ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
@@ -119,3 +119,40 @@ def test_minimize_never_loses_the_bug_or_adds_preemptions(seed, sc):
     assert signature(m) == signature(r)
     assert preemptions(m) <= preemptions(r)
     assert replay(m.trace, driver="direct").trace_hash == m.trace_hash
+
+
+def _bundled_deadlocks():
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    paths = sorted(CONTRACT.glob("*.yaml")) + sorted(root.rglob("*.yaml")) \
+        + [root / "python" / "abba.py"]
+    return [p for p in paths if vmemu.load(str(p)).expect == "deadlock"]
+
+
+def _fewest_by_dfs(sc, sig):
+    """The preemptions of the first schedule with this signature that a
+    preemption-bounded dfs finds: deepening runs every cheaper schedule first."""
+    from vmemu._strategies import schedules
+    for s in schedules("dfs", 0, bound="preemptions"):
+        r = vmemu.run(sc, strategy=s, driver="direct")
+        if r.failed and signature(r) == sig:
+            return preemptions(r)
+    raise AssertionError("dfs never found it")
+
+
+def test_every_bundled_deadlock_minimizes_to_the_fewest_preemptions_dfs_needs(tmp_path):
+    dining5 = tmp_path / "dining5.yaml"
+    dining5.write_text((CONTRACT / "dining_philosophers.yaml").read_text()
+                       .replace("count: 3", "count: 5"))
+    paths = _bundled_deadlocks() + [dining5]
+    assert len(paths) >= 10
+    for path in paths:
+        sc = vmemu.load(str(path))
+        failing = [r for r in (vmemu.run(sc, seed=s, driver="direct") for s in range(30))
+                   if r.failed][:8]
+        assert failing, path
+        # The schedules that preempt the most are the hardest to bring down.
+        for r in sorted(failing, key=preemptions, reverse=True)[:2]:
+            m = minimize(r)
+            assert signature(m) == signature(r), path
+            assert preemptions(m) == _fewest_by_dfs(sc, signature(r)), (path, r.seed)
+            assert replay(m.trace, driver="direct").trace_hash == m.trace_hash

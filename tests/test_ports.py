@@ -80,16 +80,17 @@ def _quiet_seed(path: Path, runs: int) -> int:
 @pytest.mark.parametrize("stem", BUGGY)
 def test_lockdep_flags_the_bug_through_the_event_and_its_search_reproduces_it(stem, tmp_path):
     path = PORTS / f"{stem}.yaml"
-    res = lockdep(str(path), runs=100, driver="direct")
+    res = lockdep(str(path), runs=30, confirm=0, driver="direct")
     assert res.found and res.cycles
     events = set(vmemu.load(str(path)).events)
     through = [c for c in res.cycles if events & set(c.locks)]
-    assert through and through[0].replay, "a cycle through an event, reproduced"
+    # (which cycle comes first follows the learning schedules: any one reproduced counts)
+    assert any(c.replay for c in through), "a cycle through an event, reproduced"
     # With a learning sample where nothing deadlocked, the targeted search reproduces it.
     seed = _quiet_seed(path, 2)
     res = lockdep(str(path), runs=2, seed=seed, driver="direct", findings_dir=tmp_path)
     assert res.verdicts == {"ok": 2}
-    c = next(c for c in res.cycles if events & set(c.locks))
+    c = next(c for c in res.cycles if events & set(c.locks) and c.replay)
     assert c.confirmed_by == "targeted" and c.replay.startswith("vmemu replay ")
     again = vmemu.replay(c.replay.split(" ", 2)[2])
     assert again.verdict == "deadlock" and any(x["edge"] == "event" for x in again.cycle)

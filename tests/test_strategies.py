@@ -18,7 +18,7 @@ import vmemu
 from conftest import CONTRACT
 from vmemu._cli import main
 from vmemu._errors import UserError
-from vmemu._strategies import is_exhaustive, make_strategy, schedules
+from vmemu._strategies import schedule_seed, is_exhaustive, make_strategy, schedules
 from vmemu._strategies.dfs import DFSSearch, DFSStrategy, _key, decode_prefix, encode_prefix
 from vmemu._strategies.pct import PCTStrategy
 
@@ -290,17 +290,30 @@ def _last_nz(p):
 
 # ------------------------------------------------------------------ iteration, portfolio
 
-def test_portfolio_alternates_random_and_pct_with_consecutive_seeds():
+def test_portfolio_alternates_random_and_pct_with_mixed_seeds():
     got = [(s.name, s.seed) for s in islice(schedules("portfolio", 10), 6)]
-    assert got == [("random", 10), ("pct", 11), ("random", 12), ("pct", 13),
-                   ("random", 14), ("pct", 15)]
+    assert got == [(("random", "pct")[i % 2], schedule_seed(10, i)) for i in range(6)]
+    # A stream may start anywhere (a worker's block): schedule i is the same schedule.
+    assert [(s.name, s.seed) for s in islice(schedules("portfolio", 10, start=3), 3)] == got[3:]
 
 
-def test_schedule_i_is_the_same_as_running_seed_plus_i_alone():
+def test_schedule_i_is_the_same_as_running_its_seed_alone():
     for name in ("random", "hypothesis"):
         for i, s in enumerate(islice(schedules(name, 40), 5)):
-            alone = vmemu.run(DINING, seed=40 + i, strategy=name, driver="direct")
+            alone = vmemu.run(DINING, seed=schedule_seed(40, i), strategy=name,
+                              driver="direct")
             assert _run(DINING, s).trace_hash == alone.trace_hash
+
+
+def test_explorations_with_seeds_1_to_10_are_distinct_samples():
+    # With `seed + i`, seed 2 re-ran seed 1's schedules shifted by one: 10 explorations
+    # of 1,000 schedules were one sample. Mixed seeds share no schedule.
+    seeds = [schedule_seed(s, i) for s in range(1, 11) for i in range(1000)]
+    assert len(set(seeds)) == len(seeds)
+    # ... and what they find differs from seed to seed (PCT on dining philosophers).
+    found = {vmemu.explore(DINING, strategy="pct", seed=s, runs=200,
+                           minimize=False).schedules for s in range(1, 11)}
+    assert len(found) >= 5, found
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -328,7 +341,7 @@ def test_schedules_rejects_unknown_strategy_and_params():
 def test_seeded_hypothesis_strategy_prefers_not_preempting():
     # Half of its answers keep the current task: fewer preemptions than random.
     def preempting_decisions(name):
-        from vmemu._minimize import preemptions
+        from vmemu._explore.minimize import preemptions
         return sum(preemptions(vmemu.run(DINING, seed=s, strategy=name, driver="direct"))
                    for s in range(30))
     assert preempting_decisions("hypothesis") < preempting_decisions("random")

@@ -10,7 +10,7 @@ from hypothesis import find, given, settings
 import vmemu
 import vmemu.testing
 from conftest import CONTRACT, io_retry_scenario
-from vmemu._minimize import preemptions
+from vmemu._explore.minimize import preemptions
 
 ABBA = vmemu.load(str(CONTRACT / "abba.yaml"))
 ABBA_ORDERED = vmemu.load(str(CONTRACT / "abba_ordered.yaml"))

@@ -25,7 +25,7 @@ from vmemu._viz.model import build
 from vmemu._viz.output import write_text
 from vmemu._viz.perfetto import laminar_rows
 
-from conftest import ROOT, seed_reaching
+from conftest import CONTRACT, ROOT, seed_reaching
 
 EXT2 = str(ROOT / "scenarios" / "ext2_bitmap_reclaim.yaml")
 AMPLE = str(ROOT / "scenarios" / "ext2_bitmap_ample_memory.yaml")
@@ -213,6 +213,21 @@ def test_explore_and_lockdep_html_from_the_command_line(tmp_path, capsys):
                              page)
     assert sorted(cycle_edges) == [("fs_reclaim", "superblock"), ("superblock", "fs_reclaim")]
     capsys.readouterr()
+
+
+def test_an_explore_page_charts_distinct_interleavings_over_schedules(tmp_path):
+    import vmemu
+    x = vmemu.explore(str(CONTRACT / "abba_ordered.yaml"), runs=300, driver="direct")
+    pts = x.coverage
+    assert pts[0][0] == 0 and pts[-1] == (300, x.interleavings) and x.interleavings > 1
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(pts, pts[1:]))
+    # the same curve from a second exploration (where each interleaving first appeared)
+    assert vmemu.explore(str(CONTRACT / "abba_ordered.yaml"), runs=300,
+                         driver="direct").coverage == pts
+    page = tmp_path / "x.html"
+    assert main(["explore", str(CONTRACT / "abba_ordered.yaml"), "--runs", "300",
+                 "--html", str(page)]) == 0
+    assert 'id="coverage-chart"' in page.read_text()
 
 
 def test_unknown_ops_and_tasks_that_appear_mid_run_are_drawn():

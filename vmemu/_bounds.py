@@ -28,3 +28,8 @@ MAX_JOBS = 256
 def too_big(value: object, maximum: int) -> bool:
     """True if ``value`` is an int (not a bool) above ``maximum``."""
     return isinstance(value, int) and not isinstance(value, bool) and value > maximum
+#: ``memory.swap.slots``: the swap map keeps a byte per slot (10 MB at most per run), and
+#: swapped pages keep their state page by page.
+MAX_SWAP_SLOTS = 10**7
+#: ``memory.swap.device.queue``: requests waiting in the block queue (2.2 had 64 slots).
+MAX_SWAP_QUEUE = 10**4

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from ._errors import UserError
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+_STORE = os.path.join(".vmemu", "campaigns.sqlite")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,10 +95,13 @@ STRATEGY_HELP = {
 }
 
 
-def _add_strategy(p: argparse.ArgumentParser, default: str, command: str) -> None:
-    p.add_argument("--strategy", default=default, metavar="NAME",
+def _add_strategy(p: argparse.ArgumentParser, default: str, command: str,
+                  resumable: bool = False) -> None:
+    # explore: None means "the default, or the resumed campaign's"
+    p.add_argument("--strategy", default=None if resumable else default, metavar="NAME",
                    help=f"scheduling strategy: {STRATEGY_HELP[command]} (default {default})")
-    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=None if resumable else 0,
+                   help="seed (default 0)")
     p.add_argument("--depth", type=_pos_int, default=None, help="PCT bug depth d (default 3)")
     # Spelled with '_' too: a replay command appends `--{param}={value}` (Result.replay_command).
     p.add_argument("--steps-hint", "--steps_hint", dest="steps_hint", type=_pos_int,
@@ -106,7 +110,8 @@ def _add_strategy(p: argparse.ArgumentParser, default: str, command: str) -> Non
     p.add_argument("--bound", choices=["delays", "preemptions"], default=None,
                    help="dfs: bound delays (default) or preemptions")
     p.add_argument("--max-bound", "--max_bound", "--max", dest="max_bound", type=_nonneg_int,
-                   default=None, metavar="N", help="dfs: at most N delays/preemptions (default 2)")
+                   default=None, metavar="N", help="dfs: at most N delays/preemptions "
+                   "(default: no limit, deepen 0, 1, 2 ... within --runs/--time)")
     p.add_argument("--prefix", default=None, help="dfs: the decision prefix of one schedule "
                    "(from a replay command)")
 
@@ -129,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explore", help="search many schedules for a failure")
     # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
     _add_common(e, driver="direct")
-    _add_strategy(e, "portfolio", "explore")
+    _add_strategy(e, "portfolio", "explore", resumable=True)
     e.add_argument("--runs", type=_pos_int, default=None,
                    help="schedules to try (default 1000, or no limit with --time)")
     e.add_argument("--time", type=_pos_float, default=None, metavar="S",
@@ -141,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
                    help="where failing traces are saved as found (default .vmemu/findings)")
     _add_viz(e)
+    e.add_argument("--cluster", metavar="ADDR", help="run on Dask: tcp://HOST:PORT of a "
+                   "scheduler, or local:N for N local worker processes (vmemu[dask])")
+    e.add_argument("--store", default=_STORE, metavar="FILE",
+                   help=f"campaign store, SQLite (default {_STORE})")
+    e.add_argument("--resume", action="store_true", help="continue this scenario's last "
+                   "campaign at its next unrun schedule")
+
+    cp = sub.add_parser("campaigns", help="list the campaigns in the store")
+    cp.add_argument("--store", default=_STORE, metavar="FILE", help=f"default {_STORE}")
+    cp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     rp = sub.add_parser("replay", help="replay a saved trace")
     rp.add_argument("trace", type=_path, help="trace file saved by run --trace or explore")
@@ -175,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--seed", type=_seed, default=0,
                     help="first seed of the learning schedules (default 0)")
     _add_viz(ld, perfetto=False)
+
+    from ._measure import add_parser as add_measure
+    add_measure(sub, _add_common, _seed)
     return p
 
 
@@ -214,7 +232,7 @@ def _main(argv: Sequence[str] | None) -> int:
             # Loaded here so that a message about the file names the option it came from.
             from ._faults import load_fault_plan
             args.faults = load_fault_plan(args.faults, key="--faults")
-        log = _make_log(args.log)
+        log = _make_log(getattr(args, "log", None))
         from ._viz.cli import check_outputs
         check_outputs(args)   # --html/--perfetto: refuse an unwritable path before the work
         return _COMMANDS[args.command](args, log)
@@ -283,9 +301,35 @@ def _cmd_run(args: argparse.Namespace, log: Any) -> int:
     return EXIT_FOUND if r.failed else EXIT_OK
 
 
+def _store(path: str) -> str | None:
+    """The campaign store to use: the default one only where it can be written (an
+    exploration in a read-only folder still runs, and says it keeps no record)."""
+    if not path or path != _STORE:
+        return path or None
+    from ._explore.store import Store
+    try:
+        Store(path).close()
+    except UserError as e:
+        print(f"vmemu: note: this campaign is not recorded ({e})", file=sys.stderr)
+        return None
+    return path
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like a Ctrl-C so that an exploration ends its workers and saves."""
+
+    signum = 15
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
 def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
+    import signal
+
     from ._explore import DEFAULT_RUNS, ExploreInterrupted, explore
-    from ._explore_ui import ProgressBar, explore_json, explore_text
+    from ._explore.ui import ProgressBar, explore_json, explore_text
     # --time alone means "as many schedules as fit"; --runs still caps it when given.
     runs = args.runs or (DEFAULT_RUNS if args.time is None else 2**62)
     # No bar under --log: the log's lines go to stderr too, and would tear it.
@@ -295,20 +339,26 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         bar.found(r)
         if log is not None:
             _log_result(log, r)
+    store = _store(args.store)
+    old_term = signal.signal(signal.SIGTERM, _sigterm)
     try:
         with bar:
             x = explore(args.scenario, runs=runs, seed=args.seed, strategy=args.strategy,
                         faults=args.faults, driver=args.driver, time_budget=args.time,
-                        keep_going=args.all, jobs=args.jobs, findings_dir=args.findings,
-                        progress=bar.update, on_finding=found, **_params(args))
+                        keep_going=args.all, jobs=args.jobs, cluster=args.cluster,
+                        findings_dir=args.findings, progress=bar.update, on_finding=found,
+                        store=store, resume=args.resume, **_params(args))
     except ExploreInterrupted as e:
         # The run cut short by Ctrl-C may leave emulated coroutines that never started.
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         saved = "; ".join(f"vmemu replay {p}" for p in e.saved)
-        print(f"vmemu: interrupted after {e.schedules} schedules; "
+        how = "terminated" if e.signum == 15 else "interrupted"
+        print(f"vmemu: {how} after {e.schedules} schedules; "
               + (f"{len(e.saved)} finding(s) saved: {saved}" if e.saved else "nothing found"),
               file=sys.stderr)
-        return 130
+        return 128 + e.signum
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     if log is not None and not x.findings:
         log.note("explored", scenario=x.result.scenario.name, verdict=x.verdict,
                  schedules=x.schedules)
@@ -318,6 +368,21 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
     else:
         print(explore_text(x, args.findings))
     return EXIT_FOUND if x.findings else EXIT_OK
+
+
+def _cmd_campaigns(args: argparse.Namespace, log: Any) -> int:
+    from ._explore.ui import campaigns_json, campaigns_text
+    if not os.path.exists(args.store):
+        raise UserError("no campaign store here yet; `vmemu explore` creates it",
+                        file=args.store, key="--store")
+    from ._explore.store import Store
+    db = Store(args.store)
+    try:
+        rows = db.campaigns()
+    finally:
+        db.close()
+    print(json.dumps(campaigns_json(rows), indent=2) if args.json else campaigns_text(rows))
+    return EXIT_OK
 
 
 def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
@@ -415,5 +480,11 @@ def _cmd_lockdep(args: argparse.Namespace, log: Any) -> int:
     return cmd_lockdep(args, log)
 
 
+def _cmd_measure(args: argparse.Namespace, log: Any) -> int:
+    from ._measure import cmd_measure
+    return cmd_measure(args, log)
+
+
 _COMMANDS = {"run": _cmd_run, "explore": _cmd_explore, "replay": _cmd_replay,
-             "check": _cmd_check, "lockdep": _cmd_lockdep}
+             "check": _cmd_check, "lockdep": _cmd_lockdep, "measure": _cmd_measure,
+             "campaigns": _cmd_campaigns}

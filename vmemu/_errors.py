@@ -6,7 +6,6 @@ anything else escaping is an internal error and keeps its traceback.
 
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
 
@@ -57,5 +56,6 @@ class DivergenceError(TraceError):
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return `` (did you mean 'x'?)`` for the closest choice, or ``""`` if none is close."""
+    import difflib   # (only when there is a mistake to name)
     close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

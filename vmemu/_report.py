@@ -38,6 +38,9 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
     lines.append(head)
     if r.message:
         lines.append(f"  {r.message}")
+    metrics = r.extra.get("metrics")
+    if metrics and metrics["swapped"]:
+        lines.extend(swap_lines(metrics, r.extra.get("memory", {}).get("swap")))
     if r.verdict == "ok":
         return "\n".join(lines)
     if r.cycle:
@@ -66,9 +69,12 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
         lines.append("")
         parts = [f"{mem['free']} of {mem['pages']} pages free (watermarks min {mem['min']} "
                  f"low {mem['low']} high {mem['high']})"]
-        used = ", ".join(f"{mem[k]} {k}" for k in ("allocated", "cached", "writeback",
-                                                   "hogged") if mem[k])
+        used = ", ".join(f"{mem[k]} {_NAMES.get(k, k)}" for k in (
+            "allocated", "cached", "writeback", "hogged", "anon", "swapio") if mem.get(k))
         parts += [used] if used else []
+        if "swap" in mem:
+            sw = mem["swap"]
+            parts.append(f"swap {sw['used']} of {sw['slots']} slots used ({sw['policy']})")
         parts += [f"class {c}: {plural(n, 'page')}" for c, n in mem["classes"].items()]
         lines.append("  memory: " + "; ".join(parts))
     extra = r.extra.get("report_sections")
@@ -82,6 +88,27 @@ def render_text(r: "Result", *, rich: bool = False) -> str:
     lines.append("")
     lines.append(f"replay: {r.replay_command()}")
     return "\n".join(lines)
+
+
+#: How the pool's states read in the memory line.
+_NAMES = {"anon": "anonymous", "swapio": "under swap IO"}
+
+
+def swap_lines(m: dict[str, Any], swap: dict[str, Any] | None) -> list[str]:
+    """The report's lines about swap, for a run that swapped (``metrics``)."""
+    policy = f" ({swap['policy']})" if swap else ""
+    return [
+        f"  swap{policy}: {plural(m['write_requests'], 'write request')} for "
+        f"{plural(m['pages_written'], 'page')} ({m['pages_per_write']} per request), "
+        f"{plural(m['read_requests'], 'read request')} for "
+        f"{plural(m['pages_read'], 'page')}; {plural(m['seeks'], 'seek')}, device busy "
+        f"{plural(m['device_busy_ticks'], 'tick')}",
+        f"    {plural(m['swapin_faults'], 'swap-in fault')}; readahead "
+        f"{plural(m['readahead_pages'], 'page')}: {m['readahead_used']} used, "
+        f"{m['readahead_wasted']} wasted; {m['scanned_per_freed']} pages scanned per page "
+        f"freed; reclaim waits: {m['reclaim_waits']}, longest "
+        f"{plural(m['reclaim_wait_ticks_max'], 'tick')} (mean {m['reclaim_wait_ticks_mean']})",
+    ]
 
 
 def print_report(r: "Result") -> None:

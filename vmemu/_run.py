@@ -11,6 +11,7 @@ import os
 from typing import Any, Callable
 
 from ._errors import DivergenceError, TraceError, UserError, did_you_mean
+from ._kernel._metrics import run_metrics
 from ._kernel.context import TaskContext
 from ._kernel.drivers import DRIVERS
 from ._kernel.drivers.direct import run_direct
@@ -62,6 +63,19 @@ def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
     """
     k = Kernel(scenario, strategy, faults=faults, log=log)
     k.observers.extend(observers)
+    _populate(k, scenario)
+    return k
+
+
+def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
+    """``k`` made ready for another run of its scenario under ``strategy``: as
+    :func:`new_kernel` would build it (an exploration reuses one kernel per worker)."""
+    k._reset(strategy)
+    _populate(k, k.scenario)
+    return k
+
+
+def _populate(k: Kernel, scenario: Scenario) -> None:
     k.body_of = lambda spec: _body(k, spec)
     for spec in scenario.tasks:
         if not spec.spawned:     # (those start when a `spawn` step creates them)
@@ -69,7 +83,6 @@ def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
                        daemon=spec.daemon)
     if k.mm is not None:
         k.mm.start()
-    return k
 
 
 def _check_driver(driver: str) -> None:
@@ -111,6 +124,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
                culprit=o.task, faults=faults_path, driver=driver)
     if k.mm is not None:
         r.extra["memory"] = k.mm.snapshot()   # pages never move while tasks unwind
+    r.extra["metrics"] = run_metrics(k.mm)
     return r
 
 

@@ -103,6 +103,11 @@ class Reclaim:
                 freed += 1
                 # Writeback takes time: let memory waiters retry after every page.
                 self._wake_waiters(t)
+        vm = self.vm
+        if vm is not None and vm.dev is not None and free.n < target:
+            from ._swapout import reclaim
+            note.text = f"swap out anonymous pages ({vm.policy}; {gfp})"
+            freed += await reclaim(vm, t, eff, target)
         if freed:
             self._wake_waiters(t)
         return freed

@@ -223,6 +223,44 @@ class TaskContext:
         """Allocate ``pages`` into page class ``cls`` (dirty if the class has writeback)."""
         await self._mm().fill(self.task, cls, pages)
 
+    async def mmap(self, region: str, pages: int, *, shared: bool = False) -> None:
+        """Map ``pages`` pages of anonymous memory as ``region`` (``shared``: one mapping
+        for every task, like shm). No memory is used until pages are touched."""
+        mm = self._mm()
+        await self.k.checkpoint(self.task)
+        mm.address_space().mmap(self.task, region, pages, shared)
+
+    async def touch(self, region: str, pages: Any = None, *, order: str = "sequential",
+                    write: bool = False, think: int = 0) -> None:
+        """Touch pages of ``region``: ``pages`` is a page, a ``range`` or ``(first, last)``
+        (both included), or None for all of it; ``order`` is ``sequential``, ``reverse``,
+        ``random`` (a new permutation each touch of the region; ``random:SEED`` pins
+        one) or ``stride:K``; ``think`` ticks are slept after each
+        page. A page not present is faulted in (a scheduling point; a swapped-out page is
+        read back from swap)."""
+        from .._scenario.model import TOUCH_ORDERS
+        mm = self._mm()
+        lo = hi = None
+        if isinstance(pages, range) and pages.step == 1 and len(pages):
+            lo, hi = pages.start, pages.stop - 1
+        elif isinstance(pages, tuple) and len(pages) == 2:
+            lo, hi = pages
+        elif pages is not None:
+            lo = hi = pages
+        name, _, num = str(order).partition(":")
+        if name not in TOUCH_ORDERS or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in
+                ((lo, hi, think) if lo is not None else (think,))) or (
+                num and not num.isdigit()) or (name == "stride" and not (num.isdigit()
+                                                                         and int(num))):
+            raise VerdictSignal("bug", f"BUG: {self.name}: touch({region!r}, {pages!r}, "
+                                f"order={order!r}, think={think!r}): expected pages as an "
+                                "int, a range or (first, last), an order of "
+                                + ", ".join(TOUCH_ORDERS) + " (stride:K, random:SEED)")
+        vm = mm.address_space()
+        seed = int(num) if num else (None if name == "random" else 0)
+        await vm.touch(self.task, region, lo, hi, name, seed, bool(write), think)
+
     def _mm(self) -> Any:
         if self.k.mm is None:
             raise VerdictSignal("bug", "memory operation in a scenario without memory:")

@@ -109,6 +109,23 @@ async def _fill(ctx: TaskContext, s: Step) -> None:
     await ctx.fill(s.target, _n(ctx, s))
 
 
+async def _mmap(ctx: TaskContext, s: Step) -> None:
+    await ctx.mmap(s.target, _n(ctx, s), shared=s.opts.shared)
+
+
+async def _touch(ctx: TaskContext, s: Step) -> None:
+    o = s.opts
+    frame = ctx.task.stack[-1]
+
+    def value(v: Any) -> Any:
+        return v if v is None or isinstance(v, int) else evaluate(frame, v, s)
+    lo = value(o.lo)
+    hi = lo if o.hi is o.lo else value(o.hi)
+    mm = ctx._mm()
+    await mm.address_space().touch(ctx.task, s.target, lo, hi, o.order, o.k, o.write,
+                                   value(o.think))
+
+
 async def _io(ctx: TaskContext, s: Step) -> None:
     await ctx.io(_ticks(ctx, s))
 
@@ -322,7 +339,8 @@ async def _stop(ctx: TaskContext, s: Step) -> None:
 
 _HANDLERS: dict[str, Callable[[TaskContext, Step], Awaitable[Any]]] = {
     "lock": _lock, "unlock": _unlock, "read_lock": _read_lock, "read_unlock": _read_unlock,
-    "trylock": _trylock, "alloc": _alloc, "free": _free, "fill": _fill, "io": _io,
+    "trylock": _trylock, "alloc": _alloc, "free": _free, "fill": _fill, "mmap": _mmap,
+    "touch": _touch, "io": _io,
     "sleep": _sleep, "yield": _yield, "call": _call, "flags": _flags, "wait": _wait,
     "signal": _signal, "broadcast": _broadcast, "complete": _complete, "set": _set,
     "add": _add, "assert": _assert, "if": _if, "repeat": _repeat, "while": _while,

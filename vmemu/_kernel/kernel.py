@@ -40,6 +40,15 @@ class Kernel(Kthreads):
                  log: Callable[[list], None] | None = None) -> None:
         self.scenario = scenario
         self.limits = scenario.limits
+        self.log = log
+        self._plan = faults
+        self._reset(strategy)
+
+    def _reset(self, strategy: Any) -> None:
+        """Every piece of per-run state, in one place: ``__init__`` calls it, and an
+        exploration calls it to run the next schedule on the same kernel
+        (``vmemu._run.reset_kernel``). New per-run fields belong here."""
+        scenario = self.scenario
         self.strategy = strategy
         # The strategy's O(1) answer by index, when it has one (``Strategy.pick_index``):
         # next_task and the direct driver call it instead of pick_task.
@@ -50,7 +59,9 @@ class Kernel(Kthreads):
         self.events: list[list] = []
         self.outcome: Outcome | None = None
         self.error: UserError | None = None
-        self.final_tasks: list[dict] = []
+        # The task reports at the verdict; None after an `ok` run until asked for
+        # (every task is done then, so they cannot change: see `final_tasks`).
+        self._final_tasks: list[dict] | None = []
         self.final_cycle: list[dict] = []
         self.stopping = False
         self._step_budget = scenario.limits.steps
@@ -79,11 +90,11 @@ class Kernel(Kthreads):
         # Shared variables; arrays become lists (a run mutates them), copied per run.
         self.vars: dict[str, Any] = {n: list(v) if isinstance(v, tuple) else v
                                      for n, v in scenario.vars.items()}
-        self.log = log
         self.park: Callable[[Task], Any] = _no_driver
+        self.__dict__.pop("checkpoint", None)   # a driver's specialisation of the last run
         self.resources: dict[str, Any] = {}
         self.observers: list[Any] = []   # lockdep and friends: see sync.Lock._acquired
-        self.faults = faults.bind(self) if faults is not None else None
+        self.faults = self._plan.bind(self) if self._plan is not None else None
         self.mm: Any = None
         self.resources = make_resources(self, scenario)
         # `start: spawned` tasks by name, and how to make a task's coroutine (new_kernel).
@@ -94,6 +105,13 @@ class Kernel(Kthreads):
         if scenario.memory is not None:
             from .mm import MemoryManager
             self.mm = MemoryManager(self, scenario.memory)
+
+    @property
+    def final_tasks(self) -> list[dict]:
+        """The task reports at the verdict (built when first read after an `ok` run)."""
+        if self._final_tasks is None:
+            self._final_tasks = watchdog.task_reports(self)
+        return self._final_tasks
 
     # ---------------------------------------------------------------- task table
     def add_task(self, name: str, body: Callable[[Task], Any], *, spec: Any = None,
@@ -436,8 +454,11 @@ class Kernel(Kthreads):
             self.outcome = outcome
             self.emit(None, "verdict", outcome.verdict)
             # Snapshot the wait-for graph now: unwinding the tasks changes nothing the
-            # report shows, but the report must describe the moment of the verdict.
-            self.final_tasks = watchdog.task_reports(self)
+            # report shows, but the report must describe the moment of the verdict. An
+            # `ok` run with every task done (no daemon left to unwind) cannot change:
+            # its reports wait until someone asks (most runs of an exploration: never).
+            lazy = outcome is _OK and all(t.state is DONE for t in self.tasks)
+            self._final_tasks = None if lazy else watchdog.task_reports(self)
             hung = self.by_name.get(outcome.task or "") if outcome.verdict == "hang" else None
             self.final_cycle = (watchdog.find_cycle(self, hung)
                                 if outcome.verdict in ("deadlock", "hang") else [])

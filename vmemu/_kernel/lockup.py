@@ -26,7 +26,6 @@ leaves such findings as they are.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import threading
@@ -213,6 +212,7 @@ def _check(seen: dict[int, tuple[Any, int, float, Any]]) -> None:
                 "that never awaits vmemu, e.g. a busy-wait: add `await ctx.yield_()` to "
                 "the loop)")
             _fired = True
+            import ctypes   # (here: a command that never locks up never loads ctypes)
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
                                                        ctypes.py_object(SoftLockup))
             seen[ident] = (k, -1, 0.0, clock)   # once per stuck step

@@ -34,6 +34,7 @@ from typing import Any, TYPE_CHECKING
 
 from .._errors import did_you_mean
 from .._scenario.model import Memory, PageClass
+from ._anon import Vm
 from ._gfp import DIRECT_RECLAIM, GFP_MASKS, HIGH, current_gfp_context, may_sleep, show_mask
 from ._kswapd import KswapdIdle, kswapd_body
 from ._pages import FreeStack, Lru, Run, pages_of
@@ -101,6 +102,11 @@ class MemoryWait(Resource):
         for t in self.k.tasks:
             if t.state is not DONE and mm.held.get(t.tid) and t not in out:
                 out.append(t)
+        vm = mm.vm
+        if vm is not None and vm.dev is not None and vm.dev.daemon is not None \
+                and vm.dev.in_flight():
+            out.append(vm.dev.daemon)      # swap IO in flight frees frames (or makes them
+                                           # reclaimable) when it completes
         return out
 
     def blockers(self, t: Task) -> list[Task]:
@@ -156,17 +162,39 @@ class MemoryManager(Reclaim):
         self.kswapd: Task | None = None
         self.kswapd_idle = KswapdIdle(k, self)
         self.kswapd_pending = False
+        # Address spaces and swap (``_anon.py``): made with the pool when there is a swap
+        # device, else by the first ``mmap``; None in scenarios that never map anything.
+        self.vm: Vm | None = Vm(self) if model.swap is not None else None
+        # Allocations that had to reclaim or wait: how many, ticks in all, the longest.
+        self.waited = [0, 0, 0]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Create kswapd (a daemon, after the scenario's tasks), asleep on its waitqueue."""
-        if not self.model.kswapd:
-            return
-        # kswapd starts asleep: its coroutine first runs when an allocation wakes it.
-        t = self.k.add_task("kswapd", lambda t: kswapd_body(self, t), daemon=True,
-                            asleep_on=self.kswapd_idle)
-        self.kswapd_idle.waiters.append((t, "wait"))
-        self.kswapd = t
+        """Create kswapd (a daemon, after the scenario's tasks), asleep on its waitqueue,
+        and with a swap device the daemon that completes its IO (``swap_io``)."""
+        if self.model.kswapd:
+            # kswapd starts asleep: its coroutine first runs when an allocation wakes it.
+            t = self.k.add_task("kswapd", lambda t: kswapd_body(self, t), daemon=True,
+                                asleep_on=self.kswapd_idle)
+            self.kswapd_idle.waiters.append((t, "wait"))
+            self.kswapd = t
+        if self.vm is not None and self.vm.dev is not None:
+            self.start_swap()
+
+    def start_swap(self) -> None:
+        """Create ``swap_io`` (a daemon, after kswapd), idle until a request is queued."""
+        from ._swapdev import swap_io_body
+        dev = self.vm.dev
+        t = self.k.add_task("swap_io", lambda t: swap_io_body(dev, t), daemon=True,
+                            asleep_on=dev.idle)
+        dev.idle.waiters.append((t, "wait"))
+        dev.daemon = t
+
+    def address_space(self) -> Vm:
+        """The run's :class:`~._anon.Vm`, made by the first ``mmap`` when there is no swap."""
+        if self.vm is None:
+            self.vm = Vm(self)
+        return self.vm
 
     # ------------------------------------------------------------------ public API
     async def alloc(self, t: Task, pages: int, gfp: str = "GFP_KERNEL",
@@ -251,9 +279,14 @@ class MemoryManager(Reclaim):
     # ------------------------------------------------------------------ accounting
     def accounting(self) -> dict[str, int]:
         """Pages by state; the values always add up to ``total``."""
-        return {"free": self.free_list.n, "allocated": sum(self.held.values()),
-                "cached": sum(q.n for q in self.lru.values()),
-                "writeback": len(self.under_writeback), "hogged": self.hogged}
+        acc = {"free": self.free_list.n, "allocated": sum(self.held.values()),
+               "cached": sum(q.n for q in self.lru.values()),
+               "writeback": len(self.under_writeback), "hogged": self.hogged}
+        if self.vm is not None:
+            io = self.vm.under_io()
+            acc["anon"] = self.vm.resident() - io
+            acc["swapio"] = io
+        return acc
 
     def check(self) -> None:
         """Assert the pool's invariants: the counts add up to the pool, every list's count
@@ -268,7 +301,8 @@ class MemoryManager(Reclaim):
         spans = []
         runs = [*self.free_list.runs, *self.hog, *live, *(r for q in self.lru.values()
                                                       for r in q.runs),
-                *([p, 1, 1] for p in self.under_writeback)]
+                *([p, 1, 1] for p in self.under_writeback),
+                *([f, 1, 1] for f in (self.vm.frames if self.vm is not None else ()))]
         for first, n, step in runs:
             assert n > 0 and step != 0, (first, n, step)
             if step in (1, -1):
@@ -285,8 +319,13 @@ class MemoryManager(Reclaim):
 
     def snapshot(self) -> dict[str, Any]:
         """The pool for reports and JSON: watermarks, pages by state, pages per class."""
-        return {"pages": self.total, "min": self.min, "low": self.low, "high": self.high,
+        snap = {"pages": self.total, "min": self.min, "low": self.low, "high": self.high,
                 **self.accounting(), "classes": {c: len(q) for c, q in self.lru.items()}}
+        dev = self.vm.dev if self.vm is not None else None
+        if dev is not None:
+            snap["swap"] = {"slots": dev.slots, "used": dev.used,
+                            "policy": self.model.swapout}
+        return snap
 
     # ------------------------------------------------------------------ the slow path
     def _mask(self, gfp: str) -> frozenset[str]:
@@ -345,6 +384,7 @@ class MemoryManager(Reclaim):
             return None                    # can never succeed: do not wait forever
         floor = self._floor(t, eff)
         first = True
+        since = -1                         # when it first had to reclaim or wait
         while True:
             if not first:
                 k.count_step(t)            # every retry is charged: no unbounded loops
@@ -353,16 +393,29 @@ class MemoryManager(Reclaim):
             if free - n < self.low:
                 self.wake_kswapd(t)
             if free - n >= floor:
+                if since >= 0:
+                    self._got_memory(since)
                 return self.free_list.take(n)
             if DIRECT_RECLAIM not in eff:
                 return None
+            if since < 0:
+                since = k.now
             if not t.has_flag("PF_MEMALLOC"):
                 freed = await self.direct_reclaim(t, eff, n, label)
                 if freed:
                     continue
+            if self.vm is not None and self.vm.exhausted(eff):
+                return None                # swap is full: the OOM killer's case
             if may_fail:
                 return None
             await self._wait_for_memory(t, n, eff, label)
+
+    def _got_memory(self, since: int) -> None:
+        w = self.waited
+        ticks = self.k.now - since
+        w[0] += 1
+        w[1] += ticks
+        w[2] = max(w[2], ticks)
 
     def _failed(self, t: Task, pages: int, gfp: str, may_fail: bool, why: str) -> None:
         k = self.k
@@ -383,6 +436,9 @@ class MemoryManager(Reclaim):
         if DIRECT_RECLAIM not in eff:
             return (f"{n} of {free} free pages would leave {free - n}, below the watermark "
                     f"it may use ({self._floor(t, eff)}), and it may not sleep to reclaim")
+        if self.vm is not None and self.vm.exhausted(eff):
+            return (f"out of memory and swap: {free} free, reclaim freed nothing, and "
+                    f"{self.vm.describe_swap()}")
         return f"{free} free and reclaim freed nothing"
 
     async def _wait_for_memory(self, t: Task, n: int, eff: frozenset[str], label: str) -> None:
@@ -397,6 +453,8 @@ class MemoryManager(Reclaim):
         else:
             barred = [f"{pc.name} (needs {'+'.join(pc.needs)})" for pc in self.model.classes
                       if self.lru[pc.name] and not self.allowed(pc, eff)]
+            if self.vm is not None:
+                barred += self.vm.barred(eff)
             why = "reclaim found nothing it may free" + (
                 f"; may not write back {', '.join(barred)}" if barred else "")
         note = FrameNote(f"{label}: {why}")

@@ -113,6 +113,9 @@ class Lock(Resource):
     """Common code of the locks: ownership bookkeeping, blocking, handoff."""
 
     sleeps = True           # acquiring may sleep (not a spinlock)
+    #: A plain mutex (not a subclass with its own rules): ``_lock`` and ``release`` take
+    #: the uncontended case inline (four and three calls fewer a step).
+    _plain = False
 
     async def acquire(self) -> None:
         """Take the lock (write side for an rwsem), blocking while it is unavailable."""
@@ -123,8 +126,16 @@ class Lock(Resource):
         k = self.k
         t = k.current
         await k.checkpoint(t)
-        self._check_release(t, "lock")
-        self._drop(t)
+        if self._plain and self.owner is t:   # type: ignore[attr-defined]
+            self.owner = None                 # type: ignore[attr-defined]
+            held = t.held
+            if held[-1] is self:
+                held.pop()
+            else:
+                Lock._drop(self, t)
+        else:
+            self._check_release(t, "lock")
+            self._drop(t)
         k.emit(t, "unlock", self.name)
         if k.observers:
             self._notify("released", t, "lock")
@@ -168,6 +179,11 @@ class Lock(Resource):
                 await k.apply_action(t, action)
         if k.observers:
             self._notify("acquiring", t, mode)
+        elif self._plain and self.owner is None and not self.waiters:  # type: ignore
+            self.owner = t                    # type: ignore[attr-defined]
+            t.held.append(self)
+            k.emit(t, mode, self.name)
+            return
         if not self._must_queue(t, mode) and self._can_take(t, mode):
             self._take(t, mode)
             k.emit(t, mode, self.name)
@@ -218,6 +234,7 @@ class Mutex(Lock):
     """An owner-checked, non-recursive sleeping lock. Re-locking by the owner deadlocks."""
 
     kind = "mutex"
+    _plain = True
 
     def __init__(self, k: "Kernel", name: str) -> None:
         super().__init__(k, name)
@@ -249,12 +266,14 @@ class Spinlock(Mutex):
 
     kind = "spinlock"
     sleeps = False
+    _plain = False
 
 
 class Recursive(Mutex):
     """A recursive lock: the owner may take it again; it is free after as many releases."""
 
     kind = "recursive"
+    _plain = False
 
     def __init__(self, k: "Kernel", name: str) -> None:
         super().__init__(k, name)

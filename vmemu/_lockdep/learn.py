@@ -147,8 +147,8 @@ def lockdep(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
 
     Args:
         scenario: a loaded scenario or a path.
-        runs: schedules to run (seeds ``seed`` to ``seed + runs - 1``, as ``explore``).
-        seed: the first schedule's seed.
+        runs: schedules to run (schedules ``0 .. runs-1`` of seed ``seed``, as ``explore``).
+        seed: the exploration seed (schedule ``i`` uses ``schedule_seed(seed, i)``).
         faults: a fault plan (path or object) applied to every schedule.
         driver: how tasks are resumed; graphs are the same with every driver.
         confirm: schedules of the targeted search for predictions no learning schedule

@@ -17,9 +17,8 @@ def render(res: "LockdepResult") -> str:
     """The whole text report of a lockdep session."""
     g = res.graph
     sc = res.scenario
-    last = res.seed + res.runs - 1
-    seeds = f"seed {res.seed}" if res.runs == 1 else f"seeds {res.seed}..{last}"
-    learned = f"{res.runs} schedule{'s' if res.runs != 1 else ''} ({seeds})"
+    learned = (f"{res.runs} schedule{'s' if res.runs != 1 else ''} "
+               f"(exploration seed {res.seed})")
     if res.synthetic:
         learned += " + synthetic writeback of " + ", ".join(res.synthetic)
     shown = ", ".join(f"{v} {n}" for v, n in res.verdicts.items())

@@ -26,6 +26,10 @@ WAIT_STATES = ("uninterruptible", "interruptible", "killable")
 TASK_NAMES = ("ok", "should_stop")
 #: Values are 64-bit signed integers and wrap on store, as C's s64 does.
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+#: Swap-out policies of ``memory.swapout`` (docs/swapout.md); the first is the default.
+SWAPOUT_POLICIES = ("vmscan", "shrink_mmap", "vmscan_alloc_deferred_io")
+#: Orders of ``touch`` (``stride:K`` and ``random:SEED`` take a number after the colon).
+TOUCH_ORDERS = ("sequential", "reverse", "random", "stride")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,8 @@ class Step:
     - ``name_parts``: a task name computed at run time (``spawn: "worker{j}"``): text
       and expressions alternating; ``target`` is then None.
     - ``flags``: task flags of a ``flags`` scope.
+    - ``opts``: the options of ``mmap`` (:class:`MapOpts`) and ``touch``
+      (:class:`TouchOpts`); ``target`` is then the region.
     - ``shared``: the step reads or writes shared variables (a scheduling point).
     - ``reach``: what the step and its bodies can do that the watchdog cares about
       (``("signal", E)``, ``("up", S)``, ``("call", R)``, ...; see ``_kernel/_reach.py``).
@@ -136,6 +142,7 @@ class Step:
     name_parts: tuple[Any, ...] = ()
     flags: tuple[str, ...] = ()
     shared: bool = False
+    opts: Any = None
     reach: frozenset = field(default=frozenset(), compare=False, repr=False)
 
     @property
@@ -174,6 +181,8 @@ class Step:
             return f"{op} {self.count}"
         if op == "flags":
             return "flags " + ",".join(self.flags)
+        if op in ("mmap", "touch"):
+            return f"{op} {self.target} " + self.opts.describe(self)
         if op == "wait":
             opts = [f"with_lock {self.with_lock}"] if self.with_lock else []
             if self.state != "uninterruptible":
@@ -228,8 +237,34 @@ class PageClass:
 
 
 @dataclass(frozen=True, slots=True)
+class SwapDevice:
+    """The swap device and its block queue (``memory.swap.device``).
+
+    A request for n contiguous slots costs ``seek + n * per_page`` ticks; requests that
+    are adjacent while they wait in the queue merge, up to ``max_request`` pages; at
+    most ``queue`` requests wait (the elevator's sorting window), and a task that finds
+    the queue full waits for room.
+    """
+
+    seek: int = 10
+    per_page: int = 1
+    max_request: int = 16
+    queue: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Swap:
+    """``memory.swap``: ``slots`` pages of swap space, the device, swap-in ``readahead``."""
+
+    slots: int
+    device: SwapDevice = SwapDevice()
+    readahead: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class Memory:
-    """The page pool: size, watermarks (min < low < high), kswapd, page classes (in order)."""
+    """The page pool: size, watermarks (min < low < high), kswapd, page classes (in order),
+    and the swap device with its swap-out policy (``swap`` None: no swap)."""
 
     pages: int
     min: int
@@ -237,6 +272,42 @@ class Memory:
     high: int
     kswapd: bool = False
     classes: tuple[PageClass, ...] = ()
+    swap: Swap | None = None
+    swapout: str = "vmscan"
+
+
+@dataclass(frozen=True, slots=True)
+class MapOpts:
+    """``mmap`` options: ``shared`` regions are one mapping for every task (shm)."""
+
+    shared: bool = False
+
+    def describe(self, step: "Step") -> str:
+        return f"{step.count} pages" + (" shared" if self.shared else "")
+
+
+@dataclass(frozen=True, slots=True)
+class TouchOpts:
+    """``touch`` options: the page range ``lo..hi`` (ints or expressions; both None: the
+    whole region), the ``order`` and its number ``k`` (stride; random's seed, None for a
+    new permutation on every touch), ``write``, and ``think``: ticks slept after each
+    page (int or expression)."""
+
+    lo: Any = None
+    hi: Any = None
+    order: str = "sequential"
+    k: int | None = 0
+    write: bool = False
+    think: Any = 0
+
+    def describe(self, step: "Step") -> str:
+        def text(v: Any) -> str:
+            return v.source if isinstance(v, Expr) else str(v)
+        rng = "all" if self.lo is None else (
+            text(self.lo) if self.hi is self.lo else f"{text(self.lo)}..{text(self.hi)}")
+        order = self.order + (f":{self.k}" if self.order in ("stride", "random")
+                              and self.k is not None else "")
+        return f"{rng} ({'write' if self.write else 'read'}, {order})"
 
 
 @dataclass(frozen=True, slots=True)

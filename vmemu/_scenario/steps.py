@@ -16,6 +16,7 @@ from .._errors import ScenarioError, did_you_mean
 from ._text import describe, line_of, shown
 from ._yaml import LineSeq
 from ._lifecycle import LifecycleOps
+from ._mapping import MappingOps
 from ._values import ValueOps
 from .expr import Scope, compile_expr, expand_template
 from .model import GFP_NAMES, INT_MAX, INT_MIN, TASK_FLAGS, Expr, Loc, Step
@@ -24,7 +25,7 @@ __all__ = ["OPS", "OPTIONS", "Names", "StepParser", "shown", "describe", "check_
 
 #: Every step keyword, in the order DESIGN §4 (and its extensions) list them.
 OPS = ("lock", "unlock", "read_lock", "read_unlock", "trylock", "alloc", "free", "fill",
-       "io", "sleep", "yield", "call", "return", "flags", "wait", "signal", "broadcast",
+       "mmap", "touch", "io", "sleep", "yield", "call", "return", "flags", "wait", "signal", "broadcast",
        "complete", "set", "add", "load", "cmpxchg", "xchg", "fetch_add", "assert", "if",
        "repeat", "while", "point", "spawn", "join", "stop")
 #: Options that may stand beside an op key in the same step mapping.
@@ -37,7 +38,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 _BARE = ("yield", "return")
 _LOCK_OPS = ("lock", "unlock", "trylock", "read_lock", "read_unlock")
 _EVENT_OPS = ("wait", "signal", "broadcast", "complete")
-_MEMORY_OPS = ("alloc", "free", "fill")
+_MEMORY_OPS = ("alloc", "free", "fill", "mmap", "touch")
 # A YAML anchor can repeat a step list exponentially ("billion laughs"); bound the total.
 MAX_STEPS = 200_000
 
@@ -68,8 +69,12 @@ class Names:
         classes: page class names.
         tasks: task instance name -> True when it is ``start: spawned``.
         has_memory: whether the scenario has a ``memory:`` section.
-        uses_memory: set when an ``alloc``/``free``/``fill`` step was parsed.
+        uses_memory: set when an ``alloc``/``free``/``fill``/``mmap``/``touch`` step was
+            parsed.
         budget: steps that may still be created (guards against alias blow-ups).
+        regions: region name -> the size of each ``mmap`` of it (None: an expression).
+        touches: ``(region, lo, hi, line, key)`` of each ``touch``, checked against
+            ``regions`` once the file is parsed (``_mapping.check_touches``).
     """
 
     file: str
@@ -82,9 +87,11 @@ class Names:
     tasks: dict[str, bool] = field(default_factory=dict)
     uses_memory: bool = False
     budget: int = MAX_STEPS
+    regions: dict[str, list] = field(default_factory=dict)
+    touches: list[tuple] = field(default_factory=list)
 
 
-class StepParser(ValueOps, LifecycleOps):
+class StepParser(ValueOps, LifecycleOps, MappingOps):
     """Turns YAML step lists into :class:`Step` tuples.
 
     Args:
@@ -381,6 +388,6 @@ def _own_reach(step: Step, names: Names) -> set[tuple[str, str]]:
         return {("up" if op == "unlock" else "down", step.target)}
     if op == "call":
         return {("call", step.target)}
-    if op in ("alloc", "fill"):
+    if op in ("alloc", "fill", "touch"):     # (a touch may fault pages in: allocate)
         return {("alloc", "")}
     return set()

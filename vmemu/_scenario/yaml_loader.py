@@ -12,11 +12,13 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .._bounds import MAX_PAGES, MAX_STEPS, MAX_TICKS
 from .._errors import ScenarioError, did_you_mean
 from .._files import read_user_file
+from ._mapping import check_touches
+from ._swapcfg import swap_section
 from ._yaml import LineMap, parse_yaml, type_name
 from .expr import KEYWORDS, Scope, expand_template
 from .model import (EVENT_KINDS, INT_MAX, INT_MIN, LOCK_KINDS, TASK_NAMES, VERDICTS, Limits,
@@ -29,7 +31,7 @@ __all__ = ["load_yaml_scenario", "TOP_KEYS", "DEFAULT_POOL_PAGES", "default_wate
 TOP_KEYS = ("name", "description", "source", "expect", "limits", "memory", "locks",
             "events", "vars", "routines", "tasks")
 _LIMIT_KEYS = ("steps", "ticks", "hung_task_timeout")
-_MEMORY_KEYS = ("pages", "watermarks", "kswapd", "classes")
+_MEMORY_KEYS = ("pages", "watermarks", "kswapd", "classes", "swap", "swapout")
 _CLASS_KEYS = ("writeback", "needs")
 _NEEDS = ("io", "fs")
 _TASK_KEYS = ("steps", "count", "flags", "start", "locals", "daemon")
@@ -267,8 +269,9 @@ class _Loader:
             raise self.error(f"kswapd must be true or false, got {shown(kswapd)}",
                              _line(raw, "kswapd"), "memory.kswapd")
         classes = self.classes(raw, routines)
+        swap, swapout = swap_section(self, raw, pages)
         return Memory(pages=pages, min=wmin, low=low, high=high, kswapd=kswapd,
-                      classes=classes)
+                      classes=classes, swap=swap, swapout=swapout)
 
     def classes(self, memory: dict, routines: dict[str, tuple[str, ...]]
                 ) -> tuple[PageClass, ...]:
@@ -415,8 +418,12 @@ class _Loader:
         return tuple(out)
 
     # -- the whole file -------------------------------------------------------------------
-    def scenario(self, data: bytes) -> Scenario:
+    def scenario(self, data: bytes, edit: Callable[[Any], str] | None = None) -> Scenario:
+        """Validate the file's bytes; ``edit`` (``vmemu measure --vary``) may change the
+        parsed document first, and returns the text of its change (mixed into the hash)."""
         doc = parse_yaml(data, self.file)
+        if edit is not None:
+            data += b"\n# vary: " + edit(doc).encode()
         if doc is None:
             raise self.error("the file is empty; a scenario is a mapping with at least "
                              "tasks:", None, None)
@@ -458,6 +465,7 @@ class _Loader:
             routines[name] = Routine(name, steps, params, _locals(local, scope),
                                      Loc(self.file, line), reach=_union(steps))
         tasks = self.tasks(task_heads, names)
+        check_touches(names)
         if all(t.spawned for t in tasks):
             raise self.error("every task is start: spawned, so nothing would ever run: "
                              "leave start: out of the task that spawns the others",

@@ -72,7 +72,8 @@ def _load_optional() -> None:
     from . import dfs, hypothesis_strategy, pct  # noqa: F401
 
 
-from ._iterate import ScheduleIterator, is_exhaustive, schedules  # noqa: E402
+from ._iterate import ScheduleIterator, is_exhaustive, schedule_seed, schedules  # noqa: E402
 
 __all__ = ["Strategy", "RandomStrategy", "ReplayStrategy", "make_strategy", "strategy_names",
-           "REGISTRY", "PARAMS", "schedules", "is_exhaustive", "ScheduleIterator"]
+           "REGISTRY", "PARAMS", "schedules", "schedule_seed", "is_exhaustive",
+           "ScheduleIterator"]

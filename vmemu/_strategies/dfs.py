@@ -36,7 +36,8 @@ from .base import Strategy
 
 BOUNDS = ("delays", "preemptions")
 DEFAULT_BOUND = "delays"
-DEFAULT_MAX_BOUND = 2
+#: No limit: deepen until the exploration's budget ends (or the whole space is explored).
+DEFAULT_MAX_BOUND = None
 
 
 def rr_order(runnable: Sequence[Any], current: Any) -> list[Any]:
@@ -62,7 +63,7 @@ class DFSStrategy(Strategy):
     name = "dfs"
 
     def __init__(self, seed: int | None = 0, bound: str = DEFAULT_BOUND,
-                 max_bound: int = DEFAULT_MAX_BOUND, prefix: Sequence[int] = ()) -> None:
+                 max_bound: int | None = DEFAULT_MAX_BOUND, prefix: Sequence[int] = ()) -> None:
         super().__init__(seed)
         self.bound = bound
         self.max_bound = max_bound
@@ -92,7 +93,9 @@ class DFSStrategy(Strategy):
         return bool(self._choose(2, "bool", False))
 
     def params(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"bound": self.bound, "max_bound": self.max_bound}
+        d: dict[str, Any] = {"bound": self.bound}
+        if self.max_bound is not None:
+            d["max_bound"] = self.max_bound
         if any(self.prefix):
             d["prefix"] = encode_prefix(self.prefix)
         return d
@@ -114,10 +117,41 @@ class DFSSearch:
     returns None (the bounded space is exhausted: :attr:`exhausted` is then True).
     """
 
-    def __init__(self, bound: str = DEFAULT_BOUND, max_bound: int = DEFAULT_MAX_BOUND) -> None:
+    def __init__(self, bound: str = DEFAULT_BOUND,
+                 max_bound: int | None = DEFAULT_MAX_BOUND) -> None:
         self.bound, self.max_bound = _check(bound, max_bound)
         self.exhausted = False
+        #: The highest bound whose every schedule was run (-1: not even bound 0 yet).
+        self.complete = -1
+        #: True once a level pruned nothing: every schedule of the scenario was run.
+        self.whole = False
+        self._pruned = False
 
+    def coverage(self, schedules: int) -> dict[str, Any]:
+        """What the search covered after ``schedules`` runs, for reports and JSON:
+        ``bound``, ``max_bound``, ``complete`` (every schedule with at most that many
+        delays or preemptions ran), ``whole`` (every schedule there is ran) and
+        ``summary``, one line that says so."""
+        unit = self.bound
+        one = unit[:-1]
+        k = self.complete
+
+        def n_units(n: int) -> str:
+            return f"{n} {one if n == 1 else unit}"
+        if self.whole:
+            text = (f"all {schedules} schedules explored: that is every schedule of the "
+                    "scenario, the whole space is exhausted")
+        elif k >= 0 and k == self.max_bound:
+            text = (f"no failure in all {schedules} schedules with \u2264 {n_units(k)}; "
+                    f"more {unit} not explored")
+        elif k >= 0:
+            text = (f"no failure in {schedules} schedules: all with \u2264 {n_units(k)} and "
+                    f"some with {k + 1}; the budget ran out, more {unit} not explored")
+        else:
+            text = (f"no failure in the first {schedules} schedules with 0 {unit}; "
+                    f"the budget ran out, more {unit} not explored")
+        return {"bound": unit, "max_bound": self.max_bound, "complete": k,
+                "whole": self.whole, "summary": text}
     def first(self, seed: int | None = 0) -> DFSStrategy:
         return DFSStrategy(seed, self.bound, self.max_bound, [])
 
@@ -133,11 +167,12 @@ class DFSSearch:
             j, n, before, kind, free = trail[i]
             for alt in range(j + 1, n):
                 cost = before + cost_of(self.bound, kind, free, alt)
-                if cost <= limit:
+                if limit is None or cost <= limit:
                     prefix = [c[0] for c in trail[:i]] + [alt]
                     s = DFSStrategy(seed, self.bound, self.max_bound, prefix)
                     s.prefix_cost = cost
                     return s
+                self._pruned = True
                 break  # costs only grow with the index: no later alternative fits either
         if limit == self.max_bound:
             self.exhausted = True
@@ -158,7 +193,9 @@ class DFSSearch:
         """
         seen: dict[tuple[int, ...], list[tuple[int, int, int, str, bool]]] = {}
         i = 0
-        for level in range(self.max_bound + 1):
+        level = 0
+        while self.max_bound is None or level <= self.max_bound:
+            self._pruned = False
             s: DFSStrategy | None = self.first(seed + i)
             while s is not None:
                 key = _key(s.prefix)
@@ -168,9 +205,14 @@ class DFSSearch:
                     s.seed = seed + i
                     yield s
                     i += 1
-                    if level < self.max_bound:   # the last level is never walked again
+                    if level != self.max_bound:  # the last level is never walked again
                         seen[key] = s.trail
                 s = self.next(s, seed + i, level)
+            self.complete = level
+            if not self._pruned:                 # nothing costs more: that was everything
+                self.whole = self.exhausted = True
+                return
+            level += 1
 
 
 def _key(prefix: Sequence[int]) -> tuple[int, ...]:
@@ -207,12 +249,13 @@ def decode_prefix(text: Any) -> list[int]:
     return out
 
 
-def _check(bound: Any, max_bound: Any) -> tuple[str, int]:
+def _check(bound: Any, max_bound: Any) -> tuple[str, int | None]:
     bound = DEFAULT_BOUND if bound is None else bound
-    max_bound = DEFAULT_MAX_BOUND if max_bound is None else max_bound
     if bound not in BOUNDS:
         raise UserError(f"unknown dfs bound {bound!r}; choose one of {', '.join(BOUNDS)}",
                         key="--bound")
+    if max_bound is None:
+        return bound, None
     if isinstance(max_bound, bool) or not isinstance(max_bound, int) or max_bound < 0:
         raise UserError(f"dfs needs a non-negative whole number, got {max_bound!r}",
                         key="--max-bound")

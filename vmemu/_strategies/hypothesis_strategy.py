@@ -26,7 +26,7 @@ every decision) was tried first: the shrinker then has to change several depende
 positions at once to drop a preemption and stops at two or three.
 
 :mod:`vmemu.testing` builds this strategy around a real Hypothesis draw, and so does
-``vmemu explore --strategy hypothesis`` (:mod:`vmemu._explore_hypothesis`, which runs
+``vmemu explore --strategy hypothesis`` (:mod:`vmemu._explore.hypothesis`, which runs
 Hypothesis's engine). Without one (``vmemu run --strategy hypothesis --seed N``, a single
 schedule) the same encoding is drawn from a private ``random.Random(seed)`` (every draw
 uniform; faults fire with their probability).

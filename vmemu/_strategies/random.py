@@ -1,42 +1,72 @@
-"""``random(seed)``: every choice uniform from a private, seeded PRNG."""
+"""``random(seed)``: every choice uniform from a private, seeded generator."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import itertools
 import random as _random
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .base import Strategy
+
+#: Coin flips drawn from the seed's hash before the Mersenne Twister is needed.
+POOL_BITS = 512
+_TO_01 = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _pool(seed: int) -> bytes:
+    """POOL_BITS coin flips (bytes 0 or 1) from a BLAKE2b hash of ``seed``."""
+    d = hashlib.blake2b(b"%d" % seed, digest_size=POOL_BITS // 8,
+                        person=b"vmemu-random").digest()
+    return format(int.from_bytes(d, "little"), f"0{POOL_BITS}b").encode().translate(_TO_01)
 
 
 class RandomStrategy(Strategy):
     """Uniformly random scheduling, reproducible from ``seed``.
 
-    A private :class:`random.Random` is used (never the global one), seeded with an int so
-    that the sequence is the same in every process and under every ``PYTHONHASHSEED``.
+    Cheap to build, as an exploration builds one per schedule: the first
+    :data:`POOL_BITS` two-way choices (the commonest decision: two runnable tasks) are
+    the bits of a BLAKE2b hash of the seed, about a microsecond, where seeding a
+    Mersenne Twister costs three or more. The Twister (a private :class:`random.Random`
+    seeded with the int, never the global one) is seeded only when a run needs more:
+    more coin flips, a pick among three or more tasks, a fault's probability. Every draw
+    is a pure function of the seed, the same in every process and under every
+    ``PYTHONHASHSEED``.
 
-    Which task runs is drawn straight from ``getrandbits`` rather than ``randrange``:
-    ``randrange`` is Python code around a rejection loop and cost about as much as the
-    rest of a scheduling step. Two candidates (the common case) take one bit; ``n`` take
-    30 bits scaled by multiplication (Lemire's method), whose bias of at most n/2**30 is
-    far below anything a schedule search could notice. The draws are a pure function of
-    the seed, like everything else here.
+    A coin flip is a C-level iterator step (``pick_coin``); a pick among ``n > 2`` takes 30
+    bits scaled by multiplication (Lemire's method), whose bias of at most n/2**30 is far
+    below anything a schedule search could notice.
     """
 
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
-        self.rng = _random.Random(int(seed))
-        bits = self.pick_bits = self.rng.getrandbits
+        self._rng: _random.Random | None = None
+        coins = itertools.chain.from_iterable(self._coins(_pool(int(seed))))
+        self._coin = coins.__next__
         if type(self).pick_task is RandomStrategy.pick_task:   # (subclasses may override)
             self.pick_index = self.index
-            self.pick_coin = functools.partial(bits, 1)   # C-level: index(2)
+            self.pick_coin = self._coin    # C-level: index(2)
+
+    def _coins(self, pool: bytes) -> Iterator[Any]:
+        yield pool
+        # (only reached after POOL_BITS coin flips: a long run)
+        yield iter(functools.partial(self.rng.getrandbits, 1), 2)
+
+    @property
+    def rng(self) -> _random.Random:
+        """The Mersenne Twister behind every draw but the first coin flips."""
+        if self._rng is None:
+            self._rng = _random.Random(int(self.seed))
+        return self._rng
 
     def index(self, n: int) -> int:
         """The index of the candidate to run among ``n`` (n >= 2): the one mapping used."""
-        bits = self.pick_bits
-        return bits(1) if n == 2 else (bits(30) * n) >> 30
+        if n == 2:
+            return self._coin()
+        return (self.rng.getrandbits(30) * n) >> 30
 
     def pick_task(self, runnable: Sequence[Any], current: Any) -> Any:
         return runnable[self.index(len(runnable))]

@@ -12,19 +12,20 @@ See ``docs/visualizing.md``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .model import Timeline
+if TYPE_CHECKING:  # pragma: no cover - the CLI imports this package to add its options
+    from .model import Timeline
 
 
-def timeline(result: Any, faults: Any = None) -> Timeline:
+def timeline(result: Any, faults: Any = None) -> "Timeline":
     """The timeline of a finished run (replays its tape once, on the trio driver)."""
     from .model import build
     from .record import record
     return build(record(result, faults), result.scenario.memory)
 
 
-def run_html(result: Any, tl: Timeline | None = None, *, faults: Any = None) -> str:
+def run_html(result: Any, tl: "Timeline | None" = None, *, faults: Any = None) -> str:
     """The HTML page of one run."""
     from .pages import run_page
     return run_page(result, tl or timeline(result, faults))
@@ -43,7 +44,7 @@ def lockdep_html(res: Any) -> str:
     return lockdep_page(res)
 
 
-def perfetto_json(result: Any, tl: Timeline | None = None, *, faults: Any = None) -> str:
+def perfetto_json(result: Any, tl: "Timeline | None" = None, *, faults: Any = None) -> str:
     """The run as Chrome Trace Event JSON text."""
     from .perfetto import dumps, trace_events
     return dumps(trace_events(tl or timeline(result, faults), result))

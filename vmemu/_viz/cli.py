@@ -22,6 +22,8 @@ def add_options(p: argparse.ArgumentParser, *, perfetto: bool = True) -> None:
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any work is done, output paths that cannot be written or that
     would overwrite an input (the scenario, fault plan or trace) or each other."""
+    if getattr(args, "html", None) is None and getattr(args, "perfetto", None) is None:
+        return
     import os
 
     from .._errors import UserError
@@ -48,11 +50,11 @@ def write_outputs(args: argparse.Namespace, *, result: Any = None, explore: Any 
                   lockdep: Any = None) -> None:
     """Write what the options ask for, from the command's result (exactly one of
     ``result`` (a run), ``explore`` (an ExploreResult) or ``lockdep`` is given)."""
-    from . import lockdep_html, perfetto_json, run_html, timeline, write
-    from .pages import explore_page
     html, perf = getattr(args, "html", None), getattr(args, "perfetto", None)
     if html is None and perf is None:
-        return
+        return          # (before any import: most commands draw nothing)
+    from . import lockdep_html, perfetto_json, run_html, timeline, write
+    from .pages import explore_page
     if lockdep is not None:
         write(html, lockdep_html(lockdep), "HTML report")
         return

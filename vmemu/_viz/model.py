@@ -36,7 +36,8 @@ CATEGORIES = {
     "trylock": "lock",
     "alloc": "memory", "free": "memory", "fill": "memory", "reclaim": "memory",
     "reclaim_done": "memory", "reclaim_clean": "memory", "writeback": "memory",
-    "kswapd": "memory", "kswapd_done": "memory",
+    "kswapd": "memory", "kswapd_done": "memory", "mmap": "memory", "touch": "memory",
+    "swapin": "memory", "swap_write": "memory", "swap_read": "memory",
     "verdict": "verdict", "exit": "exit",
 }
 #: Ops that open and close an activity span of their task.

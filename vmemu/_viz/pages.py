@@ -25,7 +25,21 @@ def _run_facts(r: Any) -> list[tuple[str, Any]]:
     return [("scenario", r.scenario.path), ("faults", r.faults), ("strategy", r.strategy),
             ("seed", r.seed), ("steps", r.steps), ("ticks", r.ticks),
             ("tasks", len(r.tasks)), ("trace", r.trace_path),
-            ("trace hash", r.trace_hash[:16])]
+            ("trace hash", r.trace_hash[:16]), *_swap_facts(r)]
+
+
+def _swap_facts(r: Any) -> list[tuple[str, Any]]:
+    """The swap metrics of a run that swapped (docs/swapout.md)."""
+    m = r.extra.get("metrics")
+    if not m or not m["swapped"]:
+        return []
+    policy = r.extra.get("memory", {}).get("swap", {}).get("policy", "")
+    return [("swap-out", policy),
+            ("swap writes", f"{m['write_requests']} requests, {m['pages_written']} pages"),
+            ("swap reads", f"{m['read_requests']} requests, {m['pages_read']} pages"),
+            ("readahead", f"{m['readahead_used']} used, {m['readahead_wasted']} wasted"),
+            ("device busy", f"{m['device_busy_ticks']} ticks, {m['seeks']} seeks"),
+            ("longest reclaim wait", f"{m['reclaim_wait_ticks_max']} ticks")]
 
 
 def _run_sections(r: Any, tl: Timeline) -> list[str]:

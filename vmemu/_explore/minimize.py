@@ -6,7 +6,7 @@ task id; never fire a fault). Preemptions, fired faults and unforced switches ar
 deviations. :func:`minimize` removes deviations -- first in large chunks, then one at a
 time, delta-debugging style -- then tries moving a deviation a decision or two, making it
 pick another task, or choosing the first task to run, and keeps a candidate only when it
-reaches the same verdict with the same :func:`~vmemu._explore.signature` (cycle shape) and
+reaches the same verdict with the same :func:`~vmemu._explore.base.signature` (cycle shape) and
 is strictly simpler: fewer preemptions, then fewer fired faults, then fewer deviations,
 then a shorter tape. Costs only ever fall, so the search ends.
 
@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ._explore import signature
-from ._kernel.lockup import PREFIX as SOFT_LOCKUP
-from ._result import Result
-from ._run import run
-from ._strategies.base import Strategy
+from .._kernel.lockup import PREFIX as SOFT_LOCKUP
+from .._result import Result
+from .._run import run
+from .._strategies.base import Strategy
+from .base import signature
 
 #: A tape entry meaning "take the default here" (real entries are task ids or 0/1).
 DEFAULT = -1
@@ -107,9 +107,25 @@ def _faults(result: Result, faults: Any) -> Any:
     return faults if faults is not None else result.faults
 
 
-def minimize(result: Result, *, driver: str = "direct", max_runs: int = 200,
+#: Candidate runs of the local search (removing and moving deviations).
+LOCAL_RUNS = 200
+#: Candidate runs in all, the preemption-bounded search for a cheaper schedule included.
+MAX_RUNS = 3000
+
+
+def minimize(result: Result, *, driver: str = "direct", max_runs: int = MAX_RUNS,
              faults: Any = None) -> Result:
     """A simpler schedule with the same verdict and cycle shape as ``result``.
+
+    Two searches, both keeping only strictly simpler schedules with the same signature:
+
+    1. a local one (:data:`LOCAL_RUNS` candidates at most): remove, move and retarget
+       deviations (see :func:`_candidates`);
+    2. if preemptions are left, a systematic one: dfs bounded by preemptions, deepened
+       0, 1, ... up to one fewer than the best so far. Its first schedule with the same
+       signature has the fewest preemptions any schedule needs for this bug (the
+       deepening runs every cheaper schedule first); the local search then tidies it.
+       When the budget runs out first, the best found so far is kept.
 
     Args:
         result: a failing run (an ``ok`` result is returned unchanged).
@@ -129,14 +145,28 @@ def minimize(result: Result, *, driver: str = "direct", max_runs: int = 200,
     best = _attempt(result, result.trace.tape, driver, plan)
     if signature(best.result) != want:  # pragma: no cover - the tape replays exactly
         return result
+    budget = [max_runs - 1]
+    best = _local(result, best, want, driver, plan, budget)
+    if best.cost[0] and budget[0] > 0:
+        cheaper = _fewer_preemptions(result, want, best.cost[0], driver, plan, budget)
+        if cheaper is not None:
+            cand = _attempt(result, cheaper.trace.tape, driver, plan)
+            if cand.cost < best.cost and signature(cand.result) == want:
+                best = _local(result, cand, want, driver, plan, budget)
+    return best.result
+
+
+def _local(result: Result, best: _Attempt, want: tuple, driver: str, plan: Any,
+           budget: list[int]) -> _Attempt:
     tids = sorted({e[1] for e in best.log if e[0] == "task"}
                   | {e[2] for e in best.log if e[0] == "task"})
-    runs = 1
-    while runs < max_runs:
+    runs = 0
+    limit = min(LOCAL_RUNS, budget[0])
+    while runs < limit:
         # Removals first (cheap, and they never add anything), then moves; any strictly
         # simpler candidate restarts the search from it.
         for devs in _candidates(best.deviations, tids, best.cost[0], len(best.log)):
-            if runs >= max_runs:
+            if runs >= limit:
                 break
             cand = _attempt(result, _tape(devs), driver, plan)
             runs += 1
@@ -145,7 +175,23 @@ def minimize(result: Result, *, driver: str = "direct", max_runs: int = 200,
                 break
         else:
             break
-    return best.result
+    budget[0] -= runs
+    return best
+
+
+def _fewer_preemptions(result: Result, want: tuple, preempts: int, driver: str, plan: Any,
+                       budget: list[int]) -> Result | None:
+    """The first schedule of a preemption-bounded dfs (bound ``preempts - 1``) that
+    fails with signature ``want``, or None within the budget."""
+    from .._strategies import schedules
+    for s in schedules("dfs", 0, bound="preemptions", max_bound=preempts - 1):
+        if budget[0] <= 0:
+            return None
+        budget[0] -= 1
+        r = run(result.scenario, strategy=s, faults=plan, driver=driver)
+        if r.failed and signature(r) == want:
+            return r
+    return None
 
 
 def _candidates(devs: list[tuple[int, int]], tids: list[int], preempts: int,

@@ -4,7 +4,7 @@ Every schedule is drawn from Hypothesis data (:func:`vmemu.testing.schedules`: e
 scheduling and fault decision is a Hypothesis draw, laid out so that shrinking deletes
 preemptions). ``hypothesis.find`` generates schedules until one fails, then shrinks it
 to the simplest schedule with the same verdict and cycle shape
-(:func:`~vmemu._explore.signature`); that schedule is the finding, saved like any other.
+(:func:`~vmemu._explore.base.signature`); that schedule is the finding, saved like any other.
 
 What differs from the other strategies, and why:
 
@@ -26,9 +26,10 @@ import random
 import time
 from typing import Any, Callable
 
-from ._errors import UserError
-from ._result import Result
-from ._scenario.model import Scenario
+from .._errors import UserError
+from .._result import Result
+from .._scenario.model import Scenario
+from .base import ExploreResult, finding_path, signature
 
 
 class _OutOfTime(BaseException):
@@ -45,8 +46,7 @@ def explore_hypothesis(sc: Scenario, plan: Any, *, runs: int, seed: int,
     from hypothesis import HealthCheck, Phase, find, settings
     from hypothesis.errors import NoSuchExample
 
-    from ._explore import ExploreResult, finding_path, signature
-    from .testing import schedules as drawn
+    from ..testing import schedules as drawn
 
     if keep_going:
         raise UserError("hypothesis stops at its first failure and shrinks it; use a "

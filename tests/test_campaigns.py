@@ -1,0 +1,370 @@
+"""Campaigns: the SQLite store, --resume, coverage, `vmemu campaigns`, workers that die,
+signals with --jobs, and --cluster on Dask."""
+
+from __future__ import annotations
+
+import json
+import re
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import vmemu
+from conftest import CONTRACT, ROOT, cli_json, vmemu_cli
+from vmemu._explore import explore, signature
+from vmemu._explore.store import Store
+
+ORDERED = str(CONTRACT / "abba_ordered.yaml")
+DINING = str(CONTRACT / "dining_philosophers.yaml")
+
+# Two different bugs (a deadlock, and an assertion `r` sees when it runs between `w`'s
+# writes); some schedules hit neither.
+TWO_BUGS = """\
+name: two-bugs
+locks: {A: mutex, B: mutex}
+vars: {x: 0}
+tasks:
+  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
+  t2: [{lock: B}, yield, {lock: A}, {unlock: A}, {unlock: B}]
+  w: [{set: {x: 1}}, {set: {x: 0}}]
+  r: [{assert: "x == 0"}]
+"""
+
+
+def _ranges(store: Path) -> list[tuple[int, int]]:
+    db = sqlite3.connect(store)
+    try:
+        return [tuple(r) for r in db.execute("SELECT start, stop FROM ranges ORDER BY start")]
+    finally:
+        db.close()
+
+
+def _disjoint_cover(ranges: list[tuple[int, int]]) -> int:
+    """The end of ``ranges`` if they tile [0, end) exactly once; else fail."""
+    end = 0
+    for a, b in sorted(ranges):
+        assert a == end, f"gap or overlap at {a} (covered up to {end}): {ranges}"
+        end = b
+    return end
+
+
+def test_resume_never_repeats_an_index_and_runs_what_one_long_exploration_would(tmp_path):
+    store = tmp_path / "c.sqlite"
+    first = explore(ORDERED, strategy="pct", runs=300, store=store)
+    assert first.first_index == 0 and first.schedules == 300 and first.campaign == 1
+    more = [explore(ORDERED, runs=n, store=store, resume=True) for n in (200, 100)]
+    assert [m.first_index for m in more] == [300, 500]
+    assert [m.schedules for m in more] == [200, 100]
+    assert {m.campaign for m in more} == {1}
+    assert _disjoint_cover(_ranges(store)) == 600
+    # Together they ran exactly the schedules of one exploration of 600: the same
+    # interleavings, and PCT's hint (from the stored runs) picked the same last schedule.
+    whole = explore(ORDERED, strategy="pct", runs=600)
+    assert more[-1].interleavings == whole.interleavings
+    assert more[-1].result.trace_hash == whole.result.trace_hash
+    # The CLI says where it went on.
+    p = vmemu_cli("explore", ORDERED, "--resume", "--runs", "50", "--store", str(store))
+    assert p.returncode == 0 and "  campaign 1 resumed at schedule 600" in p.stdout
+    assert f"distinct interleavings: {whole.interleavings} (in the whole campaign)" in p.stdout
+
+
+def test_resume_goes_on_to_the_next_new_bug(tmp_path, write_scenario):
+    path = write_scenario(TWO_BUGS)
+    store, found = tmp_path / "c.sqlite", tmp_path / "f"
+    a = explore(path, strategy="random", runs=500, store=store, findings_dir=found)
+    b = explore(path, runs=500, store=store, findings_dir=found, resume=True)
+    assert a.findings and b.findings
+    assert signature(b.result) != signature(a.result)       # the known bug is not news
+    assert b.result.extra["schedule"] > a.result.extra["schedule"]
+    assert [k["verdict"] for k in b.known] == [a.verdict]
+    rows = json.loads(vmemu_cli("campaigns", "--json", "--store", str(store)).stdout)
+    [c] = rows["campaigns"]
+    assert c["failures"] == 2 and c["status"] == "done" and c["strategy"] == "random"
+    assert sorted(f["verdict"] for f in c["findings"]) == sorted([a.verdict, b.verdict])
+    assert all(Path(f["trace"]).exists() for f in c["findings"])
+    p = vmemu_cli("explore", path, "--resume", "--strategy", "pct", "--store", str(store))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no campaign of" in p.stderr
+    # dfs builds each schedule from the run before it: nothing to go on from.
+    explore(path, strategy="dfs", runs=5, store=store)
+    p = vmemu_cli("explore", path, "--resume", "--strategy", "dfs", "--store", str(store))
+    assert p.returncode == 2 and p.stderr.strip() == (
+        "vmemu: error: --resume: a dfs search cannot be resumed; run it again with a larger "
+        "--runs or --time")
+
+
+def test_campaigns_lists_them_as_a_table(tmp_path):
+    store = tmp_path / "c.sqlite"
+    p = vmemu_cli("campaigns", "--store", str(store))
+    assert p.returncode == 2 and "no campaign store here yet" in p.stderr
+    cli_json("explore", DINING, "--store", str(store), "--findings", str(tmp_path / "f"))
+    cli_json("explore", ORDERED, "--runs", "40", "--store", str(store))
+    p = vmemu_cli("campaigns", "--store", str(store))
+    head, one, two, finding = p.stdout.splitlines()
+    assert head.split() == ["id", "scenario", "strategy", "seed", "status", "schedules",
+                            "per", "s", "interleavings", "new", "until", "failures",
+                            "updated"]
+    assert one.split()[:5] == ["1", "dining-philosophers-3", "portfolio", "0", "done"]
+    assert two.split()[:6] == ["2", "abba-ordered", "portfolio", "0", "done", "40"]
+    assert re.fullmatch(r"  campaign 1: deadlock at schedule \d+: vmemu replay \S+\.json", finding)
+
+
+def test_coverage_counts_distinct_interleavings_and_saturates():
+    # abba_ordered has a handful of interleavings however many schedules run.
+    small = explore(ORDERED, strategy="random", runs=50)
+    big = explore(ORDERED, strategy="random", runs=2000)
+    assert 1 < small.interleavings <= big.interleavings < 20
+    d = cli_json("explore", ORDERED, "--strategy", "dfs")
+    # dfs ran every schedule there is: no interleaving was missed by random's 2,000.
+    assert d["exhausted"] and d["interleavings"] == big.interleavings
+
+
+def test_several_explorations_write_one_store_at_once(tmp_path):
+    store = tmp_path / "c.sqlite"
+    cmd = [sys.executable, "-m", "vmemu", "explore", "--store", str(store), "--strategy",
+           "random", "--time", "0.3"]
+    procs = [subprocess.Popen(cmd + [path], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for path in (ORDERED, ORDERED, str(ROOT / "scenarios" / "python" / "abba.py"))]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 1], outs
+    rows = Store(store).campaigns()
+    assert [c["status"] for c in rows] == ["done"] * 3
+    for c in rows:
+        db = sqlite3.connect(store)
+        got = [tuple(r) for r in db.execute(
+            "SELECT start, stop FROM ranges WHERE campaign = ? ORDER BY start", (c["id"],))]
+        db.close()
+        assert _disjoint_cover(got) >= c["schedules"] > 0
+
+
+def _left_behind(mark: str) -> list[int]:
+    """Processes whose environment carries ``mark`` (every descendant inherits it)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if mark.encode() in (d / "environ").read_bytes():
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _gone(mark: str, within: float = 10.0) -> list[int]:
+    give_up = time.monotonic() + within
+    while (left := _left_behind(mark)) and time.monotonic() < give_up:
+        time.sleep(0.05)
+    return left
+
+
+def _start(args: list[str], mark: str) -> subprocess.Popen:
+    env = {**os.environ, "VMEMU_TEST_MARK": mark}
+    return subprocess.Popen([sys.executable, "-m", "vmemu", "explore", *args], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_workers(mark: str, n: int, p: subprocess.Popen) -> None:
+    give_up = time.monotonic() + 60
+    while len(_left_behind(mark)) < n and time.monotonic() < give_up and p.poll() is None:
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_explore_jobs_2_stops_it_and_leaves_no_process(tmp_path, sig):
+    where = "--jobs=2"
+    mark = uuid.uuid4().hex
+    p = _start([ORDERED, where, "--time", "120", "--store", str(tmp_path / "c.db")], mark)
+    try:
+        # SIGINT: early, the moment the worker process exists (it was ignored while the
+        # workers started, and the run went on for minutes); SIGTERM once all are up.
+        _wait_for_workers(mark, 2, p)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + sig, err
+    assert out == "" and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("vmemu: interrupted" if sig == signal.SIGINT else "vmemu: terminated")
+    assert _gone(mark) == []
+
+
+def test_killing_the_explorer_leaves_the_store_consistent_and_resume_fills_the_holes(
+        tmp_path):
+    store = tmp_path / "c.sqlite"
+    mark = uuid.uuid4().hex
+    p = _start([ORDERED, "--jobs", "2", "--time", "120", "--store", str(store)], mark)
+    try:
+        give_up = time.monotonic() + 60
+        while time.monotonic() < give_up and p.poll() is None:
+            time.sleep(0.1)
+            try:
+                if len(_ranges(store)) >= 2:
+                    break
+            except sqlite3.Error:
+                pass
+        p.kill()                                   # SIGKILL: no chance to tidy up
+        p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert _gone(mark) == []                       # the workers died with it
+    db = sqlite3.connect(store)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+    [c] = Store(store).campaigns()
+    assert c["status"] == "killed" and c["schedules"] > 0
+    before = sorted(_ranges(store))
+    x = explore(ORDERED, runs=5000, store=store, resume=True)
+    after = _ranges(store)
+    end = _disjoint_cover(after)              # holes filled, nothing run twice
+    assert end == before[-1][1] + 5000 - sum(b - a for a, b in _gaps(before))
+    assert x.first_index == (_gaps(before)[0][0] if _gaps(before) else before[-1][1])
+
+
+def _gaps(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, end = [], 0
+    for a, b in sorted(ranges):
+        if a > end:
+            out.append((end, a))
+        end = max(end, b)
+    return out
+
+
+def test_a_campaign_survives_sigkill_of_a_worker(write_scenario, tmp_path):
+    path = write_scenario(TWO_BUGS)
+    killed = []
+
+    def progress(done, found, cover):
+        if not killed and done > 600:
+            workers = multiprocessing.active_children()
+            if workers:
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+
+    store = tmp_path / "c.sqlite"
+    two = explore(path, runs=3000, keep_going=True, jobs=2, progress=progress, store=store,
+                  findings_dir=tmp_path / "two")
+    one = explore(path, runs=3000, keep_going=True, findings_dir=tmp_path / "one")
+    assert killed
+    key = [(f.extra["schedule"], signature(f), f.trace_hash) for f in two.findings]
+    assert key == [(f.extra["schedule"], signature(f), f.trace_hash) for f in one.findings]
+    assert two.schedules == one.schedules == 3000 and two.interleavings == one.interleavings
+    assert _disjoint_cover(_ranges(store)) == 3000
+    [c] = Store(store).campaigns()
+    assert len(c["findings"]) == len(one.findings) == 2
+    assert sorted(p.name for p in (tmp_path / "two").glob("*.json")) == \
+        sorted(p.name for p in (tmp_path / "one").glob("*.json"))
+
+
+def test_cluster_local_2_finds_what_jobs_1_and_2_find_and_leaves_nothing_on_sigterm(
+        tmp_path):
+    # One cluster start for all of it: --all keeps the lowest index of each bug, which is
+    # the first failure; once every index below it ran, SIGTERM ends the exploration.
+    pytest.importorskip("distributed")
+    rare = tmp_path / "rare.yaml"
+    rare.write_text(RARE)
+    want = set()
+    for jobs in (1, 2):
+        x = explore(str(rare), strategy="random", seed=16, runs=3000, jobs=jobs)
+        want.add((x.result.extra["schedule"], x.result.trace_hash))
+    [(first, trace_hash)] = want
+    assert first > 400                    # deep: many blocks ran before it
+    store, mark = tmp_path / "c.sqlite", uuid.uuid4().hex
+    p = _start([str(rare), "--cluster", "local:2", "--all", "--strategy", "random", "--seed",
+                "16", "--runs", "100000000", "--store", str(store), "--findings",
+                str(tmp_path / "f")], mark)
+    try:
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up and p.poll() is None:
+            time.sleep(0.1)
+            try:
+                done = _ranges(store)
+                # The coordinator runs blocks itself while the cluster starts: wait until
+                # the Dask workers have run some too (their CPU time says so).
+                if done and _contiguous(done) > first and Store(store).findings(1) \
+                        and _busiest_grandchild(mark, p.pid) > 0.3:
+                    break
+            except sqlite3.Error:
+                pass
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 143, err
+    assert out == "" and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("vmemu: terminated after ") and "1 finding(s) saved" in err
+    [f] = Store(store).findings(1)
+    assert (f["schedule"], f["trace_hash"]) == (first, trace_hash)
+    assert vmemu.replay(f["trace"]).trace_hash == trace_hash
+    assert _gone(mark) == []
+
+
+def _busiest_grandchild(mark: str, pid: int) -> float:
+    """CPU seconds of the busiest marked process two generations below ``pid`` (a Dask
+    worker: forked by the forkserver the explorer started)."""
+    parent = {}
+    for q in _left_behind(mark):
+        try:
+            fields = Path(f"/proc/{q}/stat").read_text().rsplit(")", 1)[1].split()
+            parent[q] = (int(fields[1]), (int(fields[11]) + int(fields[12]))
+                         / os.sysconf("SC_CLK_TCK"))
+        except (OSError, IndexError, ValueError):
+            pass
+    return max((cpu for q, (pp, cpu) in parent.items()
+                if pp in parent and parent[pp][0] == pid), default=0.0)
+
+
+def _contiguous(ranges: list[tuple[int, int]]) -> int:
+    end = 0
+    for a, b in sorted(ranges):
+        if a > end:
+            break
+        end = max(end, b)
+    return end
+
+
+RARE = """\
+name: rare
+locks: {A: mutex, B: mutex}
+tasks:
+  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
+  t2: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield,
+       {lock: B}, {lock: A}, {unlock: A}, {unlock: B}]
+  t3: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield]
+"""
+
+
+def test_import_vmemu_loads_nothing_heavy():
+    # A command pays only for what it uses: no worker pool, Hypothesis, trio, YAML
+    # (with its dumper), SQLite or Dask until something needs them.
+    code = ("import sys, vmemu; heavy = ('multiprocessing', 'hypothesis', 'trio', 'yaml', "
+            "'sqlite3', 'distributed', 'concurrent.futures.process', 'rich'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+    # ... and the names are all there when used.
+    assert callable(vmemu.explore) and vmemu.Result and vmemu.VERDICTS
+
+
+def test_a_store_that_cannot_be_written(tmp_path):
+    # The default store where it cannot be created: the exploration runs, and says it
+    # keeps no record. A store the user named: one line, exit 2.
+    (tmp_path / ".vmemu").write_text("a file, not a folder")
+    p = vmemu_cli("explore", ORDERED, "--runs", "20", cwd=tmp_path)
+    assert p.returncode == 0 and "none failed" in p.stdout
+    assert p.stderr.startswith("vmemu: note: this campaign is not recorded (")
+    p = vmemu_cli("explore", ORDERED, "--runs", "20", "--store", ".vmemu/c.sqlite",
+                  cwd=tmp_path)
+    assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
+    assert "cannot open the campaign store" in p.stderr and "Traceback" not in p.stderr

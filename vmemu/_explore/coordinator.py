@@ -1,0 +1,410 @@
+"""Exploration: run many schedules of one scenario, keep (and save) what fails.
+
+Schedule ``i`` of an exploration seeded ``S`` is the ``i``-th strategy of
+``schedules(strategy, S)``; seeded strategies use seed ``schedule_seed(S, i)`` (a
+splitmix64 mix), so every schedule can be re-run alone from one printed integer (the
+finding says how). What an exploration reports never depends on where its blocks ran
+(``--jobs``, ``--cluster``, this process): every index below the first failure runs, and
+the *lowest* failing index is the answer. With ``keep_going`` every failure is kept, one
+per :func:`~vmemu._explore.base.signature`, the lowest index each.
+
+PCT's steps hint (the expected run length) adapts as the exploration learns: schedules
+``[0, 2)`` use the default, and schedules ``[2**k, 2**(k+1))`` the longest run among all
+schedules below ``2**k``. That keeps it a function of the index, whoever runs what.
+
+The coordinator cuts each such epoch into blocks (:func:`~vmemu._explore.work.run_block`),
+hands them to an executor (:mod:`~vmemu._explore.executors`) and, under ``--jobs``, runs
+blocks itself between collecting results. Findings come back as raw traces: they are
+saved (atomically) at once, and minimized here (:func:`~vmemu._explore.minimize.minimize`)
+once they are final; the minimized schedule is what the report shows and
+``vmemu replay`` reproduces. ``time_budget`` is the only wall-clock dependence: it
+decides how many schedules run, never what a schedule does.
+
+With a campaign store (:mod:`~vmemu._explore.store`) the exploration is recorded as it
+goes, and ``resume`` continues a campaign at its next unrun index (first the holes a
+killed exploration left), so no schedule runs twice.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import os
+import time
+from typing import Any, Iterator
+
+from .._kernel import lockup
+from .._result import Result
+from .._run import run
+from .._scenario.model import Scenario
+from .._strategies import PARAMS, ReplayStrategy, is_exhaustive
+from .._trace import Trace
+from . import work
+from .base import ExploreInterrupted, ExploreResult, Spec, finding_path
+from .executors import make_executor
+from .minimize import minimize as minimize_result
+from .plan import (Pending, SafePoints, check_signals, coalesce, shipped_run_block, shutdown,
+                   take)
+from .store import Store, holes
+
+#: Smallest and largest blocks handed out (schedules).
+MIN_BLOCK, MAX_BLOCK = 64, 4096
+#: Epochs smaller than this run in the coordinator alone (not worth a round trip).
+SPLIT_FROM = 512
+#: Worker pools replaced after a worker died, before the exploration gives up.
+MAX_RESTARTS = 3
+#: Seconds between two writes of progress to the store.
+FLUSH_EVERY = 0.25
+
+_tokens = itertools.count(1)
+
+
+def _adapts_hint(spec: Spec) -> bool:
+    return "steps_hint" in PARAMS.get(spec.strategy, ()) and "steps_hint" not in spec.params
+
+
+class _Finding:
+    __slots__ = ("index", "sig", "trace", "path", "result", "final")
+
+    def __init__(self, index: int, sig: tuple, trace: Trace) -> None:
+        self.index, self.sig, self.trace = index, sig, trace
+        self.path: str | None = None
+        self.result: Result | None = None
+        self.final = False
+
+
+class _Exploration:
+    """The coordinator: hands out blocks, saves and dedups what they find."""
+
+    def __init__(self, spec: Spec, sc: Scenario, plan: Any, runs: int, folder: Any,
+                 progress: Any, on_finding: Any, minimize: bool, db: Store | None,
+                 campaign: dict[str, Any] | None) -> None:
+        self.spec, self.sc, self.plan, self.runs = spec, sc, plan, runs
+        self.folder, self.progress, self.on_finding = folder, progress, on_finding
+        self.minimize = minimize
+        self.db = db
+        self.kept: dict[tuple, _Finding] = {}
+        self.first = 2**62                  # lowest failing index (without keep_going)
+        self.ran: list[tuple[int, int]] = []   # [start, upto] ranges done this session
+        self.done = 0
+        self.cover: dict[int, int] = {}     # interleaving -> lowest index seen
+        self.longest: list[tuple[int, int]] = []   # (range stop, longest) of ranges done
+        self.last: tuple | None = None      # the highest-index run: Block.last
+        self.exhausted = False
+        self.token = next(_tokens)
+        # Store bookkeeping: what is not written yet.
+        self._unflushed: list[tuple[int, int, int]] = []
+        self._new_cover: set[int] = set()
+        self._cover_at: int | None = None
+        self._flushed = time.monotonic()
+        self._t0 = time.monotonic()
+        self.cid: int | None = None
+        self.todo: list[tuple[int, int]]
+        self.known: list[dict[str, Any]] = []
+        if db is not None and campaign is not None:
+            self.cid = campaign["id"]
+            done = db.ranges(self.cid)
+            gaps, end = holes(done)
+            self.longest = [(b, n) for _, b, n in done]
+            self.cover = dict.fromkeys(db.interleavings(self.cid), -1)
+            self.known = db.findings(self.cid)
+            db.reopen(self.cid)
+            self.todo = take(gaps + [(end, 2**62)], runs)
+        else:
+            self.todo = [(0, runs)]
+            if db is not None:
+                self.cid = db.create(scenario=sc, faults=plan, strategy=spec.strategy,
+                                     params=spec.params, seed=spec.seed, driver=spec.driver)
+        self.first_index = self.todo[0][0] if self.todo else 0
+
+    # ------------------------------------------------------------------ the loop
+    def go(self, deadline: float | None, jobs: int, cluster: str | None) -> ExploreResult:
+        status = "interrupted"
+        owned: list[Any] = []          # the executor, from the moment it exists
+        try:
+            with lockup.shorter_after_first(), SafePoints():
+                executor = make_executor(jobs, cluster, self.spec, owned)
+                self._run(executor, deadline, inline=cluster is None)
+            shutdown(owned)
+            self._finish()
+            status = "done"
+        except KeyboardInterrupt as e:
+            work.forget(self.token)
+            shutdown(owned)
+            saved = [f.path for f in self._sorted() if f.path]
+            raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2)) from None
+        finally:
+            shutdown(owned)
+            self._flush(status)
+            if self.db is not None:
+                self.db.close()
+        return self._result()
+
+    def _epochs(self) -> list[list[tuple[int, int]]]:
+        """The todo ranges, cut where PCT's hint changes (powers of two)."""
+        if not _adapts_hint(self.spec) or is_exhaustive(self.spec.strategy):
+            return [self.todo]
+        out: list[list[tuple[int, int]]] = []
+        cuts = [0, 2] + [2 ** k for k in range(2, 63)]
+        for lo, hi in zip(cuts, cuts[1:]):
+            part = [(max(a, lo), min(b, hi)) for a, b in self.todo if a < hi and b > lo]
+            if part:
+                out.append(part)
+        return out
+
+    def _hint(self, epoch_start: int) -> int | None:
+        if not _adapts_hint(self.spec):
+            return None
+        from .._strategies.pct import DEFAULT_STEPS_HINT
+        n = max((m for b, m in self.longest if b <= epoch_start), default=0)
+        return n or DEFAULT_STEPS_HINT
+
+    def _run(self, executor: Any, deadline: float | None, inline: bool) -> None:
+        width = (executor.workers if executor is not None else 0) + (1 if inline else 0)
+        for epoch in self._epochs():
+            start = epoch[0][0]
+            if start > self.first:
+                break
+            hint = self._hint(start)
+            size = sum(b - a for a, b in epoch)
+            split = executor is not None and size >= SPLIT_FROM
+            pending = Pending(self._blocks(epoch, width if split else 1, inline and not split))
+            inflight: dict[cf.Future, tuple[int, int]] = {}
+            while pending or inflight:
+                check_signals()
+                up = split and executor.ready()
+                while up and pending and len(inflight) < executor.slots:
+                    a, b = pending.pop()
+                    if a > self.first or self._late(deadline, a):
+                        pending.clear()
+                        break
+                    f = executor.submit(shipped_run_block(), self.spec, a, b, hint,
+                                        deadline, self.token)
+                    inflight[f] = (a, b)
+                ready = [f for f in inflight if f.done()]
+                # Here: always under --jobs (this process is one of the J), small epochs,
+                # and while a cluster is still starting.
+                if not ready and pending and (inline or not up):
+                    a, b = pending.pop()
+                    if a > self.first or self._late(deadline, a):
+                        pending.clear()
+                        continue
+                    self._block(work.run_block(self.spec, a, b, hint, deadline, self.token))
+                    check_signals()
+                    if self.exhausted:
+                        pending.clear()
+                    continue
+                if not ready and inflight:
+                    ready, _ = cf.wait(list(inflight), timeout=0.25,
+                                       return_when=cf.FIRST_COMPLETED)
+                for f in ready:
+                    a, b = inflight.pop(f)
+                    try:
+                        blk = f.result()
+                    except cf.BrokenExecutor as e:
+                        # A worker died (SIGKILL, OOM): run its block (and every other
+                        # one the broken pool lost) again on fresh workers. Workers that
+                        # die again and again (a crash, not an accident) end it.
+                        if executor.restarts >= MAX_RESTARTS:
+                            raise RuntimeError(f"explore workers died {MAX_RESTARTS + 1} "
+                                               f"times ({e}); giving up") from None
+                        lost = [(a, b)] + [inflight.pop(g) for g in list(inflight)]
+                        pending.push_back(lost)
+                        executor.restart()
+                        break
+                    except cf.CancelledError:   # pragma: no cover - shutdown raced
+                        continue
+                    self._block(blk)
+                if self.exhausted:
+                    pending.clear()
+            if self.exhausted or self._late(deadline, 1):
+                break
+
+    def _late(self, deadline: float | None, index: int) -> bool:
+        return bool(index) and deadline is not None and time.time() > deadline
+
+    def _blocks(self, epoch: list[tuple[int, int]], width: int,
+                alone: bool) -> Iterator[tuple[int, int]]:
+        """Cut an epoch's ranges into blocks (lazily: with ``--time`` alone an epoch is
+        endless): large while there is plenty left, smaller towards its end, so that no
+        worker holds the next epoch up for long."""
+        left = sum(b - a for a, b in epoch)
+        for a, b in epoch:
+            while a < b:
+                if alone:
+                    n = min(1024 if a else 1, b - a)   # schedule 0 alone: it sets the hint
+                else:
+                    n = max(MIN_BLOCK, min(MAX_BLOCK, left // (3 * max(width, 1))))
+                n = min(n, b - a)
+                yield a, a + n
+                a += n
+                left -= n
+
+    # ------------------------------------------------------------------ a block's news
+    def _block(self, blk: work.Block) -> None:
+        if blk.upto >= blk.start:
+            self.ran.append((blk.start, blk.upto))
+            self.done += blk.done
+            self.longest.append((blk.upto + 1, blk.longest))
+            self._unflushed.append((blk.start, blk.upto + 1, blk.longest))
+            if blk.last is not None and (self.last is None or blk.last[0] > self.last[0]):
+                self.last = blk.last
+        cover = self.cover
+        for h, i in blk.cover:
+            old = cover.get(h)
+            if old is None:
+                cover[h] = i
+                self._new_cover.add(h)
+                self._cover_at = max(self._cover_at or 0, i + 1)
+            elif i < old:
+                cover[h] = i
+        self.exhausted = self.exhausted or blk.exhausted
+        for i, sig, trace in blk.found:
+            self._found(i, sig, trace)
+        if self.progress is not None:
+            self.progress(self.done, len(self.kept), len(self.cover))
+        if time.monotonic() - self._flushed > FLUSH_EVERY:
+            self._flush(None)
+
+    def _sorted(self) -> list[_Finding]:
+        return sorted(self.kept.values(), key=lambda f: f.index)
+
+    def _found(self, i: int, sig: tuple, trace: Trace) -> None:
+        keep_going = self.spec.keep_going
+        old = self.kept.get(sig) if keep_going else min(self.kept.values(),
+                                                        key=lambda f: f.index, default=None)
+        if old is not None and old.index <= i:
+            return      # the same bug lower down, or beyond the first failure
+        f = _Finding(i, sig, trace)
+        if self.folder is not None:
+            f.path = self._save(trace)
+        if old is not None:
+            del self.kept[old.sig]
+            self._discard(old.path, keep=f.path)
+        self.kept[sig] = f
+        if keep_going:
+            self._final(f)      # with --all every signature's lowest index so far counts
+        else:
+            self.first = min(self.first, i)
+
+    def _finish(self) -> None:
+        """The exploration is over: minimize and record the findings that are final."""
+        for f in self._sorted():
+            if not f.final:
+                self._final(f)
+        self._flush("done")
+
+    def _final(self, f: _Finding) -> None:
+        r = self._rebuild(f.trace)
+        raw_len = len(f.trace.tape)
+        if self.minimize:
+            r = minimize_result(r, driver="direct", faults=self.plan)
+        raw = f.path
+        if self.folder is not None and r.trace is not f.trace:
+            f.path = self._save(r.trace)
+            self._discard(raw, keep=f.path)
+        r.trace_path = f.path
+        r.extra.update({"schedule": f.index, "found_by": self._found_by(f.trace),
+                        "minimized_from": raw_len})
+        f.result, f.final = r, True
+        if self.db is not None:
+            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash)
+        if self.on_finding is not None:
+            self.on_finding(r)
+
+    def _found_by(self, trace: Trace) -> str:
+        """The command that re-runs the schedule alone: its strategy, seed, parameters."""
+        import shlex
+        cmd = ["vmemu", "run", self.sc.path]
+        if self.plan is not None and getattr(self.plan, "path", None):
+            cmd += ["--faults", self.plan.path]
+        if trace.seed is not None:
+            cmd += ["--seed", str(trace.seed)]
+        cmd += ["--strategy", trace.strategy]
+        cmd += [f"--{k}={v}" for k, v in sorted(trace.params.items())]
+        return " ".join(shlex.quote(c) for c in cmd)
+
+    def _save(self, trace: Trace) -> str:
+        return trace.save(finding_path(self.folder, self.sc.name, trace))
+
+    def _discard(self, path: str | None, keep: str | None) -> None:
+        if path and path != keep:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def _rebuild(self, trace: Trace) -> Result:
+        """The Result of a schedule a worker recorded, by replaying its tape here."""
+        strat = ReplayStrategy(trace.tape, recorded=trace.strategy, seed=trace.seed)
+        strat.params = lambda: dict(trace.params)  # type: ignore[method-assign]
+        r = run(self.sc, strategy=strat, faults=self.plan, driver=self.spec.driver)
+        if r.trace_hash != trace.trace_hash:  # pragma: no cover - a determinism bug
+            raise RuntimeError(f"schedule of {self.sc.path} did not replay to the same trace "
+                               "(nondeterminism in vmemu)")
+        return r
+
+    # ------------------------------------------------------------------ the store
+    def _flush(self, status: str | None) -> None:
+        self._flushed = time.monotonic()
+        if self.db is None or self.cid is None:
+            return
+        now = time.monotonic()
+        ranges, self._unflushed = coalesce(self._unflushed), []
+        new, self._new_cover = self._new_cover, set()
+        self.db.record(self.cid, ranges=ranges, cover=new,
+                       schedules=sum(b - a for a, b, _ in ranges), seconds=now - self._t0,
+                       interleavings=len(self.cover), new_cover_at=self._cover_at,
+                       status=status)
+        self._t0 = now
+        self._cover_at = None
+
+    # ------------------------------------------------------------------ the answer
+    def _counted(self, limit: int) -> int:
+        """Schedules done this session with index <= ``limit``."""
+        return sum(max(0, min(upto, limit) - a + 1) for a, upto in self.ran)
+
+    def _result(self) -> ExploreResult:
+        kept = self._sorted()
+        if kept and not self.spec.keep_going:
+            n = self._counted(kept[0].index)
+        else:
+            n = self._counted(2**62)
+        findings = [f.result for f in kept if f.result is not None]
+        if findings:
+            result = findings[0]
+        else:
+            if self.last is None:  # pragma: no cover - schedule 0 always runs
+                raise RuntimeError("exploration ran no schedule")
+            result = work.rerun(self.spec, self.last)
+        bound = None
+        search = getattr(work.forget(self.token), "search", None)
+        if search is not None:
+            bound = search.coverage(n)
+        exhausted = self.exhausted if bound is None else bound["whole"]
+        # Interleavings among the schedules counted (none beyond the first failure, which
+        # only some job counts ran), and a resumed campaign's earlier ones (index -1).
+        limit = kept[0].index if kept and not self.spec.keep_going else 2**62
+        seen = sum(1 for i in self.cover.values() if i <= limit)
+        return ExploreResult(result, n, findings, exhausted, seen, bound,
+                             self.cid, self.first_index, self.known,
+                             coverage=coverage_curve(self.cover, limit, self.first_index, n))
+
+
+#: Points at most in an exploration's coverage curve (``ExploreResult.coverage``).
+COVERAGE_POINTS = 200
+
+
+def coverage_curve(cover: dict[int, int], limit: int, first: int, schedules: int
+                   ) -> list[tuple[int, int]]:
+    """Distinct interleavings against schedules run, as ``(schedules, distinct)`` points:
+    where each new interleaving first appeared (the lowest schedule index, so the curve
+    is the same for every ``--jobs``), thinned to :data:`COVERAGE_POINTS`, ending at
+    ``schedules``. A resumed campaign's earlier interleavings count from the start."""
+    earlier = sum(1 for i in cover.values() if i < 0)
+    firsts = sorted(i - first + 1 for i in cover.values() if 0 <= i <= limit)
+    step = max(1, len(firsts) // COVERAGE_POINTS)
+    pts = [(0, earlier)] + [(x, earlier + k + 1) for k, x in enumerate(firsts)
+                            if k % step == 0 or k == len(firsts) - 1]
+    pts.append((max(schedules, pts[-1][0]), earlier + len(firsts)))
+    return pts

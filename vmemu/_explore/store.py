@@ -1,0 +1,256 @@
+"""The campaign store: what every ``vmemu explore`` did, in one SQLite file.
+
+Default ``.vmemu/campaigns.sqlite`` (``--store PATH``); stdlib :mod:`sqlite3` in WAL
+mode, so several explorations (processes, machines sharing nothing but this file) can
+write at once and ``vmemu campaigns`` can read while they do. Every write is one short
+``BEGIN IMMEDIATE`` transaction, so a killed exploration leaves the store consistent:
+it holds every block that was recorded before the kill, and nothing half-written.
+
+Tables:
+
+- ``campaigns``: one row per campaign: scenario (path, name, content hash), fault plan
+  (path, hash), strategy, parameters (JSON), seed, driver, status (``running``,
+  ``done``, ``interrupted``; a ``running`` row whose process is gone is shown as
+  ``killed``), counters (schedules, interleavings, failures, seconds), and the schedule
+  index (plus one) of the last schedule that showed a new interleaving: a campaign that
+  saturates shows it.
+- ``ranges``: the schedule index ranges ``[start, stop)`` run, each with the longest run
+  in it (PCT's steps hint of later epochs is computed from them, so a resumed campaign
+  runs exactly the schedules a single long exploration would have).
+- ``findings``: one row per distinct failure signature: verdict, the lowest schedule
+  index, its finding file and trace hash, and how many times it was hit.
+- ``interleavings``: the distinct interleaving hashes (exact counts across resumes and
+  concurrent explorations of one campaign).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from .._errors import UserError
+
+#: Where the store is when the user names none.
+DEFAULT_STORE = os.path.join(".vmemu", "campaigns.sqlite")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    id INTEGER PRIMARY KEY,
+    scenario TEXT NOT NULL, scenario_name TEXT NOT NULL, scenario_hash TEXT NOT NULL,
+    faults TEXT, faults_hash TEXT,
+    strategy TEXT NOT NULL, params TEXT NOT NULL, seed TEXT NOT NULL, driver TEXT NOT NULL,
+    started REAL NOT NULL, updated REAL NOT NULL, status TEXT NOT NULL,
+    pid INTEGER, host TEXT,
+    schedules INTEGER NOT NULL DEFAULT 0, interleavings INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0, seconds REAL NOT NULL DEFAULT 0,
+    new_cover_at INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS campaigns_by_scenario ON campaigns (scenario_hash, faults_hash);
+CREATE TABLE IF NOT EXISTS ranges (
+    campaign INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,
+    longest INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ranges_by_campaign ON ranges (campaign, start);
+CREATE TABLE IF NOT EXISTS findings (
+    campaign INTEGER NOT NULL, signature TEXT NOT NULL, verdict TEXT NOT NULL,
+    schedule INTEGER NOT NULL, trace TEXT, trace_hash TEXT, hits INTEGER NOT NULL,
+    found REAL NOT NULL, PRIMARY KEY (campaign, signature));
+CREATE TABLE IF NOT EXISTS interleavings (
+    campaign INTEGER NOT NULL, hash INTEGER NOT NULL,
+    PRIMARY KEY (campaign, hash)) WITHOUT ROWID;
+"""
+
+
+def sig_text(sig: tuple) -> str:
+    """A signature as stored (JSON)."""
+    return json.dumps([sig[0], [list(c) for c in sig[1]], sig[2]])
+
+
+def sig_from_text(text: str) -> tuple:
+    v, cyc, culprit = json.loads(text)
+    return (v, tuple(tuple(c) for c in cyc), culprit)
+
+
+def _signed(h: int) -> int:
+    return h - (1 << 64) if h >= 1 << 63 else h
+
+
+class Store:
+    """One connection to a campaign store (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            with self._tx():
+                self.db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except (OSError, sqlite3.Error) as e:
+            raise UserError(f"cannot open the campaign store ({e}); pass --store PATH with "
+                            "a file you can write, or delete a damaged one", file=self.path,
+                            key="--store") from None
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            return self.db
+
+        def __exit__(self, kind: Any, *rest: Any) -> None:
+            if kind is not None and self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+
+    def _tx(self) -> "Store._Tx":
+        return Store._Tx(self.db)
+
+    def _write(self, statements: Iterable[tuple[str, Any]]) -> None:
+        """Run ``(sql, params)`` pairs as one transaction (params may be a list of
+        rows for executemany)."""
+        db = self.db
+        with self._tx():
+            db.execute("BEGIN IMMEDIATE")
+            for sql, params in statements:
+                if isinstance(params, list):
+                    db.executemany(sql, params)
+                else:
+                    db.execute(sql, params)
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ campaigns
+    def create(self, *, scenario: Any, faults: Any, strategy: str, params: dict[str, Any],
+               seed: int, driver: str) -> int:
+        now = time.time()
+        cur = self.db.execute(
+            "INSERT INTO campaigns (scenario, scenario_name, scenario_hash, faults, "
+            "faults_hash, strategy, params, seed, driver, started, updated, status, pid, "
+            "host) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (scenario.path, scenario.name, scenario.content_hash,
+             getattr(faults, "path", None), getattr(faults, "content_hash", None),
+             strategy, json.dumps(params, sort_keys=True), str(seed), driver, now, now,
+             "running", os.getpid(), socket.gethostname()))
+        return int(cur.lastrowid)
+
+    def find(self, scenario_hash: str, faults_hash: str | None,
+             want: dict[str, Any]) -> dict[str, Any] | None:
+        """The newest campaign of this scenario and fault plan whose settings match the
+        given ones (``strategy``, ``seed``, ``params``: only those in ``want``)."""
+        rows = self.db.execute(
+            "SELECT * FROM campaigns WHERE scenario_hash = ? AND faults_hash IS ? "
+            "ORDER BY id DESC", (scenario_hash, faults_hash))
+        cols = [c[0] for c in rows.description]
+        for row in rows:
+            c = self._decode(dict(zip(cols, row)))
+            if all(c[k] == v for k, v in want.items()):
+                return c
+        return None
+
+    @staticmethod
+    def _decode(c: dict[str, Any]) -> dict[str, Any]:
+        c["params"] = json.loads(c["params"])
+        c["seed"] = int(c["seed"])
+        return c
+
+    def reopen(self, campaign: int) -> None:
+        self._write([("UPDATE campaigns SET status = 'running', pid = ?, host = ?, "
+                      "updated = ? WHERE id = ?",
+                      (os.getpid(), socket.gethostname(), time.time(), campaign))])
+
+    def ranges(self, campaign: int) -> list[tuple[int, int, int]]:
+        return [tuple(r) for r in self.db.execute(
+            "SELECT start, stop, longest FROM ranges WHERE campaign = ? ORDER BY start",
+            (campaign,))]
+
+    def interleavings(self, campaign: int) -> set[int]:
+        return {h & ((1 << 64) - 1) for (h,) in self.db.execute(
+            "SELECT hash FROM interleavings WHERE campaign = ?", (campaign,))}
+
+    def findings(self, campaign: int) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT signature, verdict, schedule, trace, trace_hash, hits FROM findings "
+            "WHERE campaign = ? ORDER BY schedule", (campaign,))
+        cols = [c[0] for c in rows.description]
+        return [dict(zip(cols, r)) for r in rows]
+
+    # ------------------------------------------------------------------ progress
+    def record(self, campaign: int, *, ranges: list[tuple[int, int, int]],
+               cover: Iterable[int], schedules: int, seconds: float,
+               interleavings: int, new_cover_at: int | None,
+               status: str | None = None) -> None:
+        """Add what ran since the last call, in one transaction."""
+        sets = "schedules = schedules + ?, seconds = seconds + ?, interleavings = ?, updated = ?"
+        args: list[Any] = [schedules, seconds, interleavings, time.time()]
+        if new_cover_at is not None:
+            sets += ", new_cover_at = max(new_cover_at, ?)"
+            args.append(new_cover_at)
+        if status is not None:
+            sets += ", status = ?"
+            args.append(status)
+        self._write([
+            ("INSERT INTO ranges (campaign, start, stop, longest) VALUES (?,?,?,?)",
+             [(campaign, a, b, n) for a, b, n in ranges]),
+            ("INSERT OR IGNORE INTO interleavings (campaign, hash) VALUES (?,?)",
+             [(campaign, _signed(h)) for h in cover]),
+            (f"UPDATE campaigns SET {sets} WHERE id = ?", (*args, campaign)),
+        ])
+
+    def finding(self, campaign: int, sig: tuple, verdict: str, schedule: int,
+                trace: str | None, trace_hash: str, hits: int = 1) -> None:
+        """Record a finding, or a lower schedule / a better file for a known one."""
+        self._write([(
+            "INSERT INTO findings (campaign, signature, verdict, schedule, trace, trace_hash, "
+            "hits, found) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (campaign, signature) DO "
+            "UPDATE SET schedule = excluded.schedule, trace = excluded.trace, "
+            "trace_hash = excluded.trace_hash, hits = hits + excluded.hits "
+            "WHERE excluded.schedule <= findings.schedule",
+            (campaign, sig_text(sig), verdict, schedule, trace, trace_hash, hits,
+             time.time())),
+            ("UPDATE campaigns SET failures = (SELECT count(*) FROM findings WHERE "
+             "campaign = ?), updated = ? WHERE id = ?", (campaign, time.time(), campaign))])
+
+    # ------------------------------------------------------------------ listing
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every campaign, oldest first, with its findings (``vmemu campaigns``)."""
+        rows = self.db.execute("SELECT * FROM campaigns ORDER BY id")
+        cols = [c[0] for c in rows.description]
+        out = []
+        host = socket.gethostname()
+        for row in rows.fetchall():
+            c = self._decode(dict(zip(cols, row)))
+            if c["status"] == "running" and c["host"] == host and not _alive(c["pid"]):
+                c["status"] = "killed"
+            c["findings"] = self.findings(c["id"])
+            out.append(c)
+        return out
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - someone else's process
+        return True
+    return True
+
+
+def holes(done: list[tuple[int, int, int]]) -> tuple[list[tuple[int, int]], int]:
+    """The index ranges below the highest one run that never ran, and where the run
+    indices end (``done``: sorted ``(start, stop, longest)``)."""
+    gaps: list[tuple[int, int]] = []
+    end = 0
+    for a, b, _ in sorted(done):
+        if a > end:
+            gaps.append((end, a))
+        end = max(end, b)
+    return gaps, end
