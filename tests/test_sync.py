@@ -170,16 +170,23 @@ class _Ops:
 def test_python_tasks_lock_trylock_and_read_lock_with_the_same_events(tmp_path, driver):
     path = tmp_path / "pylocks.py"
     path.write_text(PY_LOCKS)
-    log = _Ops()
-    r = vmemu.run(str(path), seed=1, driver=driver, observers=[log])
-    assert r.verdict == "ok", r.message
-    assert [(task, op, arg) for _, task, op, arg, _ in r.trace.events] == [
+    expected = [
         ("a", "trylock", "m=1"), ("b", "block", "wait go"), ("a", "complete", "go"),
         ("a", "wake", "b"), ("b", "woken", "go"), ("b", "trylock", "m=0"),
         ("b", "block", "lock m"), ("a", "unlock", "m"), ("a", "wake", "b"),
         ("a", "read_lock", "rw"), ("a", "read_unlock", "rw"), ("a", "exit", None),
         ("b", "lock", "m"), ("b", "unlock", "m"), ("b", "exit", None),
         ("-", "verdict", "ok")]
+
+    def events(r):
+        return [(task, op, arg) for _, task, op, arg, _ in r.trace.events]
+    # The schedule that does this (a runs first, b blocks on m after its trylock fails):
+    # found by what it does, then run on each driver.
+    seed = next(s for s in range(500)
+                if events(vmemu.run(str(path), seed=s, driver="direct")) == expected)
+    log = _Ops()
+    r = vmemu.run(str(path), seed=seed, driver=driver, observers=[log])
+    assert r.verdict == "ok" and events(r) == expected
     assert log.ops == [
         ("acquiring", "a", "m", "trylock"), ("acquired", "a", "m", "lock"),
         ("acquiring", "b", "m", "trylock"), ("acquiring", "b", "m", "lock"),
