@@ -353,8 +353,9 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         saved = "; ".join(f"vmemu replay {p}" for p in e.saved)
         how = "terminated" if e.signum == 15 else "interrupted"
-        print(f"vmemu: {how} after {e.schedules} schedules; "
-              + (f"{len(e.saved)} finding(s) saved: {saved}" if e.saved else "nothing found"),
+        print(f"vmemu: {how} after {_plural(e.schedules, 'schedule')}; "
+              + (f"{_plural(len(e.saved), 'finding')} saved: {saved}" if e.saved
+                 else "nothing found"),
               file=sys.stderr)
         return 128 + e.signum
     finally:

@@ -73,7 +73,8 @@ class ExploreInterrupted(KeyboardInterrupt):
     """
 
     def __init__(self, schedules: int, saved: list[str], signum: int = 2) -> None:
-        super().__init__(f"interrupted after {schedules} schedules")
+        super().__init__(f"interrupted after {schedules} schedule"
+                         + ("" if schedules == 1 else "s"))
         self.schedules = schedules
         self.saved = saved
         self.signum = signum

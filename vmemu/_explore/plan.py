@@ -16,10 +16,11 @@ from . import work
 
 
 class SafePoints:
-    """Ctrl-C and SIGTERM during an exploration take effect at safe points: between two
-    schedules of a block run here, and between two looks at the executor. A
-    KeyboardInterrupt inside a Dask call or a pool's bookkeeping could leave its locks
-    held, and the shutdown that must follow would then hang."""
+    """Ctrl-C and SIGTERM during an exploration take effect at safe points: at the next
+    step of a schedule running here, between two schedules of a block, and between two
+    looks at the executor. A KeyboardInterrupt inside a Dask call or a pool's
+    bookkeeping could leave its locks held, and the shutdown that must follow would then
+    hang."""
 
     def __enter__(self) -> "SafePoints":
         import signal
@@ -45,6 +46,10 @@ def _note_signal(signum: int, frame: Any) -> None:
     if work.STOP[0]:                      # a second Ctrl-C: the user means it, now
         raise _interrupt(signum)
     work.STOP[0] = signum
+    # A schedule running here (inline, or a minimization) stops at its next step: a long
+    # schedule would otherwise keep Ctrl-C waiting for its end.
+    from .._kernel.kernel import interrupt_running
+    interrupt_running(signum)
 
 
 def _interrupt(signum: int) -> KeyboardInterrupt:

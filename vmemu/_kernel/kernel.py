@@ -87,6 +87,9 @@ class Kernel(Kthreads):
         # True while the next pick must go through next_task() (a verdict or a forced
         # preemption is pending): the direct driver's fast path tests this one flag.
         self.detour = False
+        # A signal that must stop this run at its next step (see `interrupt_running`);
+        # the signal's number.
+        self.interrupt = 0
         # Shared variables; arrays become lists (a run mutates them), copied per run.
         self.vars: dict[str, Any] = {n: list(v) if isinstance(v, tuple) else v
                                      for n, v in scenario.vars.items()}
@@ -173,6 +176,8 @@ class Kernel(Kthreads):
         """
         if self.outcome is not None:
             return None
+        if self.interrupt:
+            raise _interrupted(self.interrupt)
         runnable = self.runnable
         while not runnable:
             if not self._advance_clock():
@@ -188,7 +193,7 @@ class Kernel(Kthreads):
             if len(runnable) > 1 and self.avoid in runnable:
                 cands = [c for c in runnable if c is not self.avoid]
             self.avoid = None
-            self.detour = False
+            self.detour = bool(self.interrupt)
         if len(cands) == 1:
             t = cands[0]
         elif self.pick_index is not None:
@@ -472,6 +477,26 @@ class Kernel(Kthreads):
 
 #: Outcomes are immutable, and a frozen dataclass costs to build: one `ok` for all runs.
 _OK = Outcome("ok")
+
+
+def interrupt_running(signum: int) -> bool:
+    """Stop the run this thread is executing at its next step, with a KeyboardInterrupt
+    (``e.signum`` is ``signum``). For signal handlers that may not raise at any bytecode
+    (an exploration's, which guards its pool's bookkeeping): a run is always safe to stop
+    at a step, whichever driver runs it. False when no run is going on."""
+    from . import lockup
+    k = lockup.running()
+    if k is None or k.outcome is not None:
+        return False
+    k.interrupt = signum
+    k.detour = True     # the direct driver's fast path then goes through next_task
+    return True
+
+
+def _interrupted(signum: int) -> KeyboardInterrupt:
+    e = KeyboardInterrupt()
+    e.signum = signum  # type: ignore[attr-defined]
+    return e
 
 
 async def _no_driver(t: Task) -> None:  # pragma: no cover - a wiring bug, not user input

@@ -127,6 +127,11 @@ def watch(k: "Kernel") -> tuple[int, "Kernel | None"]:
     return ident, prev
 
 
+def running() -> "Kernel | None":
+    """The kernel this thread is running right now, if any."""
+    return _active.get(threading.get_ident())
+
+
 @contextmanager
 def watching(k: "Kernel") -> Iterator[None]:
     """:func:`watch` for the span of a ``with`` block (the event-loop drivers; the
