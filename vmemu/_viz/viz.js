@@ -527,13 +527,15 @@
     Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (b) {
       b.addEventListener("click", function () {
         var src = document.getElementById(b.getAttribute("data-copy")), text = src ? src.textContent : "";
-        var done = function () { b.textContent = "copied"; setTimeout(function () { b.textContent = "copy"; }, 1500); };
+        // data-state stays (the label goes back to "copy"): what happened, for a test.
+        var done = function () { b.textContent = "copied"; b.setAttribute("data-state", "copied"); setTimeout(function () { b.textContent = "copy"; }, 1500); };
         var fallback = function () {
           var r = document.createRange(); r.selectNodeContents(src);
           var s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
           var ok = false;
           try { ok = document.execCommand("copy"); } catch (err) { ok = false; }
           b.textContent = ok ? "copied" : "selected: press Ctrl-C";
+          b.setAttribute("data-state", ok ? "copied" : "selected");
         };
         if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).then(done, fallback);
         else fallback();
