@@ -89,7 +89,7 @@ class Kernel(Kthreads):
         self.detour = False
         # A signal that must stop this run at its next step (see `interrupt_running`);
         # the signal's number.
-        self.interrupt = 0
+        self.interrupted = 0
         # Shared variables; arrays become lists (a run mutates them), copied per run.
         self.vars: dict[str, Any] = {n: list(v) if isinstance(v, tuple) else v
                                      for n, v in scenario.vars.items()}
@@ -176,8 +176,8 @@ class Kernel(Kthreads):
         """
         if self.outcome is not None:
             return None
-        if self.interrupt:
-            raise _interrupted(self.interrupt)
+        if self.interrupted:
+            raise _interrupted(self.interrupted)
         runnable = self.runnable
         while not runnable:
             if not self._advance_clock():
@@ -193,7 +193,7 @@ class Kernel(Kthreads):
             if len(runnable) > 1 and self.avoid in runnable:
                 cands = [c for c in runnable if c is not self.avoid]
             self.avoid = None
-            self.detour = bool(self.interrupt)
+            self.detour = bool(self.interrupted)
         if len(cands) == 1:
             t = cands[0]
         elif self.pick_index is not None:
@@ -488,7 +488,7 @@ def interrupt_running(signum: int) -> bool:
     k = lockup.running()
     if k is None or k.outcome is not None:
         return False
-    k.interrupt = signum
+    k.interrupted = signum
     k.detour = True     # the direct driver's fast path then goes through next_task
     return True
 
