@@ -137,3 +137,20 @@ tasks:
     plan.write_text("name: flaky\nfaults:\n"
                     f"  - {{at: io, do: io_error, probability: {probability}}}\n")
     return str(sc), str(plan)
+
+
+class LockLog:
+    """An observer (as lockdep's recorder is) writing down every lock operation, as
+    ``(hook, task, lock, mode)``. It has no ``bad_unlock`` hook (observers need not)."""
+
+    def __init__(self):
+        self.ops = []
+
+    def acquiring(self, t, lock, mode):
+        self.ops.append(("acquiring", t.name, lock.name, mode))
+
+    def acquired(self, t, lock, mode):
+        self.ops.append(("acquired", t.name, lock.name, mode))
+
+    def released(self, t, lock, mode):
+        self.ops.append(("released", t.name, lock.name, mode))

@@ -8,31 +8,15 @@ import pytest
 import trio
 
 import vmemu
-from conftest import CONTRACT, ROOT, cli_json, seed_reaching
+from conftest import CONTRACT, ROOT, LockLog, cli_json, seed_reaching
 
 ABBA = str(CONTRACT / "abba.yaml")
 ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
 
 
-class _LockLog:
-    """An observer (as lockdep's recorder is) writing down every lock operation."""
-
-    def __init__(self):
-        self.ops = []
-
-    def acquiring(self, t, lock, mode):
-        self.ops.append(("acquiring", t.name, lock.name, mode))
-
-    def acquired(self, t, lock, mode):
-        self.ops.append(("acquired", t.name, lock.name, mode))
-
-    def released(self, t, lock, mode):
-        self.ops.append(("released", t.name, lock.name, mode))
-
-
 @pytest.mark.trio
 async def test_arun_tells_observers_what_run_tells_them():
-    a, b = _LockLog(), _LockLog()
+    a, b = LockLog(), LockLog()
     r = await vmemu.arun(ABBA, seed=ABBA_SEED, observers=[a])
     vmemu.run(ABBA, seed=ABBA_SEED, driver="direct", observers=[b])
     assert r.verdict == "deadlock" and a.ops == b.ops

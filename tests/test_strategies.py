@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 from itertools import islice
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest

@@ -384,7 +384,7 @@ def swap_scenarios(draw):
     policy = draw(st.sampled_from(POLICIES))
     dev = {k: draw(st.integers(a, b)) for k, (a, b) in
            {"seek": (0, 4), "per_page": (1, 3), "max_request": (1, 8), "queue": (1, 4)}.items()}
-    text = [f"limits: {{steps: 3000, hung_task_timeout: 100000}}",
+    text = ["limits: {steps: 3000, hung_task_timeout: 100000}",
             f"memory:\n  pages: {pages}\n  watermarks: {{min: 2, low: 3, high: 6}}",
             f"  kswapd: {draw(st.booleans())}".lower(), f"  swapout: {policy}",
             f"  swap: {{slots: {draw(st.integers(1, 96))}, readahead: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import vmemu
+from conftest import LockLog
 
 
 def verdicts(path, runs=300):
@@ -150,22 +151,6 @@ tasks = {"a": a, "b": b}
 '''
 
 
-class _Ops:
-    """An observer writing down what every lock tells it."""
-
-    def __init__(self):
-        self.ops = []
-
-    def acquiring(self, t, lock, mode):
-        self.ops.append(("acquiring", t.name, lock.name, mode))
-
-    def acquired(self, t, lock, mode):
-        self.ops.append(("acquired", t.name, lock.name, mode))
-
-    def released(self, t, lock, mode):
-        self.ops.append(("released", t.name, lock.name, mode))
-
-
 @pytest.mark.parametrize("driver", ["direct", "trio", "asyncio"])
 def test_python_tasks_lock_trylock_and_read_lock_with_the_same_events(tmp_path, driver):
     path = tmp_path / "pylocks.py"
@@ -184,7 +169,7 @@ def test_python_tasks_lock_trylock_and_read_lock_with_the_same_events(tmp_path, 
     # found by what it does, then run on each driver.
     seed = next(s for s in range(500)
                 if events(vmemu.run(str(path), seed=s, driver="direct")) == expected)
-    log = _Ops()
+    log = LockLog()
     r = vmemu.run(str(path), seed=seed, driver=driver, observers=[log])
     assert r.verdict == "ok" and events(r) == expected
     assert log.ops == [

@@ -239,7 +239,6 @@ class Vm:
     async def fault(self, t: Task, region: Region, i: int, write: bool) -> None:
         """A page fault on page ``i`` (after its scheduling point); the page is mapped
         after it."""
-        k = self.k
         pages = region.pages
         while True:
             p = pages.get(i)

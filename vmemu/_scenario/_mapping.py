@@ -21,7 +21,7 @@ from typing import Any
 
 from .._bounds import MAX_PAGES
 from .._errors import ScenarioError, did_you_mean
-from ._text import describe, line_of, shown
+from ._text import line_of, shown
 from .model import TOUCH_ORDERS, Loc, MapOpts, Step, TouchOpts
 
 __all__ = ["MappingOps", "check_touches"]
@@ -36,21 +36,10 @@ class MappingOps:
     def _map_args(self, item: dict, op: str, key: str, loc: Loc, allowed: tuple[str, ...]
                   ) -> tuple[dict, int, str, str]:
         """The mapping argument of ``op``, its line and key, and its region name."""
-        line, k = line_of(item, op, loc.line), f"{key}.{op}"
-        value = item[op]
         example = ("{region: heap, pages: 64}" if op == "mmap" else
                    '{region: heap, pages: "0..63", write: true}')
-        if not isinstance(value, dict):
-            raise self.error(f"expected a mapping like {example}, got {describe(value)}",
-                             line, k)
-        for extra in value:
-            if extra not in allowed:
-                raise self.error(f"unknown option {shown(extra)} in {op}"
-                                 f"{did_you_mean(str(extra), allowed)} ({op} takes "
-                                 + ", ".join(f"{a}:" for a in allowed) + ")",
-                                 line_of(value, extra, line), f"{k}.{extra}")
-        if "region" not in value:
-            raise self.error(f"{op} needs region: (write {example})", line, k)
+        value, line, k = self.operands(item, op, key, loc, ("region",), allowed[1:],
+                                       example=example, noun="option")
         region = self.name(value["region"], "a region", line_of(value, "region", line),
                            f"{k}.region")
         return value, line, k, region

@@ -45,18 +45,20 @@ class ValueOps:
         return p
 
     def operands(self, item: dict, op: str, key: str, loc: Loc, required: tuple[str, ...],
-                 optional: tuple[str, ...] = ()) -> tuple[dict, int, str]:
-        """The mapping argument of ``op`` checked for exactly these keys."""
+                 optional: tuple[str, ...] = (), *, example: str = "", noun: str = "key"
+                 ) -> tuple[dict, int, str]:
+        """The mapping argument of ``op`` checked for exactly these keys. Errors show
+        ``example`` (by default the required keys) and call a stray key a ``noun``."""
         line, k = line_of(item, op, loc.line), f"{key}.{op}"
         value = item[op]
         allowed = required + optional
-        example = "{" + ", ".join(f"{r}: ..." for r in required) + "}"
+        example = example or "{" + ", ".join(f"{r}: ..." for r in required) + "}"
         if not isinstance(value, dict):
             raise self.error(f"expected a mapping like {example}, got {describe(value)}",
                              line, k)
         for extra in value:
             if extra not in allowed:
-                raise self.error(f"unknown key {shown(extra)} in {op}"
+                raise self.error(f"unknown {noun} {shown(extra)} in {op}"
                                  f"{did_you_mean(str(extra), allowed)} ({op} takes "
                                  + ", ".join(f"{a}:" for a in allowed) + ")",
                                  line_of(value, extra, line), f"{k}.{extra}")

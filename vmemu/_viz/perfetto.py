@@ -159,26 +159,22 @@ def trace_events(tl: Timeline, result: Any) -> dict[str, Any]:
             seq += 1
         timed += _sorted_track(track)
 
-        acts = [a for a in tl.acts if a[0] == li]
-        if acts:
-            rows = laminar_rows([(a[1], a[2]) for a in acts])
+        # Reclaim periods and lock holds get threads of their own under the lane's
+        # process, one per row of overlapping spans (rows nest, as B/E slices must).
+        acts = [(a[1], a[2], _fields(a[3], a[4], a[5], path)) for a in tl.acts if a[0] == li]
+        holds = [(h[1], h[2], _fields(h[3], f"held ({h[4]})", h[5], path))
+                 for h in tl.holds if h[0] == li]
+        for spans, base, what, cat in ((acts, 1, "reclaim", "reclaim"),
+                                       (holds, 100, "locks", "lock")):
+            if not spans:
+                continue
+            rows = laminar_rows([(a, b) for a, b, _ in spans])
             for r in range(max(rows) + 1):
-                t = tid + 1 + r
-                meta += _meta("thread", pid, f"{lane.name} reclaim" + (f" {r + 1}" if r else ""),
-                              tid=t, sort=1 + r)
-                sp = [(a[1], a[2], _fields(a[3], a[4], a[5], path))
-                      for a, rr in zip(acts, rows) if rr == r]
-                timed += _sorted_track(_begin_end(sp, pid, t, "reclaim"))
-        holds = [h for h in tl.holds if h[0] == li]
-        if holds:
-            rows = laminar_rows([(h[1], h[2]) for h in holds])
-            for r in range(max(rows) + 1):
-                t = tid + 100 + r
-                meta += _meta("thread", pid, f"{lane.name} locks" + (f" {r + 1}" if r else ""),
-                              tid=t, sort=100 + r)
-                sp = [(h[1], h[2], _fields(h[3], f"held ({h[4]})", h[5], path))
-                      for h, rr in zip(holds, rows) if rr == r]
-                timed += _sorted_track(_begin_end(sp, pid, t, "lock"))
+                t = tid + base + r
+                meta += _meta("thread", pid, f"{lane.name} {what}" + (f" {r + 1}" if r else ""),
+                              tid=t, sort=base + r)
+                sp = [span for span, rr in zip(spans, rows) if rr == r]
+                timed += _sorted_track(_begin_end(sp, pid, t, cat))
 
     for li, p, idx, cat in tl.marks:
         if li < 0:
