@@ -77,14 +77,14 @@ class TaskContext:
     async def sleep(self, ticks: int) -> None:
         """Sleep ``ticks`` of virtual time."""
         k, t = self.k, self.task
-        might_sleep(k, t, f"sleep {ticks}")
+        might_sleep(t, f"sleep {ticks}")
         await k.checkpoint(t)
         await k.sleep(t, ticks)
 
     async def io(self, ticks: int) -> bool:
         """Block on IO for ``ticks``; False (and var ``ok`` = 0) when an IO fault fails it."""
         k, t = self.k, self.task
-        might_sleep(k, t, f"io {ticks}")
+        might_sleep(t, f"io {ticks}")
         await k.checkpoint(t)
         ok = True
         if k.faults is not None:
@@ -191,7 +191,7 @@ class TaskContext:
     async def join(self, name: str) -> None:
         """Wait until task ``name`` has exited (a scheduling point)."""
         k, t = self.k, self.task
-        might_sleep(k, t, f"join {name}")
+        might_sleep(t, f"join {name}")
         await k.checkpoint(t)
         target = k.task_named(t, name, "join")
         k.emit(t, "join", name)
@@ -201,7 +201,7 @@ class TaskContext:
         """``kthread_stop()``: set the task's ``should_stop``, wake it from an
         interruptible wait, then wait until it has exited."""
         k, t = self.k, self.task
-        might_sleep(k, t, f"stop {name}")
+        might_sleep(t, f"stop {name}")
         await k.checkpoint(t)
         target = k.task_named(t, name, "stop")
         target.should_stop = 1

@@ -341,7 +341,7 @@ class MemoryManager(Reclaim):
         eff = current_gfp_context(t, mask)
         if may_sleep(eff):
             # might_sleep() fires whatever the free memory: the bug is the context.
-            might_sleep(self.k, t, what)
+            might_sleep(t, what)
             if not t.has_flag("PF_MEMALLOC"):
                 for o in self.k.observers:
                     o.reclaim_point(t, eff)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
 
 
-def might_sleep(k: "Kernel", t: Task, what: str) -> None:
+def might_sleep(t: Task, what: str) -> None:
     """Linux's ``might_sleep()``: sleeping while holding a spinning lock (spinlock,
     rwlock) is a bug, even if no sleep would actually happen this time. (Hot callers test
     ``t.held`` first.)"""
@@ -71,9 +71,8 @@ class Resource:
 
     def cycle_text(self, t: Task, nxt: Task) -> str:
         """One line of a wait-for cycle: how ``t``'s wait leads to ``nxt``."""
-        if nxt in self.holders():
-            verb = getattr(self, "holders_verb", "held by")
-            return f"{t.name} waits for {self.describe()} {verb} {nxt.name}"
+        if nxt in self.holders():   # (resources with a holders_verb word their own)
+            return f"{t.name} waits for {self.describe()} held by {nxt.name}"
         return f"{t.name} waits for {self.describe()}, queued behind {self._queued(nxt)}"
 
     def _queued(self, b: Task) -> str:
@@ -134,7 +133,7 @@ class Lock(Resource):
             else:
                 Lock._drop(self, t)
         else:
-            self._check_release(t, "lock")
+            self._check_release(t)
             self._drop(t)
         k.emit(t, "unlock", self.name)
         if k.observers:
@@ -171,7 +170,7 @@ class Lock(Resource):
         k = self.k
         t = k.current
         if self.sleeps and t.held:   # (might_sleep can only object when something is held)
-            might_sleep(k, t, f"{mode} {self.name}")
+            might_sleep(t, f"{mode} {self.name}")
         await k.checkpoint(t)
         if k.faults is not None:
             action = k.faults.at("lock", t, name=self.name)
@@ -205,7 +204,7 @@ class Lock(Resource):
     def _drop(self, t: Task) -> None:
         # Remove the most recent hold (re-entrant locks appear once per level).
         held = t.held
-        for i in range(len(held) - 1, -1, -1):
+        for i in reversed(range(len(held))):
             if held[i] is self:
                 del held[i]
                 return
@@ -250,7 +249,7 @@ class Mutex(Lock):
         self.owner = t
         Lock._take(self, t, mode)   # (not super(): this runs at every lock)
 
-    def _check_release(self, t: Task, mode: str) -> None:
+    def _check_release(self, t: Task) -> None:
         if self.owner is not t:
             who = self.owner.name if self.owner else "nobody (double unlock?)"
             raise self._bug(t, f"unlock of {self.kind} {self.name} not held by it "
@@ -307,7 +306,7 @@ class Semaphore(Lock):
 
     kind = "semaphore"
 
-    def __init__(self, k: "Kernel", name: str, count: int = 1, top: int | None = 1) -> None:
+    def __init__(self, k: "Kernel", name: str, count: int, top: int | None) -> None:
         super().__init__(k, name)
         self.initial = count
         self.max = top
@@ -318,6 +317,9 @@ class Semaphore(Lock):
         return list(self.takers)
 
     def blockers(self, t: Task) -> list[Task]:
+        return self._uppers()   # whoever waits, the same tasks can up it
+
+    def _uppers(self) -> list[Task]:
         from ._reach import uppers   # late: only reports need it
         return uppers(self.k, self.name, self.takers)
 
@@ -325,7 +327,7 @@ class Semaphore(Lock):
         return "nobody can up it"
 
     def edge(self, t: Task) -> tuple[str, list[Task]]:
-        blockers = self.blockers(t)
+        blockers = self._uppers()
         held = [b.name for b in blockers if b in self.takers]
         others = [b.name for b in blockers if b not in self.takers]
         parts = [f"held by {', '.join(held)}"] if held else []
@@ -336,7 +338,7 @@ class Semaphore(Lock):
     def cycle_text(self, t: Task, nxt: Task) -> str:
         if nxt in self.takers:
             return f"{t.name} waits for {self.describe()} held by {nxt.name}"
-        ups = " or ".join(b.name for b in self.blockers(t) if b not in self.takers)
+        ups = " or ".join(b.name for b in self._uppers() if b not in self.takers)
         return f"{t.name} waits for {self.describe()}, which only {ups} can up"
 
     def _can_take(self, t: Task, mode: str) -> bool:
@@ -347,7 +349,7 @@ class Semaphore(Lock):
         self.takers.append(t)
         super()._take(t, mode)
 
-    def _check_release(self, t: Task, mode: str) -> None:
+    def _check_release(self, t: Task) -> None:
         if self.max is not None and self.count >= self.max:
             if self.max == self.initial:
                 raise self._bug(t, f"up() of semaphore {self.name} that nobody holds "
@@ -384,7 +386,7 @@ class RWSem(Lock):
     def blockers(self, t: Task) -> list[Task]:
         """Conflicting holders, then conflicting waiters queued ahead of ``t`` (fairness:
         a reader behind a queued writer waits for that writer, not for the readers)."""
-        mode = next((m for w, m in self.waiters if w is t), "lock")
+        mode = t.wait_what
         out = [h for h in self.holders() if mode != "read_lock" or h is self.writer]
         for w, m in self.waiters:
             if w is t:
@@ -394,8 +396,7 @@ class RWSem(Lock):
         return out
 
     def _queued(self, b: Task) -> str:
-        mode = next((m for w, m in self.waiters if w is b), "")
-        return f"writer {b.name}" if mode == "lock" else b.name
+        return f"writer {b.name}" if b.wait_what == "lock" else b.name
 
     async def acquire_read(self) -> None:
         """Take the read side."""
@@ -429,7 +430,7 @@ class RWSem(Lock):
             self.writer = t
         super()._take(t, mode)
 
-    def _check_release(self, t: Task, mode: str) -> None:
+    def _check_release(self, t: Task) -> None:
         if self.writer is not t:
             raise self._bug(t, f"unlock of {self.kind} {self.name} not write-held by it")
 
@@ -453,8 +454,7 @@ class RWLock(RWSem):
         return mode != "read_lock" and bool(self.waiters)
 
     def blockers(self, t: Task) -> list[Task]:
-        mode = next((m for w, m in self.waiters if w is t), "lock")
-        if mode == "read_lock":
+        if t.wait_what == "read_lock":
             return [self.writer] if self.writer is not None else []
         return super().blockers(t)
 

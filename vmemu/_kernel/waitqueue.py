@@ -69,10 +69,10 @@ class WaitQueue(Resource):
         and take it again before returning."""
         k = self.k
         t = k.current
-        might_sleep(k, t, f"wait {self.name}")
+        might_sleep(t, f"wait {self.name}")
         await k.checkpoint(t)
         if with_lock is not None:
-            with_lock._check_release(t, "lock")
+            with_lock._check_release(t)
             with_lock._drop(t)
             k.emit(t, "unlock", with_lock.name)
             with_lock._notify("released", t, "lock")
