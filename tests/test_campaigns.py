@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -145,47 +144,56 @@ def test_several_explorations_write_one_store_at_once(tmp_path):
         assert _disjoint_cover(got) >= c["schedules"] > 0
 
 
-def _left_behind(mark: str) -> list[int]:
-    """Processes whose environment carries ``mark`` (every descendant inherits it)."""
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, session,
+    ...); the name may hold spaces and parentheses (Dask renames its workers)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _left_behind(session: int) -> list[int]:
+    """The processes of ``session``: the explorer started by :func:`_start` leads one,
+    and every descendant stays in it, whoever its parent becomes and whatever it calls
+    itself (a process title set with setproctitle overwrites the environment that
+    /proc shows, so an environment mark would miss Dask's workers)."""
     pids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if mark.encode() in (d / "environ").read_bytes():
+                if int(_stat(d.name)[3]) == session:
                     pids.append(int(d.name))
-            except OSError:
+            except (OSError, IndexError, ValueError):
                 pass
     return pids
 
 
-def _gone(mark: str, within: float = 10.0) -> list[int]:
+def _gone(session: int, within: float = 10.0) -> list[int]:
     give_up = time.monotonic() + within
-    while (left := _left_behind(mark)) and time.monotonic() < give_up:
+    while (left := _left_behind(session)) and time.monotonic() < give_up:
         time.sleep(0.05)
     return left
 
 
-def _start(args: list[str], mark: str) -> subprocess.Popen:
-    env = {**os.environ, "VMEMU_TEST_MARK": mark}
+def _start(args: list[str]) -> subprocess.Popen:
+    """``vmemu explore ARGS`` as the leader of a new session (its id is the pid)."""
     return subprocess.Popen([sys.executable, "-m", "vmemu", "explore", *args], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
-def _wait_for_workers(mark: str, n: int, p: subprocess.Popen) -> None:
+def _wait_for_workers(n: int, p: subprocess.Popen) -> None:
     give_up = time.monotonic() + 60
-    while len(_left_behind(mark)) < n and time.monotonic() < give_up and p.poll() is None:
+    while len(_left_behind(p.pid)) < n and time.monotonic() < give_up and p.poll() is None:
         time.sleep(0.02)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_explore_jobs_2_stops_it_and_leaves_no_process(tmp_path, sig):
     where = "--jobs=2"
-    mark = uuid.uuid4().hex
-    p = _start([ORDERED, where, "--time", "120", "--store", str(tmp_path / "c.db")], mark)
+    p = _start([ORDERED, where, "--time", "120", "--store", str(tmp_path / "c.db")])
     try:
         # SIGINT: early, the moment the worker process exists (it was ignored while the
         # workers started, and the run went on for minutes); SIGTERM once all are up.
-        _wait_for_workers(mark, 2, p)
+        _wait_for_workers(2, p)
         p.send_signal(sig)
         out, err = p.communicate(timeout=30)
     finally:
@@ -194,14 +202,13 @@ def test_a_signal_to_explore_jobs_2_stops_it_and_leaves_no_process(tmp_path, sig
     assert p.returncode == 128 + sig, err
     assert out == "" and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("vmemu: interrupted" if sig == signal.SIGINT else "vmemu: terminated")
-    assert _gone(mark) == []
+    assert _gone(p.pid) == []
 
 
 def test_killing_the_explorer_leaves_the_store_consistent_and_resume_fills_the_holes(
         tmp_path):
     store = tmp_path / "c.sqlite"
-    mark = uuid.uuid4().hex
-    p = _start([ORDERED, "--jobs", "2", "--time", "120", "--store", str(store)], mark)
+    p = _start([ORDERED, "--jobs", "2", "--time", "120", "--store", str(store)])
     try:
         give_up = time.monotonic() + 60
         while time.monotonic() < give_up and p.poll() is None:
@@ -216,7 +223,7 @@ def test_killing_the_explorer_leaves_the_store_consistent_and_resume_fills_the_h
     finally:
         if p.poll() is None:
             p.kill()
-    assert _gone(mark) == []                       # the workers died with it
+    assert _gone(p.pid) == []                       # the workers died with it
     db = sqlite3.connect(store)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
@@ -278,10 +285,10 @@ def test_cluster_local_2_finds_what_jobs_1_and_2_find_and_leaves_nothing_on_sigt
         want.add((x.result.extra["schedule"], x.result.trace_hash))
     [(first, trace_hash)] = want
     assert first > 400                    # deep: many blocks ran before it
-    store, mark = tmp_path / "c.sqlite", uuid.uuid4().hex
+    store = tmp_path / "c.sqlite"
     p = _start([str(rare), "--cluster", "local:2", "--all", "--strategy", "random", "--seed",
                 "16", "--runs", "100000000", "--store", str(store), "--findings",
-                str(tmp_path / "f")], mark)
+                str(tmp_path / "f")])
     try:
         give_up = time.monotonic() + 120
         while time.monotonic() < give_up and p.poll() is None:
@@ -291,7 +298,7 @@ def test_cluster_local_2_finds_what_jobs_1_and_2_find_and_leaves_nothing_on_sigt
                 # The coordinator runs blocks itself while the cluster starts: wait until
                 # the Dask workers have run some too (their CPU time says so).
                 if done and _contiguous(done) > first and Store(store).findings(1) \
-                        and _busiest_grandchild(mark, p.pid) > 0.3:
+                        and _busiest_grandchild(p.pid) > 0.3:
                     break
             except sqlite3.Error:
                 pass
@@ -306,16 +313,16 @@ def test_cluster_local_2_finds_what_jobs_1_and_2_find_and_leaves_nothing_on_sigt
     [f] = Store(store).findings(1)
     assert (f["schedule"], f["trace_hash"]) == (first, trace_hash)
     assert vmemu.replay(f["trace"]).trace_hash == trace_hash
-    assert _gone(mark) == []
+    assert _gone(p.pid) == []
 
 
-def _busiest_grandchild(mark: str, pid: int) -> float:
-    """CPU seconds of the busiest marked process two generations below ``pid`` (a Dask
-    worker: forked by the forkserver the explorer started)."""
+def _busiest_grandchild(pid: int) -> float:
+    """CPU seconds of the busiest process two generations below ``pid`` (a Dask worker:
+    forked by the forkserver the explorer started)."""
     parent = {}
-    for q in _left_behind(mark):
+    for q in _left_behind(pid):
         try:
-            fields = Path(f"/proc/{q}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat(q)
             parent[q] = (int(fields[1]), (int(fields[11]) + int(fields[12]))
                          / os.sysconf("SC_CLK_TCK"))
         except (OSError, IndexError, ValueError):
