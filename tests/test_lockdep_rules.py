@@ -364,3 +364,103 @@ tasks:
   t: [{{read_lock: S}}, {{read_lock: S}}, {{read_unlock: S}}, {{read_unlock: S}}]
 """), runs=1, confirm=0)
     assert (list(res.graph.recursions) == ["S"]) is recursive
+
+
+def test_cycles_are_reported_in_the_order_they_closed(write_scenario):
+    # A -> B -> F -> A closes last (F -> A is the newest dependency) although its other
+    # dependencies are older than every one of C -> D -> E -> C: it is reported second.
+    res = lockdep(write_scenario("""
+locks: {A: mutex, B: mutex, C: mutex, D: mutex, E: mutex, F: mutex}
+tasks:
+  t1: [{lock: A}, {lock: B}, {unlock: B}, {unlock: A}]
+  t2: {start: 5, steps: [{lock: B}, {lock: F}, {unlock: F}, {unlock: B}]}
+  t3: {start: 10, steps: [{lock: C}, {lock: D}, {unlock: D}, {unlock: C}]}
+  t4: {start: 15, steps: [{lock: D}, {lock: E}, {unlock: E}, {unlock: D}]}
+  t5: {start: 20, steps: [{lock: E}, {lock: C}, {unlock: C}, {unlock: E}]}
+  t6: {start: 25, steps: [{lock: F}, {lock: A}, {unlock: A}, {unlock: F}]}
+"""), runs=1, confirm=0)
+    assert chains(res) == ["C -> D -> E -> C", "A -> B -> F -> A"]
+
+
+def test_a_lock_released_out_of_order_is_no_longer_a_dependency(write_scenario):
+    # lock X; lock A; unlock X; lock B: B is taken under A only.
+    res = lockdep(write_scenario("""
+locks: {X: mutex, A: mutex, B: mutex}
+tasks:
+  t: [{lock: X}, {lock: A}, {unlock: X}, {lock: B}, {unlock: B}, {unlock: A}]
+"""), runs=1, confirm=0)
+    assert set(res.graph.edges) == {("X", "A"), ("A", "B")}
+    [ab] = [d for d in res.to_json()["dependencies"] if d["from"] == "A"]
+    assert [h["lock"] for h in ab["held"]] == ["A"]
+
+
+def test_a_recursive_lock_taken_twice_and_released_once_is_held_once(write_scenario):
+    res = lockdep(write_scenario("""
+locks: {R: recursive, X: mutex}
+tasks:
+  t: [{lock: R}, {lock: R}, {unlock: R}, {lock: X}, {unlock: X}, {unlock: R}]
+"""), runs=1, confirm=0)
+    [rx] = res.to_json()["dependencies"]
+    assert (rx["from"], rx["to"]) == ("R", "X")
+    assert [(h["lock"], h["step"]) for h in rx["held"]] == [("R", "lock R")]
+
+
+def test_the_text_report_shows_frames_without_a_file_or_a_step(write_scenario, capsys):
+    from vmemu._cli import main
+    path = write_scenario(RECLAIM % ("[io]", "{alloc: 1, as: p}"))
+    assert main(["lockdep", path, "--runs", "1", "--confirm", "0"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "       in synthetic reclaim: synthetic writeback of dirty" in lines
+    assert "       in reclaim:dirty" in lines
+
+
+def test_node_kinds_come_from_whichever_use_is_seen_first(write_scenario):
+    # The waiter waits before anyone signals; no allocation passes the io_reclaim point
+    # (GFP_NOIO), so only the synthetic writeback names that pseudo-lock.
+    res = lockdep(write_scenario(RECLAIM % ("[io]", "{alloc: 1, gfp: GFP_NOIO, as: p}")),
+                  runs=1, confirm=0)
+    assert res.graph.kinds == {"L": "mutex", "io_reclaim": "pseudo"}
+    res = lockdep(write_scenario("""
+events: {done: completion}
+tasks:
+  waiter: [{wait: done}]
+  signaller: {start: 10, steps: [{complete: done}]}
+""", "w.yaml"), runs=1, confirm=0)
+    assert res.graph.kinds == {"done": "completion"}
+
+
+def test_a_signal_from_inside_reclaim_depends_on_the_locks_not_on_reclaim(write_scenario):
+    # t passes the io_reclaim point (its first allocation), then L; later its direct
+    # reclaim writes back a page whose routine completes `done`. `done` depends on L,
+    # which t got through, but not on io_reclaim: that reclaim is the one running.
+    res = lockdep(write_scenario("""
+memory:
+  pages: 64
+  watermarks: {min: 8, low: 12, high: 16}
+  classes: {dirty: {writeback: wb, needs: [io]}}
+locks: {L: mutex}
+events: {done: completion}
+routines:
+  wb: [{complete: done}]
+tasks:
+  t: [{alloc: 1, as: q}, {lock: L}, {unlock: L}, {fill: {class: dirty, pages: 60}},
+      {alloc: 1, as: p}, {free: p}, {free: q}]
+  w: {start: 100, steps: [{wait: done}]}
+"""), runs=1, confirm=0)
+    deps = [(d["from"], d["to"], d["task"], [f["frame"] for f in d["stack"]])
+            for d in res.to_json()["dependencies"]]
+    assert deps == [("done", "L", "t", ["t", "direct reclaim", "wb"])]
+
+
+def test_an_event_signalled_after_a_wait_depends_on_the_waited_event(write_scenario):
+    # t waits for A, then completes B: whoever waits for B waits for A too.
+    res = lockdep(write_scenario("""
+events: {A: completion, B: completion}
+tasks:
+  a: [{complete: A}]
+  t: {start: 5, steps: [{wait: A}, {complete: B}]}
+  w: {start: 10, steps: [{wait: B}]}
+"""), runs=1, confirm=0)
+    deps = [(d["from"], d["to"], d["from_mode"], d["to_mode"], d["task"])
+            for d in res.to_json()["dependencies"]]
+    assert deps == [("B", "A", "signal", "wait", "t")]

@@ -549,3 +549,25 @@ def test_pages_are_conserved_and_reclaim_never_recurses(a, b, kswapd, seed):
             assert depth[task] == 1, r.trace.events
         elif name == "reclaim_done":
             depth[task] -= 1
+
+
+def test_an_empty_writeback_routine_still_costs_a_step_a_page(write_scenario):
+    # Direct reclaim toward low writes back about a thousand pages with a routine that
+    # does nothing: each page is still charged to the step budget (a reclaim of millions
+    # of pages must meet the budget, never the soft-lockup watchdog).
+    path = write_scenario("""
+limits: {steps: 100}
+memory:
+  pages: 4096
+  watermarks: {min: 8, low: 1000, high: 3000}
+  classes: {dirty: {writeback: wb}}
+routines:
+  wb: []
+tasks:
+  t: [{fill: {class: dirty, pages: 4087}}, {alloc: 2, as: p}, {free: p}]
+""")
+    r = vmemu.run(path, driver="direct")
+    assert (r.verdict, r.message) == ("livelock", "step budget of 100 exhausted while t was "
+                                                  "still running")
+    # (The fill and the allocation take the budget's other steps.)
+    assert sum(1 for e in r.trace.events if e[2] == "writeback") == 98

@@ -435,14 +435,14 @@ def test_a_switch_away_from_a_blocked_task_costs_no_preemption():
     # Preemption bounding charges a choice only when the current task could have gone on.
     for s, _ in zip(schedules("dfs", 0, bound="preemptions", max_bound=1), range(150)):
         _run(DINING, s)                         # (the next schedule needs this one's trail)
-        charged = [j != 0 and not free for j, _n, _before, _kind, free in
+        charged = [j != 0 and not free for j, _n, _before, free in
                    s.trail[:len(s.prefix)]]
         assert s.prefix_cost == sum(charged) <= 1, s.prefix
 
 
 def test_every_schedule_of_a_search_records_the_bound_it_was_made_under():
     search = DFSSearch("preemptions", 3)
-    first = search.first(0)
+    first = search.first()
     assert first.params() == {"bound": "preemptions", "max_bound": 3}
     _run(DINING, first)
     assert search.next(first).params()["max_bound"] == 3
@@ -463,3 +463,55 @@ def test_dfs_prefix_alternatives_up_to_the_step_bound_are_accepted():
     # A long bad item is quoted by its first 40 characters.
     e = refused("dfs", prefix="x" * 60)
     assert e.bare.startswith(f"bad dfs prefix item {'x' * 40!r}: expected increasing")
+
+
+def _deepen(sc, budget, **params):
+    """Run a dfs stream of ``sc`` for at most ``budget`` schedules: (schedules run, the
+    search's coverage after them)."""
+    it = schedules("dfs", 0, **params)
+    n = 0
+    for s in islice(it, budget):
+        _run(sc, s)                              # (the next schedule needs this one's trail)
+        n += 1
+    return n, it.search.coverage(n)
+
+
+def test_dfs_coverage_says_the_whole_space_was_run():
+    n, cov = _deepen(ABBA_ORDERED, 5000)
+    assert cov == {"bound": "delays", "max_bound": None, "complete": cov["complete"],
+                   "whole": True, "summary": f"all {n} schedules explored: that is every "
+                   "schedule of the scenario, the whole space is exhausted"}
+    assert cov["complete"] >= 1
+
+
+@pytest.mark.parametrize("bound, max_bound", [
+    ("delays", 1), ("delays", 2), ("preemptions", 0), ("preemptions", 1)])
+def test_dfs_coverage_at_max_bound_says_more_was_not_explored(bound, max_bound):
+    unit = f"{max_bound} {bound[:-1] if max_bound == 1 else bound}"
+    n, cov = _deepen(DINING, 5000, bound=bound, max_bound=max_bound)
+    assert (cov["complete"], cov["whole"], cov["max_bound"]) == (max_bound, False, max_bound)
+    assert cov["summary"] == (f"no failure in all {n} schedules with \u2264 {unit}; "
+                              f"more {bound} not explored")
+
+
+def test_dfs_coverage_when_the_budget_ends_inside_a_level():
+    # Preemption bounding: level 0 of dining holds many schedules (switches at blocking
+    # points are free), so a budget of 2 ends inside it.
+    n, cov = _deepen(DINING, 2, bound="preemptions")
+    assert (n, cov["complete"], cov["whole"]) == (2, -1, False)
+    assert cov["summary"] == ("no failure in the first 2 schedules with 0 preemptions; the "
+                              "budget ran out, more preemptions not explored")
+    level0 = _deepen(DINING, 5000, bound="preemptions", max_bound=0)[0]
+    n, cov = _deepen(DINING, level0 + 1, bound="preemptions")
+    assert (cov["complete"], cov["whole"]) == (0, False)
+    assert cov["summary"] == (f"no failure in {level0 + 1} schedules: all with \u2264 0 "
+                              "preemptions and some with 1; the budget ran out, more "
+                              "preemptions not explored")
+
+
+def test_dfs_prefix_decisions_up_to_the_step_bound_are_accepted():
+    from vmemu._bounds import MAX_STEPS
+    prefix = decode_prefix(f"{MAX_STEPS}:1")
+    assert len(prefix) == MAX_STEPS and prefix[-1] == 1 and not any(prefix[:100])
+    with pytest.raises(UserError, match="bad dfs prefix item"):
+        decode_prefix(f"{MAX_STEPS + 1}:1")

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._kernel._gfp import DIRECT_RECLAIM, FS, IO
+from .._kernel._gfp import FS, IO
 from .._scenario.model import PageClass, Scenario
 
 #: Reclaim pseudo-locks, by what the writeback needs.
@@ -169,7 +169,6 @@ class DepGraph:
     """
 
     def __init__(self, scenario: Scenario) -> None:
-        self.scenario = scenario
         classes = scenario.memory.classes if scenario.memory is not None else ()
         self.classes: dict[str, PageClass] = {c.name: c for c in classes}
         # Only pseudo-locks with a writeback behind them can close a cycle; recording
@@ -303,7 +302,7 @@ class Recorder:
             mine = self.held[tid]
             have = sum(1 for r in self.tasks[tid].held if _cls(r) == name)
             extra = sum(1 for h in mine if h.lock == name) - have
-            for i in range(len(mine) - 1, -1, -1):
+            for i in reversed(range(len(mine))):
                 if extra <= 0:
                     break
                 if mine[i].lock == name:
@@ -325,8 +324,7 @@ class Recorder:
         name = event.name
         self.g.kinds.setdefault(name, event.kind)
         self._acquire(t, name, "wait", reentrant=True)
-        f = t.stack[-1]
-        self._passed(t, Held(name, "wait", f.name, str(f.loc) if f.loc else "", f.what))
+        self._passed(t, Held(name, "wait", *_site(t.stack[-1])))
 
     def signalling(self, t: Any, event: Any, op: str) -> None:
         """``t`` signals ``event``: the event depends on all ``t`` got through first."""
@@ -350,32 +348,33 @@ class Recorder:
 
     # ------------------------------------------------------------ memory hooks
     def reclaim_point(self, t: Any, gfp: frozenset[str]) -> None:
-        """An allocation that may enter reclaim under the effective mask ``gfp``."""
-        if DIRECT_RECLAIM not in gfp or t.has_flag("PF_MEMALLOC"):
-            return
+        """An allocation that may enter reclaim under the effective mask ``gfp`` (the
+        memory manager calls this only for a mask with ``__GFP_DIRECT_RECLAIM``, from a
+        task without ``PF_MEMALLOC``)."""
         may = [FS_RECLAIM] if FS in gfp else []
         may += [IO_RECLAIM] if IO in gfp else []
         may.append(RECLAIM)
-        f = t.stack[-1]
+        here = _site(t.stack[-1])
         for p in may:
             if p in self.g.pseudo:
                 self.g.kinds.setdefault(p, "pseudo")
                 # Like lockdep's fs_reclaim_acquire()+release(): a dependency, no hold.
                 self._acquire(t, p, "write", reentrant=False)
-                self._passed(t, Held(p, "write", f.name, str(f.loc) if f.loc else "",
-                                     f.what))
+                self._passed(t, Held(p, "write", *here))
 
     def writeback_begin(self, t: Any, cls: Any) -> None:
         """``t`` starts a writeback routine: it now holds the class's pseudo-lock."""
         p = self._pseudo_of(cls)
         self.g.kinds.setdefault(p, "pseudo")
-        self._acquire(t, p, "write", reentrant=True)
+        # No dependencies to record: a writeback runs inside the reclaim of an allocation
+        # whose reclaim point recorded (held lock -> p) with these very holds, or in
+        # kswapd or lockdep's synthetic context, which hold nothing.
         self._push(t, p, "write", False)
 
     def writeback_end(self, t: Any, cls: Any) -> None:
         p = self._pseudo_of(cls)
-        mine = self.held.get(t.tid, [])
-        for i in range(len(mine) - 1, -1, -1):
+        mine = self._held(t)
+        for i in reversed(range(len(mine))):
             if mine[i].lock == p:
                 del mine[i]
                 return
@@ -392,9 +391,7 @@ class Recorder:
         return self.held[t.tid]
 
     def _push(self, t: Any, name: str, mode: str, tried: bool) -> None:
-        f = t.stack[-1]
-        self._held(t).append(Held(name, mode, f.name, str(f.loc) if f.loc else "",
-                                  f.what, tried))
+        self._held(t).append(Held(name, mode, *_site(t.stack[-1]), tried))
 
     def _acquire(self, t: Any, name: str, mode: str, *, reentrant: bool) -> None:
         g = self.g
@@ -415,10 +412,15 @@ class Recorder:
                 break
 
     def _occurrence(self, t: Any) -> Occurrence:
-        stack = tuple((f.name, str(f.loc) if f.loc else "", f.what) for f in t.stack)
+        stack = tuple(_site(f) for f in t.stack)
         occ = Occurrence(t.name, self.run, self.seed, stack, tuple(self._held(t)))
         self.created.append(occ)
         return occ
+
+
+def _site(f: Any) -> tuple[str, str, str]:
+    """Where a stack frame is: ``(frame name, "file:line" or "", the step's text)``."""
+    return f.name, str(f.loc) if f.loc else "", f.what
 
 
 def _where(frame: str, at: str, step: str) -> str:

@@ -55,7 +55,7 @@ class DFSStrategy(Strategy):
     """One run of the bounded DFS: follows ``prefix``, then the base scheduler.
 
     Attributes:
-        trail: per decision ``(chosen, n_alternatives, cost_before, kind, free)`` where
+        trail: per decision ``(chosen, n_alternatives, cost_before, free)`` where
             ``free`` is True when every alternative costs nothing (preemption bounding with
             the current task blocked).
     """
@@ -68,29 +68,29 @@ class DFSStrategy(Strategy):
         self.bound = bound
         self.max_bound = max_bound
         self.prefix = list(prefix)
-        self.trail: list[tuple[int, int, int, str, bool]] = []
+        self.trail: list[tuple[int, int, int, bool]] = []
         self.cost = 0
         #: What the prefix costs against the bound (the run adds nothing after it).
         self.prefix_cost = 0
 
-    def _choose(self, n: int, kind: str, free: bool) -> int:
+    def _choose(self, n: int, free: bool = False) -> int:
         pos = len(self.trail)
         j = self.prefix[pos] if pos < len(self.prefix) else 0
         if j >= n:
             raise UserError(f"dfs prefix asks for alternative {j} at decision {pos + 1}, "
                             f"which has only {n}; the scenario changed since the prefix was "
                             "recorded", key="--prefix")
-        self.trail.append((j, n, self.cost, kind, free))
-        self.cost += cost_of(self.bound, kind, free, j)
+        self.trail.append((j, n, self.cost, free))
+        self.cost += cost_of(self.bound, free, j)
         return j
 
     def pick_task(self, runnable: Sequence[Any], current: Any) -> Any:
         order = rr_order(runnable, current)
         free = self.bound == "preemptions" and (current is None or current not in runnable)
-        return order[self._choose(len(order), "task", free)]
+        return order[self._choose(len(order), free)]
 
     def pick_bool(self, p: float, site: str) -> bool:
-        return bool(self._choose(2, "bool", False))
+        return bool(self._choose(2))   # (a fault decision is never free)
 
     def params(self) -> dict[str, Any]:
         d: dict[str, Any] = {"bound": self.bound}
@@ -101,26 +101,27 @@ class DFSStrategy(Strategy):
         return d
 
 
-def cost_of(bound: str, kind: str, free: bool, j: int) -> int:
-    """What taking alternative ``j`` costs against the bound (non-decreasing in ``j``)."""
+def cost_of(bound: str, free: bool, j: int) -> int:
+    """What taking alternative ``j`` costs against the bound (non-decreasing in ``j``):
+    ``j`` delays, or one preemption. (A fault decision's one alternative, firing, is
+    ``j = 1``: one unit under either bound.)"""
     if j == 0 or free:
         return 0
-    if kind == "bool" or bound == "preemptions":
-        return 1
-    return j
+    return 1 if bound == "preemptions" else j
 
 
 class DFSSearch:
     """The state of one bounded DFS across runs.
 
-    Usage: ``s = search.first()``; run it; ``s = search.next(s)`` ... until ``next``
-    returns None (the bounded space is exhausted: :attr:`exhausted` is then True).
+    Usage: ``for s in search.runs(seed)``: run ``s`` before asking for the next one (the
+    next schedule follows from the decisions this one saw); ``coverage()`` then says
+    what was covered. One pass with no deepening: ``s = search.first()``; run it;
+    ``s = search.next(s)`` ... until ``next`` returns None.
     """
 
     def __init__(self, bound: str = DEFAULT_BOUND,
                  max_bound: int | None = DEFAULT_MAX_BOUND) -> None:
         self.bound, self.max_bound = _check(bound, max_bound)
-        self.exhausted = False
         #: The highest bound whose every schedule was run (-1: not even bound 0 yet).
         self.complete = -1
         #: True once a level pruned nothing: every schedule of the scenario was run.
@@ -152,33 +153,32 @@ class DFSSearch:
                     f"the budget ran out, more {unit} not explored")
         return {"bound": unit, "max_bound": self.max_bound, "complete": k,
                 "whole": self.whole, "summary": text}
-    def first(self, seed: int | None = 0) -> DFSStrategy:
-        return DFSStrategy(seed, self.bound, self.max_bound, [])
 
-    def next(self, done: DFSStrategy, seed: int | None = 0,
-             limit: int | None = None) -> DFSStrategy | None:
-        """The strategy for the next run after ``done`` ran to completion, or None.
+    def first(self) -> DFSStrategy:
+        """The first run's strategy: the base scheduler's schedule (seed 0, a label only:
+        :meth:`runs` numbers the schedules)."""
+        return DFSStrategy(bound=self.bound, max_bound=self.max_bound)
 
-        ``limit`` (default: the search's ``max_bound``) is the most a schedule may cost.
-        """
+    def next(self, done: DFSStrategy, limit: int | None = None) -> DFSStrategy | None:
+        """The strategy for the next run after ``done`` ran to completion, or None when
+        the space of schedules costing at most ``limit`` (default: the search's
+        ``max_bound``) is exhausted."""
         limit = self.max_bound if limit is None else limit
         trail = done.trail
-        for i in range(len(trail) - 1, -1, -1):
-            j, n, before, kind, free = trail[i]
+        for i in reversed(range(len(trail))):
+            j, n, before, free = trail[i]
             for alt in range(j + 1, n):
-                cost = before + cost_of(self.bound, kind, free, alt)
+                cost = before + cost_of(self.bound, free, alt)
                 if limit is None or cost <= limit:
                     prefix = [c[0] for c in trail[:i]] + [alt]
-                    s = DFSStrategy(seed, self.bound, self.max_bound, prefix)
+                    s = DFSStrategy(bound=self.bound, max_bound=self.max_bound, prefix=prefix)
                     s.prefix_cost = cost
                     return s
                 self._pruned = True
                 break  # costs only grow with the index: no later alternative fits either
-        if limit == self.max_bound:
-            self.exhausted = True
         return None
 
-    def runs(self, seed: int = 0) -> Iterator[DFSStrategy]:
+    def runs(self, seed: int) -> Iterator[DFSStrategy]:
         """Every schedule of the bounded space, cheapest first; schedule ``i`` is labelled
         seed ``seed+i``.
 
@@ -191,26 +191,26 @@ class DFSSearch:
         stands in for a re-run. So no schedule runs twice, and the set run is the same
         as one pass at ``max_bound`` would run.
         """
-        seen: dict[tuple[int, ...], list[tuple[int, int, int, str, bool]]] = {}
+        seen: dict[tuple[int, ...], list[tuple[int, int, int, bool]]] = {}
         i = 0
         level = 0
         while self.max_bound is None or level <= self.max_bound:
             self._pruned = False
-            s: DFSStrategy | None = self.first(seed + i)
+            s: DFSStrategy | None = self.first()
             while s is not None:
                 key = _key(s.prefix)
-                if s.prefix_cost < level and key in seen:
-                    s.trail = seen[key]          # ran at an earlier level: walk past it
+                if s.prefix_cost < level:        # ran at an earlier level: walk past it
+                    s.trail = seen[key]
                 else:
                     s.seed = seed + i
                     yield s
                     i += 1
                     if level != self.max_bound:  # the last level is never walked again
                         seen[key] = s.trail
-                s = self.next(s, seed + i, level)
+                s = self.next(s, level)
             self.complete = level
             if not self._pruned:                 # nothing costs more: that was everything
-                self.whole = self.exhausted = True
+                self.whole = True
                 return
             level += 1
 
