@@ -426,3 +426,34 @@ def test_swap_keeps_every_page_and_slot_accounted_for(tmp_path_factory, text, se
     assert vm.writing >= 0 and vm.marked >= 0
     if k.outcome.verdict == "deadlock":   # nothing in flight: a deadlock is for real
         assert not dev.in_flight() and vm.writing == 0
+
+
+def test_a_run_that_ends_with_swap_io_queued_counts_only_what_the_device_started(
+        tmp_path):
+    # Found by the invariant test above: t1's last fault reads ahead, and the run ends
+    # before the device starts on some of it. Requests and pages count together.
+    path = tmp_path / "s.yaml"
+    path.write_text("""\
+limits: {steps: 3000, hung_task_timeout: 100000}
+memory:
+  pages: 12
+  watermarks: {min: 2, low: 3, high: 6}
+  kswapd: false
+  swapout: vmscan
+  swap: {slots: 12, readahead: 3, device: {seek: 0, per_page: 1, max_request: 1, queue: 1}}
+tasks:
+  t0:
+    - mmap: {region: heap, pages: 1}
+    - repeat: 3
+      do: [{touch: {region: heap, pages: "0..0"}}]
+  t1:
+    - mmap: {region: heap, pages: 19}
+    - touch: {region: heap, pages: "0..18", order: reverse, write: true}
+    - touch: {region: heap, pages: "17..17"}
+""")
+    for seed in range(4):
+        k = run_kernel(str(path), seed)
+        st = k.mm.vm.stats
+        assert k.outcome.verdict == "ok"
+        assert st["readahead_used"] <= st["readahead_pages"] <= st["pages_read"]
+        assert st["pages_read"] == st["read_requests"]          # max_request: 1

@@ -304,7 +304,6 @@ class Vm:
                 continue
             self.attach(q, f)
             q.io, q.ahead = "read", True
-            st["readahead_pages"] += 1
             await self.read(t, q)
         while p.io is not None:
             await dev.wait(t, f"swap-in of {p.where()}")
@@ -382,16 +381,12 @@ class Vm:
         waits for the page: it stays in the swap cache), read pages enter the swap cache
         (a page a fault waits for stays ``wanted`` until the fault maps it, so reclaim
         leaves it alone). Memory waiters retry: pages were freed, or can be now."""
-        st = self.stats
         for p in r.pages:
             p.io = None
             if r.write:
                 self.writing -= 1
-                st["pages_written"] += 1
                 if not p.wanted:
                     self.release(p)
-            else:
-                st["pages_read"] += 1
         self.mm._wake_waiters(t)
 
     # ------------------------------------------------------------------ reports

@@ -197,10 +197,16 @@ class SwapDevice:
         st["device_busy_ticks"] += r.done - k.now
         if r.first != self.head:
             st["seeks"] += 1
+        # Pages count when the device starts on them, with their request: a run may end
+        # with IO still queued or in flight, and a page must never count as read ahead
+        # (or used) without counting as read.
         if r.write:
             st["write_requests"] += 1
+            st["pages_written"] += r.n
         else:
             st["read_requests"] += 1
+            st["pages_read"] += r.n
+            st["readahead_pages"] += sum(1 for q in r.pages if q.ahead)
         self.head = r.first + r.n
         self.cur = r
         k.emit(by, "swap_" + ("write" if r.write else "read"),
