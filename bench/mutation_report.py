@@ -52,13 +52,17 @@ def main(names: list[str]) -> int:
     equivalent = equivalent_names()
     by_module: dict[str, Counter] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
+    killed_equivalent: list[str] = []
     for mutant, what in status.items():
         module = next((n for n, m in MODULES.items() if mutant.startswith(m + ".")), None)
         if module is None:
             continue
         c = by_module[module]
         c["all"] += 1
-        if mutant in equivalent:
+        if mutant in equivalent and what in KILLED:
+            c["killed"] += 1            # a test kills it after all: not equivalent
+            killed_equivalent.append(mutant)
+        elif mutant in equivalent:
             c["equivalent"] += 1
         elif what in KILLED:
             c["killed"] += 1
@@ -83,6 +87,10 @@ def main(names: list[str]) -> int:
               f"{len(survivors[module])}")
         for s in sorted(survivors[module]):
             print(f"    {s}")
+    if killed_equivalent:
+        print(f"\n{len(killed_equivalent)} mutant(s) in {EQUIVALENT.name} are killed by a test "
+              "(counted as killed): remove them from that file:\n    "
+              + "\n    ".join(sorted(killed_equivalent)))
     if stale:
         print(f"\n{len(stale)} mutant(s) in {EQUIVALENT.name} no longer exist (the code "
               "changed): re-check that file:\n    " + "\n    ".join(stale))

@@ -485,7 +485,8 @@ def test_dfs_coverage_says_the_whole_space_was_run():
 
 
 @pytest.mark.parametrize("bound, max_bound", [
-    ("delays", 1), ("delays", 2), ("preemptions", 0), ("preemptions", 1)])
+    ("delays", 1), ("delays", 2), ("preemptions", 0), ("preemptions", 1)],
+    ids=["d1", "d2", "p0", "p1"])   # (the mutation subset deselects ids with "preemptions")
 def test_dfs_coverage_at_max_bound_says_more_was_not_explored(bound, max_bound):
     unit = f"{max_bound} {bound[:-1] if max_bound == 1 else bound}"
     n, cov = _deepen(DINING, 5000, bound=bound, max_bound=max_bound)

@@ -457,3 +457,47 @@ tasks:
         assert k.outcome.verdict == "ok"
         assert st["readahead_used"] <= st["readahead_pages"] <= st["pages_read"]
         assert st["pages_read"] == st["read_requests"]          # max_request: 1
+
+
+MIXED = """\
+%s
+memory:
+  pages: 64
+  watermarks: {min: 4, low: 8, high: 16}
+  classes: {cache: {}}
+  swap: {slots: 64%s}
+  swapout: vmscan
+tasks:
+  t:
+    - fill: {class: cache, pages: 6}
+    - mmap: {region: heap, pages: 60}
+    - touch: {region: heap, pages: "0..59", write: true}
+%s"""
+
+
+def test_a_reclaim_that_drops_cache_and_swaps_out_counts_both(tmp_path):
+    path = tmp_path / "mixed.yaml"
+    path.write_text(MIXED % ("", "", ""))
+    r = vmemu.run(str(path), driver="direct")
+    ops = [(e[2], e[3]) for e in r.trace.events if e[2].startswith("reclaim")]
+    # The first reclaim reaches its target (9 free) with cache alone: no swap-out. The
+    # second frees the last cache page, then swaps out 32 pages.
+    assert ops[:6] == [("reclaim", "for 1: 4 free, page fault, GFP_KERNEL"),
+                       ("reclaim_clean", "5 cache: 9 free"),
+                       ("reclaim_done", "freed 5: 9 free"),
+                       ("reclaim", "for 1: 4 free, page fault, GFP_KERNEL"),
+                       ("reclaim_clean", "1 cache: 5 free"),
+                       ("reclaim_done", "freed 33: 37 free")]
+
+
+def test_a_task_hung_in_swap_out_shows_it_in_its_stack(tmp_path):
+    path = tmp_path / "slow.yaml"
+    path.write_text(MIXED % ("limits: {hung_task_timeout: 50}", ", device: {seek: 1000}",
+                             "  ticker:\n    - repeat: 200\n      do: [{sleep: 10}]\n"))
+    r = vmemu.run(str(path), driver="direct")
+    assert r.verdict == "hang" and r.message.startswith("INFO: task t blocked for more than "
+                                                        "50 ticks waiting for swap IO")
+    [t] = [t for t in r.tasks if t["name"] == "t"]
+    assert [f["step"] for f in t["stack"]] == [
+        "touch heap 0..59 (write, sequential)",
+        "swap out anonymous pages (vmscan; page fault, GFP_KERNEL)"]

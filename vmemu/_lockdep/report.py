@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .graph import PSEUDO_LOCKS, BadUnlock, Edge, Held, Occurrence, Recursion
+from .graph import PSEUDO_LOCKS, BadUnlock, Edge, Held, Occurrence, Recursion, _where
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._result import Result
@@ -250,8 +250,7 @@ def _edge_lines(e: Edge, kinds: dict[str, str] | None = None) -> list[str]:
 def _stack_lines(occ: Occurrence) -> list[str]:
     out = []
     for depth, (frame, at, step) in enumerate(reversed(occ.stack)):
-        where = frame + (f" ({at})" if at else "") + (f": {step}" if step else "")
-        out.append(f"{'at' if depth == 0 else 'in'} {where}")
+        out.append(f"{'at' if depth == 0 else 'in'} {_where(frame, at, step)}")
     return out
 
 
