@@ -322,6 +322,21 @@ RWLOCK_HEAD = '''
         await ctx.yield_()
         ctx.check(ctx.vars["readers"] == 0 and ctx.vars["writers"] == 1, "writer not alone")
         ctx.vars["writers"] -= 1
+
+    async def w1(ctx):
+        """The first writer: holds L until W1_UNTIL tasks queue behind it."""
+        L = ctx.rwsem("L")
+        await L.acquire()
+        await write(ctx, L)
+        await queued(ctx, W1_UNTIL)
+        await L.release()
+
+    async def once_held(ctx):
+        """L, once w1 holds it."""
+        L = ctx.rwsem("L")
+        while not L.locked():
+            await ctx.yield_()
+        return L
 '''
 
 
@@ -329,17 +344,10 @@ def test_rwlock_readers_pass_a_queued_writer_once_no_writer_holds_it(tmp_path):
     # w1 writes; r1, w2, r2 queue in that order. When w1 leaves, r1 reads and r2 must
     # join it (rwlock_t is not writer-fair): r1 waits inside until r2 is in too.
     path = _py(tmp_path, RWLOCK_HEAD + '''
-    async def w1(ctx):
-        L = ctx.rwsem("L")
-        await L.acquire()
-        await write(ctx, L)
-        await queued(ctx, 3)
-        await L.release()
+    W1_UNTIL = 3
 
     async def r1(ctx):
-        L = ctx.rwsem("L")
-        while not L.locked():
-            await ctx.yield_()
+        L = await once_held(ctx)
         await L.acquire_read()
         await read(ctx, L)
         while ctx.vars["r2_in"] == 0:
@@ -373,17 +381,10 @@ def test_rwlock_readers_pass_a_queued_writer_once_no_writer_holds_it(tmp_path):
 def test_rwlock_readers_stay_out_while_the_next_writer_holds_it(tmp_path):
     # w1 writes; w2 then r1 queue. When w1 leaves, w2 writes and r1 keeps waiting.
     path = _py(tmp_path, RWLOCK_HEAD + '''
-    async def w1(ctx):
-        L = ctx.rwsem("L")
-        await L.acquire()
-        await write(ctx, L)
-        await queued(ctx, 2)
-        await L.release()
+    W1_UNTIL = 2
 
     async def w2(ctx):
-        L = ctx.rwsem("L")
-        while not L.locked():
-            await ctx.yield_()
+        L = await once_held(ctx)
         await L.acquire()
         ctx.vars["writers"] += 1
         for _ in range(3):
@@ -418,9 +419,7 @@ def test_rwlock_reader_waits_only_for_the_writer_holding_it(tmp_path):
             await ctx.yield_()
 
     async def r2(ctx):
-        L = ctx.rwsem("L")
-        while not L.locked():
-            await ctx.yield_()
+        L = await once_held(ctx)
         await L.acquire_read()
 
     async def w3(ctx):
