@@ -162,3 +162,32 @@ class LockLog:
 
     def released(self, t, lock, mode):
         self.ops.append(("released", t.name, lock.name, mode))
+
+
+#: Two different bugs: the ABBA deadlock of t1/t2, and a torn update that `r` observes
+#: when it runs between `w`'s two writes; some schedules hit neither.
+TWO_BUGS = """\
+name: two-bugs
+locks: {A: mutex, B: mutex}
+vars: {x: 0}
+tasks:
+  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
+  t2: [{lock: B}, yield, {lock: A}, {unlock: A}, {unlock: B}]
+  w: [{set: {x: 1}}, {set: {x: 0}}]
+  r: [{assert: "x == 0"}]
+"""
+
+#: Four tasks taking one mutex 2,000 times each (24,000 steps): long enough to cancel or
+#: interrupt mid-run, short enough to run in full as a reference.
+SPIN = """
+name: spin
+expect: ok
+limits: {steps: 1000000}
+locks: {m: mutex}
+tasks:
+  t:
+    count: 4
+    steps:
+      - repeat: 2000
+        do: [yield, {lock: m}, {unlock: m}]
+"""

@@ -15,7 +15,7 @@ import pytest
 import sniffio
 
 import vmemu
-from conftest import CONTRACT, seed_reaching
+from conftest import CONTRACT, SPIN, seed_reaching
 from vmemu._kernel.drivers.anyio_driver import run_anyio
 from vmemu._run import new_kernel
 from vmemu._strategies import make_strategy
@@ -24,19 +24,6 @@ from vmemu._strategies.base import Strategy
 ABBA = str(CONTRACT / "abba.yaml")
 ABBA_SEED = seed_reaching(ABBA, "deadlock")  # a schedule that deadlocks
 PHILOSOPHERS = str(CONTRACT / "dining_philosophers.yaml")
-
-SPIN = """
-name: spin
-expect: ok
-limits: {steps: 1000000}
-locks: {m: mutex}
-tasks:
-  t:
-    count: 4
-    steps:
-      - repeat: 2000
-        do: [yield, {lock: m}, {unlock: m}]
-"""
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -17,25 +17,12 @@ from pathlib import Path
 import pytest
 
 import vmemu
-from conftest import CONTRACT, ROOT, cli_json, vmemu_cli
+from conftest import CONTRACT, ROOT, TWO_BUGS, cli_json, vmemu_cli
 from vmemu._explore import explore, signature
 from vmemu._explore.store import Store
 
 ORDERED = str(CONTRACT / "abba_ordered.yaml")
 DINING = str(CONTRACT / "dining_philosophers.yaml")
-
-# Two different bugs (a deadlock, and an assertion `r` sees when it runs between `w`'s
-# writes); some schedules hit neither.
-TWO_BUGS = """\
-name: two-bugs
-locks: {A: mutex, B: mutex}
-vars: {x: 0}
-tasks:
-  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
-  t2: [{lock: B}, yield, {lock: A}, {unlock: A}, {unlock: B}]
-  w: [{set: {x: 1}}, {set: {x: 0}}]
-  r: [{assert: "x == 0"}]
-"""
 
 
 def _ranges(store: Path) -> list[tuple[int, int]]:

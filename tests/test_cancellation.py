@@ -22,7 +22,7 @@ import pytest
 import trio
 
 import vmemu
-from conftest import CONTRACT, ROOT
+from conftest import CONTRACT, ROOT, SPIN
 
 ABBA = str(CONTRACT / "abba.yaml")
 
@@ -36,19 +36,6 @@ tasks:
     count: 2
     steps:
       - repeat: 1000000
-        do: [yield, {lock: m}, {unlock: m}]
-"""
-
-# Short enough to run in full as a reference (24,000 steps).
-SPIN = """
-name: spin
-limits: {steps: 1000000}
-locks: {m: mutex}
-tasks:
-  t:
-    count: 4
-    steps:
-      - repeat: 2000
         do: [yield, {lock: m}, {unlock: m}]
 """
 

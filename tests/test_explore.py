@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import vmemu
-from conftest import CONTRACT, ROOT, cli_json, vmemu_cli
+from conftest import CONTRACT, ROOT, TWO_BUGS, cli_json, vmemu_cli
 from vmemu._explore import explore, signature
 from vmemu._explore.coordinator import MIN_BLOCK as BLOCK
 from vmemu._explore.ui import ProgressBar, _NoBar
@@ -25,18 +25,6 @@ from vmemu._trace import Trace
 ABBA = str(CONTRACT / "abba.yaml")
 ORDERED = str(CONTRACT / "abba_ordered.yaml")
 PHILOSOPHERS = str(CONTRACT / "dining_philosophers.yaml")
-
-# Two different bugs: the ABBA deadlock of t1/t2, and a torn update that `r` can observe.
-TWO_BUGS = """\
-name: two-bugs
-locks: {A: mutex, B: mutex}
-vars: {x: 0}
-tasks:
-  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
-  t2: [{lock: B}, yield, {lock: A}, {unlock: A}, {unlock: B}]
-  w: [{set: {x: 1}}, {set: {x: 0}}]
-  r: [{assert: "x == 0"}]
-"""
 
 
 # ABBA that needs t2 to take B in the one-step window while t1 holds A: under `random`
