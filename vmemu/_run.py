@@ -76,11 +76,12 @@ def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
 
 
 def _populate(k: Kernel, scenario: Scenario) -> None:
-    k.body_of = lambda spec: _body(k, spec)
-    for spec in scenario.tasks:
-        if not spec.spawned:     # (those start when a `spawn` step creates them)
-            k.add_task(spec.name, _body(k, spec), spec=spec, start=spec.start,
-                       daemon=spec.daemon)
+    if k.initial is None:     # (a kernel's first run: its bodies serve every reset)
+        k.body_of = lambda spec: _body(k, spec)
+        # `start: spawned` tasks start when a `spawn` step creates them.
+        k.initial = [(spec, _body(k, spec)) for spec in scenario.tasks if not spec.spawned]
+    for spec, body in k.initial:
+        k.add_task(spec.name, body, spec=spec, start=spec.start, daemon=spec.daemon)
     if k.mm is not None:
         k.mm.start()
 

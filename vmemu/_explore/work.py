@@ -34,6 +34,10 @@ _LOADED: dict[tuple, tuple[Any, Any]] = {}
 #: Set to a signal number by the coordinator's handler (Ctrl-C, SIGTERM): a block run in
 #: the coordinator's process ends after the schedule in progress.
 STOP = [0]
+#: The interleaving hash of each tape an `ok` run had, per spec key (see run_block);
+#: dropped with the spec from _LOADED, and no longer grown past MEMO_TAPES tapes.
+_MEMO: dict[tuple, dict[tuple, int]] = {}
+MEMO_TAPES = 1 << 16
 #: A dfs stream per exploration, in the one process that runs it: (next index, iterator).
 _STREAMS: dict[int, tuple[int, Any]] = {}
 
@@ -73,6 +77,7 @@ def remember(spec: Spec, scenario: Any, plan: Any) -> None:
     _LOADED.pop(spec.key, None)
     _LOADED[spec.key] = (scenario, plan)
     while len(_LOADED) > 4:
+        _MEMO.pop(next(iter(_LOADED)), None)
         del _LOADED[next(iter(_LOADED))]
 
 
@@ -150,6 +155,11 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
     direct = driver == "direct"
     blk = Block(start, stop, upto=start - 1)
     cover: dict[int, int] = {}
+    # A run is a pure function of (scenario, fault plan, tape): a tape seen before had
+    # these very events, so its interleaving hash is looked up rather than recomputed
+    # (a saturated exploration repeats tapes all the time). Only `ok` runs are memoized:
+    # a soft lockup (wall-clock) may end a run whose tape another run shares.
+    memo = _MEMO.setdefault(spec.key, {})
     seen: set[tuple] = set()
     longest = 0
     strat = None
@@ -174,13 +184,21 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
             if k.error is not None:
                 raise k.error
             verdict = k.outcome.verdict
-            events = k.events
-            strat.ran(len(k.tape))
+            events, tape = k.events, k.tape
+            strat.ran(len(tape))
         else:
             r = run(sc, strategy=strat, faults=plan, driver=driver)
-            verdict, events = r.verdict, r.trace.events
+            verdict, events, tape = r.verdict, r.trace.events, r.trace.tape
         blk.upto = i
-        h = interleaving(events)
+        if verdict == "ok":
+            key = tuple(tape)
+            h = memo.get(key)
+            if h is None:
+                h = interleaving(events)
+                if len(memo) < MEMO_TAPES:
+                    memo[key] = h
+        else:
+            h = interleaving(events)
         if h not in cover:
             cover[h] = i
         d = getattr(strat, "decisions", 0)

@@ -9,19 +9,29 @@ the steps run in (:class:`~.task.Frame`: locals, shared variables, the task).
 
 from __future__ import annotations
 
+import types
 from typing import Any, Awaitable, Callable
 
 from .._scenario.model import Step
 from ._values import call_routine, evaluate, label, read, show, store, wrap
 from .context import TaskContext
-from .sync import Lock
-from .task import VerdictSignal
+from .sync import Lock, Mutex, might_sleep
+from .task import Killed, VerdictSignal
 
 
-async def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
-                    charge: bool = False) -> None:
+@types.coroutine
+def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
+              charge: bool = False) -> Any:
     """Execute ``steps`` in order in the current frame of ``ctx``'s task, ``times`` times,
     charging a step to the budget before each pass when ``charge`` is set (``repeat``).
+
+    Awaited like a coroutine function (``await run_steps(...)``). It is a generator-based
+    coroutine so that the commonest steps, ``yield`` and ``lock``/``unlock`` of a plain
+    mutex nobody observes, run inline here, with the very effects of ``Kernel.checkpoint``
+    and ``Lock._lock``/``Lock.release`` (keep them in step): no coroutine of their own,
+    which is most of what such a step would cost. Every other step, and these whenever
+    a fault plan or an observer (lockdep, the recorder) is attached, goes through its
+    handler.
 
     Loops pass ``times`` rather than calling this once per pass: a coroutine per pass
     would cost more than a short body's steps.
@@ -31,17 +41,69 @@ async def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
     frame = t.stack[-1]
     faults = k.faults
     handlers = _HANDLERS
+    resources = k.resources
+    events = k.events          # (Kernel.emit, inlined below: the lists live for a run)
+    log = k.log
+    name = t.name
     for _ in range(times):
         if charge:
             k.count_step(t)
         for step in steps:
             frame.loc = step.loc
             frame.step = step
+            op = step.op
             if faults is not None:
                 action = faults.at("step", t)
                 if action is not None:
-                    await k.apply_action(t, action)
-            await handlers[step.op](ctx, step)
+                    yield from k.apply_action(t, action)
+            elif op in _INLINE and not k.observers:
+                lock = None
+                if op == "yield" or type(lock := resources.get(step.target)) is Mutex:
+                    if op == "lock" and t.held:
+                        might_sleep(t, "lock " + lock.name)   # type: ignore[union-attr]
+                    # Kernel.checkpoint
+                    if k.stopping:
+                        raise Killed()
+                    if k.bare_yield:
+                        yield
+                    else:
+                        yield from k.park(t)
+                        if k.stopping:
+                            raise Killed()
+                    if lock is None:
+                        continue
+                    if op == "lock":
+                        if lock.owner is None and not lock.waiters:
+                            lock.owner = t
+                            t.held.append(lock)
+                        else:
+                            lock.waiters.append((t, "lock"))
+                            yield from k.block(t, lock, "lock")
+                        ev = [k.now, name, "lock", lock.name, step.loc.line]
+                        events.append(ev)
+                        if log is not None:
+                            log(ev)
+                        continue
+                    if lock.owner is not t:
+                        lock._check_release(t)   # raises: not the owner
+                    lock.owner = None
+                    held = t.held
+                    if held[-1] is lock:
+                        held.pop()
+                    else:
+                        Lock._drop(lock, t)
+                    ev = [k.now, name, "unlock", lock.name, step.loc.line]
+                    events.append(ev)
+                    if log is not None:
+                        log(ev)
+                    if lock.waiters:
+                        lock._grant()
+                    continue
+            yield from handlers[op](ctx, step)
+
+
+#: The steps run_steps may take inline (see there).
+_INLINE = frozenset({"yield", "lock", "unlock"})
 
 
 def _eval(ctx: TaskContext, step: Step) -> int:

@@ -42,6 +42,12 @@ class Kernel(Kthreads):
         self.limits = scenario.limits
         self.log = log
         self._plan = faults
+        # `start: spawned` tasks by name.
+        self.spawnable = {s.name: s for s in scenario.tasks if s.spawned}
+        # How to make a task's coroutine (new_kernel sets it), and the scenario's initial
+        # tasks with theirs: both depend on the scenario only, so every run keeps them.
+        self.body_of: Callable[[Any], Callable[[Task], Any]] = _no_body
+        self.initial: list[tuple[Any, Callable[[Task], Any]]] | None = None
         self._reset(strategy)
 
     def _reset(self, strategy: Any) -> None:
@@ -66,6 +72,7 @@ class Kernel(Kthreads):
         self.stopping = False
         self._step_budget = scenario.limits.steps
         self._unfinished = 0      # non-daemon tasks not DONE: `ok` when it reaches 0
+        self._done = 0            # tasks DONE (all of them: an `ok` run's reports can wait)
         # Tasks blocked by `block` (uninterruptibly) in the order they blocked, so oldest
         # first as the clock only grows: the hung-task check looks at one task, not all.
         self._blocked: dict[int, Task] = {}
@@ -100,9 +107,6 @@ class Kernel(Kthreads):
         self.faults = self._plan.bind(self) if self._plan is not None else None
         self.mm: Any = None
         self.resources = make_resources(self, scenario)
-        # `start: spawned` tasks by name, and how to make a task's coroutine (new_kernel).
-        self.spawnable = {s.name: s for s in scenario.tasks if s.spawned}
-        self.body_of: Callable[[Any], Callable[[Task], Any]] = _no_body
         # The watchdog's "who can still signal it" answers, valid while `steps` stands.
         self._reach_cache: tuple[int, dict] | None = None
         if scenario.memory is not None:
@@ -126,15 +130,10 @@ class Kernel(Kthreads):
         idle kswapd then costs no scheduling decisions). The caller queues the task
         among the resource's waiters.
         """
-        t = Task(len(self.tasks), name, spec, daemon=daemon)
-        root = t.stack[0]
-        root.shared = self.vars
-        root.task = t
-        if spec is not None:
-            root.body = spec.steps
-            if spec.locals:
-                root.locals = {n: list(v) if isinstance(v, tuple) else v
-                               for n, v in spec.locals}
+        t = Task(len(self.tasks), name, spec, daemon=daemon, shared=self.vars)
+        if spec is not None and spec.locals:
+            t.stack[0].locals = {n: list(v) if isinstance(v, tuple) else v
+                                 for n, v in spec.locals}
         t.coro = body(t)
         self.tasks.append(t)
         self.by_name[name] = t
@@ -152,7 +151,9 @@ class Kernel(Kthreads):
             t.state = SLEEPING
             self._add_timer(start, t)
         else:
-            self._enqueue(t)
+            # A new task has the highest tid yet: it goes last in the run queue.
+            self._runnable_tids.append(t.tid)
+            self.runnable.append(t)
         return t
 
     def emit(self, task: Task | None, op: str, arg: Any = None) -> None:
@@ -295,13 +296,8 @@ class Kernel(Kthreads):
         self._blocked.pop(t.tid, None)
         t.waiting_for = None
         t.wait_what = ""
-        # _enqueue, inlined: every wakeup comes through here.
-        i = bisect_left(self._runnable_tids, t.tid)
-        self._runnable_tids.insert(i, t.tid)
-        self.runnable.insert(i, t)
-
-    def _enqueue(self, t: Task) -> None:
-        # O(log n) search, then one memmove per list: no per-task Python work.
+        # Into the run queue, kept in tid order: an O(log n) search, then one memmove
+        # per list (no per-task Python work).
         i = bisect_left(self._runnable_tids, t.tid)
         self._runnable_tids.insert(i, t.tid)
         self.runnable.insert(i, t)
@@ -419,10 +415,11 @@ class Kernel(Kthreads):
 
     def task_finished(self, t: Task, exc: BaseException | None) -> None:
         """A task's coroutine ended (``exc`` is what escaped it, if anything)."""
-        if isinstance(exc, Killed) or (exc is not None and self.stopping):
+        if exc is not None and (self.stopping or isinstance(exc, Killed)):
             return
         was_runnable = t.state is RUNNABLE
         t.state = DONE
+        self._done += 1
         if not t.daemon:
             self._unfinished -= 1
         if was_runnable:
@@ -462,11 +459,14 @@ class Kernel(Kthreads):
             # report shows, but the report must describe the moment of the verdict. An
             # `ok` run with every task done (no daemon left to unwind) cannot change:
             # its reports wait until someone asks (most runs of an exploration: never).
-            lazy = outcome is _OK and all(t.state is DONE for t in self.tasks)
-            self._final_tasks = None if lazy else watchdog.task_reports(self)
-            hung = self.by_name.get(outcome.task or "") if outcome.verdict == "hang" else None
-            self.final_cycle = (watchdog.find_cycle(self, hung)
-                                if outcome.verdict in ("deadlock", "hang") else [])
+            if outcome is _OK and self._done == len(self.tasks):
+                self._final_tasks = None
+            else:
+                self._final_tasks = watchdog.task_reports(self)
+                if outcome.verdict in ("deadlock", "hang"):
+                    hung = self.by_name.get(outcome.task or "") \
+                        if outcome.verdict == "hang" else None
+                    self.final_cycle = watchdog.find_cycle(self, hung)
         self.stopping = True
         self.detour = True
 

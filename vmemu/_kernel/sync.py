@@ -236,7 +236,10 @@ class Mutex(Lock):
     _plain = True
 
     def __init__(self, k: "Kernel", name: str) -> None:
-        super().__init__(k, name)
+        # Resource.__init__, inlined: every run of an exploration builds its mutexes anew.
+        self.k = k
+        self.name = name
+        self.waiters: deque[tuple[Task, str]] = deque()
         self.owner: Task | None = None
 
     def holders(self) -> list[Task]:

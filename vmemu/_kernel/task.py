@@ -46,7 +46,9 @@ class Task:
                  "exc", "reclaiming", "handles", "ok", "should_stop", "interruptible",
                  "timer_seq", "exited", "parent")
 
-    def __init__(self, tid: int, name: str, spec: "TaskSpec | None", *, daemon: bool = False):
+    def __init__(self, tid: int, name: str, spec: "TaskSpec | None", *, daemon: bool = False,
+                 shared: Any = None):
+        """``shared``: the run's shared variables, which the root frame's expressions read."""
         self.tid = tid
         self.name = name
         self.spec = spec
@@ -55,7 +57,10 @@ class Task:
         self.wait_what = ""                # e.g. "lock", "read_lock", "wait", "memory"
         self.blocked_since = 0
         self.held: list[Any] = []          # locks in acquisition order (duplicates for re-entry)
-        self.stack: list[Frame] = [Frame(name, spec.loc if spec else None)]
+        # The root frame runs the task's own steps (positional: one call the cheaper).
+        self.stack: list[Frame] = [
+            Frame(name, spec.loc, None, {}, shared, self, spec.steps) if spec is not None
+            else Frame(name, None, None, {}, shared, self)]
         self.pf: dict[str, int] = {}       # task flag -> nesting count (scopes nest)
         self.coro: Any = None
         self.handle: Any = None            # the driver's handle (a trio Task)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import random as _random
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from .base import Strategy
 
@@ -16,10 +15,16 @@ _TO_01 = bytes.maketrans(b"01", b"\x00\x01")
 
 
 def _pool(seed: int) -> bytes:
-    """POOL_BITS coin flips (bytes 0 or 1) from a BLAKE2b hash of ``seed``."""
+    """POOL_BITS coin flips (bytes 0 or 1) from a BLAKE2b hash of ``seed``: the hash as
+    a little-endian int, most significant bit first."""
     d = hashlib.blake2b(b"%d" % seed, digest_size=POOL_BITS // 8,
                         person=b"vmemu-random").digest()
-    return format(int.from_bytes(d, "little"), f"0{POOL_BITS}b").encode().translate(_TO_01)
+    # bin() of the int with a bit set above them spells all POOL_BITS bits, leading
+    # zeros included, after "0b1" (cheaper than format's zero padding).
+    return bin(int.from_bytes(d, "little") | _TOP).encode()[3:].translate(_TO_01)
+
+
+_TOP = 1 << POOL_BITS
 
 
 class RandomStrategy(Strategy):
@@ -44,16 +49,15 @@ class RandomStrategy(Strategy):
     def __init__(self, seed: int = 0) -> None:
         super().__init__(seed)
         self._rng: _random.Random | None = None
-        coins = itertools.chain.from_iterable(self._coins(_pool(int(seed))))
+        # The pool's flips, then (only after POOL_BITS of them: a long run) the Twister's.
+        coins = itertools.chain(_pool(int(seed)), iter(self._more, 2))
         self._coin = coins.__next__
         if type(self).pick_task is RandomStrategy.pick_task:   # (subclasses may override)
             self.pick_index = self.index
             self.pick_coin = self._coin    # C-level: index(2)
 
-    def _coins(self, pool: bytes) -> Iterator[Any]:
-        yield pool
-        # (only reached after POOL_BITS coin flips: a long run)
-        yield iter(functools.partial(self.rng.getrandbits, 1), 2)
+    def _more(self) -> int:
+        return self.rng.getrandbits(1)
 
     @property
     def rng(self) -> _random.Random:
