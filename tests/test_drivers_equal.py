@@ -17,7 +17,10 @@ import pytest
 
 import vmemu
 from conftest import ROOT, contract_files
+from vmemu._kernel.drivers.direct import run_direct
 from vmemu._kernel.kernel import Kernel
+from vmemu._run import new_kernel
+from vmemu._strategies import make_strategy
 
 SEEDS = range(30)
 SHIPPED = sorted(p for p in (ROOT / "scenarios").rglob("*.yaml"))
@@ -44,17 +47,19 @@ def test_direct_and_trio_drivers_give_the_same_trace(path: Path):
     assert verdicts   # at least one run each; mostly several verdicts per scenario
 
 
-def _random_scenario(rng: random.Random) -> str:
+def _random_scenario(rng: random.Random, extra: tuple[list[str], ...] = (),
+                     locks: str = "{A: mutex, B: mutex}") -> str:
     """A small random program over two mutexes, an event and timers, with a short
-    hung-task timeout, so that hangs, deadlocks and timer wakeups all happen often."""
-    chunks = [["yield"], ["sleep: 1"], ["sleep: 3"], ["io: 2"], ["wait: ev"], ["signal: ev"],
+    hung-task timeout, so that hangs, deadlocks and timer wakeups all happen often
+    (``extra``: more chunks of steps to draw from, over ``locks``)."""
+    chunks = [*extra, ["yield"], ["sleep: 1"], ["sleep: 3"], ["io: 2"], ["wait: ev"], ["signal: ev"],
               ["lock: A", "sleep: 2", "unlock: A"], ["lock: B", "yield", "unlock: B"],
               ["lock: B", "sleep: 6", "unlock: B"],
               ["lock: A", "lock: B", "unlock: B", "unlock: A"],
               ["lock: B", "lock: A", "unlock: A", "unlock: B"]]
     lines = ["name: fuzz",
              f"limits: {{steps: 400, ticks: 300, hung_task_timeout: {rng.choice([3, 5, 20])}}}",
-             "locks: {A: mutex, B: mutex}",
+             f"locks: {locks}",
              f"events: {{ev: {rng.choice(['waitqueue', 'completion'])}}}", "tasks:"]
     for t in range(rng.randint(2, 4)):
         lines.append(f"  t{t}:")
@@ -97,6 +102,54 @@ def test_kernel_shortcuts_change_no_trace(tmp_path: Path, monkeypatch: pytest.Mo
                 verdicts.add(slow.verdict)
     # The fuzz must reach the verdicts the shortcuts decide: ok, hang and deadlock.
     assert {"ok", "hang", "deadlock"} <= verdicts
+
+
+class _Silent:
+    """An observer that does nothing (only the hooks every observer must have): it changes
+    no event, but while one is attached every step goes through its handler (run_steps
+    takes no step inline) and the page-fault fast paths are off."""
+
+    def reclaim_point(self, t, gfp):
+        pass
+
+    def writeback_begin(self, t, name):
+        pass
+
+    def writeback_end(self, t, name):
+        pass
+
+
+def _direct(sc: vmemu.Scenario, seed: int, observers: tuple = ()) -> tuple:
+    k = new_kernel(sc, make_strategy("random", seed), observers=observers)
+    run_direct(k)
+    return (k.outcome.verdict, k.outcome.message, k.steps, k.now, k.tape, k.events)
+
+
+def test_inline_steps_change_no_trace(tmp_path: Path):
+    # run_steps takes yield and plain-mutex lock/unlock inline, repeating what
+    # Kernel.checkpoint, Lock._lock and Lock.release do: every event, message and tape
+    # must be the handlers' own, bad unlocks and self-deadlocks included.
+    rng = random.Random(2026)
+    bad = (["unlock: A"], ["lock: A", "lock: A"], ["lock: B", "unlock: A", "unlock: B"],
+           ["lock: S", "lock: A", "unlock: A", "unlock: S"],     # might_sleep: a bug
+           ["lock: S", "yield", "unlock: S"])
+    files = []
+    for n in range(60):
+        p = tmp_path / f"fuzz{n}.yaml"
+        p.write_text(_random_scenario(rng, extra=bad, locks="{A: mutex, B: mutex, S: spinlock}"))
+        files.append(p)
+    verdicts, messages = set(), set()
+    for p in files + SCENARIOS:
+        sc = vmemu.load(str(p))
+        for seed in range(5):
+            inline = _direct(sc, seed)
+            assert _direct(sc, seed, (_Silent(),)) == inline, (p, seed)
+            verdicts.add(inline[0])
+            messages.add(inline[1])
+    assert {"ok", "hang", "deadlock", "bug"} <= verdicts
+    # ... and the bugs include a mutex taken under a spinlock, and a bad unlock.
+    assert any("BUG: sleeping function called from invalid context" in m for m in messages)
+    assert any("BUG" in m and "not held by it" in m for m in messages)
 
 
 def test_hung_task_is_found_after_tasks_block_and_wake_repeatedly(tmp_path: Path):

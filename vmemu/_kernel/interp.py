@@ -97,7 +97,12 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
                     if log is not None:
                         log(ev)
                     if lock.waiters:
-                        lock._grant()
+                        # Lock._grant for a free mutex: the first waiter (a mutex's
+                        # waiters all want it whole) takes it over.
+                        w = lock.waiters.popleft()[0]
+                        lock.owner = w
+                        w.held.append(lock)
+                        k.wake(w)
                     continue
             yield from handlers[op](ctx, step)
 

@@ -42,6 +42,7 @@ class Kernel(Kthreads):
         self.limits = scenario.limits
         self.log = log
         self._plan = faults
+        self._arrays = any(isinstance(v, tuple) for v in scenario.vars.values())
         # `start: spawned` tasks by name.
         self.spawnable = {s.name: s for s in scenario.tasks if s.spawned}
         # How to make a task's coroutine (new_kernel sets it), and the scenario's initial
@@ -97,9 +98,10 @@ class Kernel(Kthreads):
         # A signal that must stop this run at its next step (see `interrupt_running`);
         # the signal's number.
         self.interrupted = 0
-        # Shared variables; arrays become lists (a run mutates them), copied per run.
-        self.vars: dict[str, Any] = {n: list(v) if isinstance(v, tuple) else v
-                                     for n, v in scenario.vars.items()}
+        # Shared variables, copied per run; arrays become lists (a run mutates them).
+        self.vars: dict[str, Any] = ({n: list(v) if isinstance(v, tuple) else v
+                                      for n, v in scenario.vars.items()}
+                                     if self._arrays else dict(scenario.vars))
         self.park: Callable[[Task], Any] = _no_driver
         self.__dict__.pop("checkpoint", None)   # a driver's specialisation of the last run
         self.resources: dict[str, Any] = {}

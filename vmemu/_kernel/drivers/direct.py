@@ -100,8 +100,9 @@ def run_direct(k: "Kernel") -> None:
         raise
     finally:
         lockup.unwatch(token)
-    for t in k.live_tasks():
-        kill(t)
+    if k._done != len(k.tasks):   # (most runs end with every task done)
+        for t in k.live_tasks():
+            kill(t)
 
 
 def kill(t: Task) -> None:
