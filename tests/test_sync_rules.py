@@ -152,6 +152,43 @@ def test_semaphore_statistics_name_a_taker(tmp_path):
 
 
 # --------------------------------------------------------------------------- lock API
+def test_a_python_task_and_a_fault_planned_run_log_lock_events_like_a_step(tmp_path,
+                                                                         write_scenario):
+    # Lock._lock's own fast path (a free plain mutex) serves Python tasks, and scenario
+    # files under a fault plan (run_steps takes lock steps inline only without one): its
+    # event names the task and its line, and a mutex taken under a spinlock is the same
+    # might_sleep bug, worded the same, on every path.
+    path = _py(tmp_path, '''
+        locks = {"m": "mutex", "s": "spinlock"}
+
+        async def t(ctx):
+            await ctx.lock("m").acquire()
+            await ctx.lock("m").release()
+            await ctx.lock("s").acquire()
+            await ctx.lock("m").acquire()
+
+        tasks = {"t": t}
+    ''')
+    r = vmemu.run(path, driver="direct")
+    locks = [e for e in r.trace.events if e[2] == "lock"]
+    assert locks[0][1:4] == ["t", "lock", "m"] and locks[0][4] > 0
+    assert r.verdict == "bug" and r.message == (
+        "BUG: sleeping function called from invalid context: t does 'lock m' while "
+        "holding spinlock s")
+    yaml = write_scenario("""
+locks: {m: mutex, s: spinlock}
+tasks:
+  t: [{lock: m}, {unlock: m}, {lock: s}, {lock: m}]
+""")
+    plan = tmp_path / "plan.yaml"
+    # (a rule that never fires: its space budget is never used up)
+    plan.write_text("faults:\n  - at: lock\n    do: preempt\n    space: 1000\n")
+    for faults in (None, str(plan)):
+        y = vmemu.run(yaml, driver="direct", faults=faults)
+        assert [e[1:] for e in y.trace.events if e[2] == "lock"][0] == ["t", "lock", "m", 4]
+        assert y.message == r.message
+
+
 def test_statistics_of_a_free_a_held_and_a_contended_lock(tmp_path):
     path = _py(tmp_path, '''
         locks = {"m": "mutex"}

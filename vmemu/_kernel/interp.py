@@ -41,6 +41,8 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
     frame = t.stack[-1]
     faults = k.faults
     handlers = _HANDLERS
+    # Fault plans and observers are attached before any task runs: decided once here.
+    inline = faults is None and not k.observers
     resources = k.resources
     events = k.events          # (Kernel.emit, inlined below: the lists live for a run)
     log = k.log
@@ -52,13 +54,10 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
             frame.loc = step.loc
             frame.step = step
             op = step.op
-            if faults is not None:
-                action = faults.at("step", t)
-                if action is not None:
-                    yield from k.apply_action(t, action)
-            elif op in _INLINE and not k.observers:
+            if inline:
                 lock = None
-                if op == "yield" or type(lock := resources.get(step.target)) is Mutex:
+                if op == "yield" or (op == "lock" or op == "unlock") and \
+                        type(lock := resources.get(step.target)) is Mutex:
                     if op == "lock" and t.held:
                         might_sleep(t, "lock " + lock.name)   # type: ignore[union-attr]
                     # Kernel.checkpoint
@@ -104,11 +103,11 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
                         w.held.append(lock)
                         k.wake(w)
                     continue
+            elif faults is not None:
+                action = faults.at("step", t)
+                if action is not None:
+                    yield from k.apply_action(t, action)
             yield from handlers[op](ctx, step)
-
-
-#: The steps run_steps may take inline (see there).
-_INLINE = frozenset({"yield", "lock", "unlock"})
 
 
 def _eval(ctx: TaskContext, step: Step) -> int:

@@ -45,14 +45,20 @@ class RandomStrategy(Strategy):
     """
 
     name = "random"
+    #: Offer pick_index/pick_coin: only while pick_task is this class's own (a subclass
+    #: may override it); decided per class, not per instance.
+    _by_index = True
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls._by_index = cls.pick_task is RandomStrategy.pick_task
 
     def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
+        self.seed = seed          # (Strategy.__init__, inlined: one per schedule)
         self._rng: _random.Random | None = None
         # The pool's flips, then (only after POOL_BITS of them: a long run) the Twister's.
-        coins = itertools.chain(_pool(int(seed)), iter(self._more, 2))
-        self._coin = coins.__next__
-        if type(self).pick_task is RandomStrategy.pick_task:   # (subclasses may override)
+        self._coin = itertools.chain(_pool(int(seed)), iter(self._more, 2)).__next__
+        if self._by_index:
             self.pick_index = self.index
             self.pick_coin = self._coin    # C-level: index(2)
 
