@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import random as _random
@@ -57,13 +58,10 @@ class RandomStrategy(Strategy):
         self.seed = seed          # (Strategy.__init__, inlined: one per schedule)
         self._rng: _random.Random | None = None
         # The pool's flips, then (only after POOL_BITS of them: a long run) the Twister's.
-        self._coin = itertools.chain(_pool(int(seed)), iter(self._more, 2)).__next__
+        self._coin = itertools.chain(_pool(int(seed)), _Twister(self)).__next__
         if self._by_index:
             self.pick_index = self.index
             self.pick_coin = self._coin    # C-level: index(2)
-
-    def _more(self) -> int:
-        return self.rng.getrandbits(1)
 
     @property
     def rng(self) -> _random.Random:
@@ -83,3 +81,16 @@ class RandomStrategy(Strategy):
 
     def pick_bool(self, p: float, site: str) -> bool:
         return self.rng.random() < p
+
+
+class _Twister:
+    """The coin flips after the pool's: ``chain`` asks for this iterator only when the
+    pool runs out, so the Twister is seeded only then, and each flip is still a C call."""
+
+    __slots__ = ("strategy",)
+
+    def __init__(self, strategy: RandomStrategy) -> None:
+        self.strategy = strategy
+
+    def __iter__(self) -> Any:
+        return iter(functools.partial(self.strategy.rng.getrandbits, 1), 2)
