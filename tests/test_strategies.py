@@ -516,3 +516,22 @@ def test_dfs_prefix_decisions_up_to_the_step_bound_are_accepted():
     assert len(prefix) == MAX_STEPS and prefix[-1] == 1 and not any(prefix[:100])
     with pytest.raises(UserError, match="bad dfs prefix item"):
         decode_prefix(f"{MAX_STEPS + 1}:1")
+
+
+def test_random_flips_coins_from_the_seed_hash_then_the_twister():
+    # What a printed seed means, pinned (a replay command and every saved seed rely on
+    # it): the first 512 two-way choices are the bits of BLAKE2b(seed), most significant
+    # first of the digest read little-endian; later ones are getrandbits(1) of a
+    # Mersenne Twister seeded with the seed; a pick among n > 2 takes 30 Twister bits.
+    import hashlib
+    import random
+    for seed in (0, 12345, 2**61 + 7):
+        d = hashlib.blake2b(b"%d" % seed, digest_size=64, person=b"vmemu-random").digest()
+        x = int.from_bytes(d, "little")
+        mt = random.Random(seed)
+        want = [(x >> (511 - i)) & 1 for i in range(512)] + [mt.getrandbits(1)
+                                                              for _ in range(100)]
+        want.append((mt.getrandbits(30) * 5) >> 30)
+        s = make_strategy("random", seed)
+        got = [s.pick_coin() if i % 2 else s.pick_index(2) for i in range(612)]
+        assert got + [s.pick_index(5)] == want
