@@ -535,3 +535,25 @@ def test_random_flips_coins_from_the_seed_hash_then_the_twister():
         s = make_strategy("random", seed)
         got = [s.pick_coin() if i % 2 else s.pick_index(2) for i in range(612)]
         assert got + [s.pick_index(5)] == want
+
+
+def test_pct_runs_the_highest_priority_task_lowest_tid_first_on_a_tie():
+    # pick_task against the rule written out: the highest priority wins and, were two
+    # equal, the lower tid. Runnable sets of 1-5 tasks, change points included, with
+    # priorities forced equal now and then.
+    import random
+    draw = random.Random(7)
+    tasks = [SimpleNamespace(tid=i, name=f"t{i}") for i in range(6)]
+    for seed in range(200):
+        s = PCTStrategy(seed, depth=3, steps_hint=8)
+        current = None
+        for _ in range(12):
+            runnable = sorted(draw.sample(tasks, draw.randint(1, 5)), key=lambda t: t.tid)
+            if len(runnable) > 1 and draw.random() < 0.2:
+                for t in runnable:   # a tie (impossible in a real run)
+                    s.priority[t.tid] = 50.0
+            got = s.pick_task(runnable, current)
+            top = max(s.priority[t.tid] for t in runnable)
+            assert got is min((t for t in runnable if s.priority[t.tid] == top),
+                              key=lambda t: t.tid)
+            current = got

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random as _random
 from typing import Any, Sequence
 
+from .._bounds import MAX_DEPTH, MAX_TICKS
 from .._errors import UserError
 from . import PARAMS, REGISTRY
 from .base import Strategy
@@ -60,25 +61,27 @@ class PCTStrategy(Strategy):
         self.priority: dict[int, float] = {}
         self.decisions = 0
 
-    def _prio(self, t: Any) -> float:
-        # Priorities are handed out on first sight (tasks that start later appear later).
-        # A uniform float above `depth` gives every task a uniformly random rank among the
-        # initial priorities and keeps all of them above the change-point priorities 1..d-1.
-        p = self.priority.get(t.tid)
-        if p is None:
-            p = self.priority[t.tid] = self.depth + self.rng.random()
-        return p
-
     def pick_task(self, runnable: Sequence[Any], current: Any) -> Any:
         self.decisions += 1
+        prio = self.priority
+        # Priorities are handed out on first sight (tasks that start later appear later),
+        # in run-queue (tid) order. A uniform float above `depth` gives every task a
+        # uniformly random rank among the initial priorities and keeps all of them above
+        # the change-point priorities 1..d-1.
         for t in runnable:
-            self._prio(t)
+            if t.tid not in prio:
+                prio[t.tid] = self.depth + self.rng.random()
         i = self.change_at.get(self.decisions)
         if i is not None and current is not None:
-            self.priority[current.tid] = i
-        # Ties are impossible between initial priorities (floats) and between change points
-        # (distinct i); the tid tie-break only makes that explicit.
-        return max(runnable, key=lambda t: (self.priority[t.tid], -t.tid))
+            prio[current.tid] = i
+        # The highest priority wins. Ties are impossible between initial priorities
+        # (floats) and between change points (distinct i); were one to happen, the lowest
+        # tid (the first in the run queue) would win. Two candidates, the commonest
+        # decision, are compared without max()'s key calls.
+        if len(runnable) == 2:
+            a, b = runnable
+            return a if prio[a.tid] >= prio[b.tid] else b
+        return max(runnable, key=lambda t: (prio[t.tid], -t.tid))
 
     def pick_bool(self, p: float, site: str) -> bool:
         return self.rng.random() < p
@@ -88,7 +91,6 @@ class PCTStrategy(Strategy):
 
 
 def _check_int(key: str, v: Any) -> int:
-    from .._bounds import MAX_DEPTH, MAX_TICKS
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise UserError(f"pct needs a positive whole number, got {v!r}",
                         key="--" + key.replace("_", "-"))
