@@ -557,3 +557,16 @@ def test_pct_runs_the_highest_priority_task_lowest_tid_first_on_a_tie():
             assert got is min((t for t in runnable if s.priority[t.tid] == top),
                               key=lambda t: t.tid)
             current = got
+
+
+def test_pct_draws_pinned_to_the_seed():
+    # What a PCT seed means: its private Twister first samples the d - 1 change points
+    # among decisions 1..steps_hint, then gives each task, on first sight in run-queue
+    # order, the priority depth + random().
+    import random
+    s = PCTStrategy(11, depth=3, steps_hint=20)
+    mt = random.Random(11)
+    points = sorted(mt.sample(range(1, 21), 2))
+    assert s.change_at == {points[0]: 1, points[1]: 2}
+    s.pick_task([SimpleNamespace(tid=i) for i in range(3)], None)
+    assert s.priority == {i: 3 + mt.random() for i in range(3)}
