@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 import vmemu
-from conftest import ROOT, contract_files
+from conftest import ROOT, contract_files, lang_files
 from vmemu._kernel.drivers.direct import run_direct
 from vmemu._kernel.kernel import Kernel
-from vmemu._run import new_kernel
+from vmemu._run import new_kernel, reset_kernel
 from vmemu._strategies import make_strategy
 
 SEEDS = range(30)
@@ -185,3 +185,38 @@ def test_step_budget_ends_a_lone_spinning_task_identically(write_scenario, tasks
     assert a.verdict == b.verdict == "livelock"
     assert (a.steps, a.trace_hash, a.message) == (b.steps, b.trace_hash, b.message)
     assert a.steps == 501
+
+
+def _state(k: Kernel) -> tuple:
+    return (k.outcome.verdict, k.outcome.message, k.steps, k.now, list(k.tape),
+            [list(e) for e in k.events], k.final_tasks, k.final_cycle)
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct"])
+def test_a_reset_kernel_runs_the_next_schedule_as_a_new_one_would(strategy, tmp_path):
+    # An exploration runs a block's schedules on one kernel, reset between them (its task
+    # bodies and spawnable tasks kept): every run must equal a fresh kernel's, whatever
+    # the run before it left behind (a deadlock, a hang, stale timers, memory in use, a
+    # spawned task). Random programs (timers, events, short hung-task timeouts) too.
+    rng = random.Random(99)
+    fuzz = []
+    for n in range(40):
+        p = tmp_path / f"fuzz{n}.yaml"
+        p.write_text(_random_scenario(rng, extra=(["{wait: ev, timeout: 4}"],
+                                                  ["{wait: ev, timeout: 40}", "yield"])))
+        fuzz.append(p)
+    verdicts = set()
+    for path in fuzz + SCENARIOS + lang_files() + sorted((ROOT / "scenarios").rglob("*.py")):
+        sc = vmemu.load(str(path))
+        k = None
+        for seed in range(6):
+            fresh = new_kernel(sc, make_strategy(strategy, seed))
+            run_direct(fresh)
+            before = make_strategy(strategy, seed + 50)   # (a run the next must not notice)
+            k = new_kernel(sc, before) if k is None else reset_kernel(k, before)
+            run_direct(k)
+            reset_kernel(k, make_strategy(strategy, seed))
+            run_direct(k)
+            assert _state(k) == _state(fresh), (path, seed)
+            verdicts.add(fresh.outcome.verdict)
+    assert {"ok", "deadlock", "hang", "bug"} <= verdicts
