@@ -86,6 +86,84 @@ def test_resume_goes_on_to_the_next_new_bug(tmp_path, write_scenario):
         "--runs or --time")
 
 
+ABBA_SAID_FINE = """\
+name: abba-said-fine
+locks: {A: mutex, B: mutex}
+tasks:
+  t1: [{lock: A}, {lock: B}, {unlock: B}, {unlock: A}]
+  t2: [{lock: B}, {lock: A}, {unlock: A}, {unlock: B}]
+"""
+
+
+def _failing(path: str, seed: int, indices: range) -> list[int]:
+    """The schedules of a `random` exploration seeded ``seed`` that fail, each run alone
+    (schedule i runs as seed schedule_seed(seed, i)): the oracle for hit counts."""
+    from vmemu._strategies import schedule_seed
+    sc = vmemu.load(path)
+    return [i for i in indices
+            if vmemu.run(sc, seed=schedule_seed(seed, i), strategy="random",
+                         driver="direct").failed]
+
+
+def test_a_resumed_campaign_still_fails_on_the_bugs_it_knew(tmp_path, write_scenario):
+    # An overnight campaign resumed in the morning: the deadlock it found is not news, so
+    # it goes on looking past it, but a bug that is still there is not an OK either. The
+    # verdict is the known bug's, the exit code 1, and every schedule that hit it counts.
+    path = write_scenario(ABBA_SAID_FINE)
+    store, found = tmp_path / "c.sqlite", tmp_path / "f"
+    a = explore(path, strategy="random", runs=100, store=store, findings_dir=found)
+    assert a.findings and a.failed
+    b = explore(path, runs=1500, store=store, findings_dir=found, resume=True)
+    assert not b.findings and b.failed and b.verdict == "deadlock"
+    [k] = b.known
+    fails = _failing(path, 0, range(b.first_index, b.first_index + 1500))
+    assert k["hits_now"] == len(fails) > 100 and k["again_at"] == fails[0]
+    # The report is the known bug's saved (minimized) trace, replayed.
+    assert b.result.extra["known"] and b.result.trace_path == k["trace"]
+    assert b.result.extra["schedule"] == fails[0]
+    # Counted the same whoever ran the blocks: a second store, two worker processes.
+    store2 = tmp_path / "c2.sqlite"
+    explore(path, strategy="random", runs=100, store=store2, findings_dir=found)
+    b2 = explore(path, runs=1500, store=store2, findings_dir=found, resume=True, jobs=2)
+    assert [(k2["hits_now"], k2["again_at"]) for k2 in b2.known] == [(len(fails), fails[0])]
+    # The store adds them up: the first hit, then this run's.
+    rows = json.loads(vmemu_cli("campaigns", "--json", "--store", str(store)).stdout)
+    assert [f["hits"] for f in rows["campaigns"][0]["findings"]] == [1 + len(fails)]
+    # The command line: headed by the bug, exit 1, ending with the command that replays it.
+    p = vmemu_cli("explore", path, "--resume", "--runs", "300", "--store", str(store),
+                  "--findings", str(found))
+    more = _failing(path, 0, range(b.first_index + 1500, b.first_index + 1800))
+    lines = p.stdout.splitlines()
+    assert p.returncode == 1, p.stderr
+    assert lines[0] == (f"vmemu: DEADLOCK in abba-said-fine ({path}) [300 schedules explored, "
+                        f"{len(more)} failed, every one with a bug the campaign knew]")
+    assert f"hit again by {len(more)} schedules (first {more[0]})" in p.stdout
+    assert lines[-1] == f"replay: vmemu replay {k['trace']}"
+    # Its saved trace gone, the report is the schedule that hit it, replayed by its seed.
+    os.unlink(k["trace"])
+    c = explore(path, runs=200, store=store, findings_dir=found, resume=True)
+    assert c.failed and c.result.trace_path is None and c.result.extra["known"]
+    assert c.result.replay_command().startswith(f"vmemu run {path} --seed ")
+
+
+def test_all_counts_every_schedule_that_hit_each_bug(tmp_path, write_scenario):
+    path = write_scenario(TWO_BUGS)
+    store = tmp_path / "c.sqlite"
+    x = explore(path, strategy="random", runs=400, keep_going=True, store=store,
+                findings_dir=tmp_path / "f")
+    assert len(x.findings) == 2
+    sc = vmemu.load(path)
+    from vmemu._strategies import schedule_seed
+    runs = [vmemu.run(sc, seed=schedule_seed(0, i), strategy="random", driver="direct")
+            for i in range(400)]
+    want = {}
+    for r in runs:
+        if r.failed:
+            want[r.verdict] = want.get(r.verdict, 0) + 1
+    rows = json.loads(vmemu_cli("campaigns", "--json", "--store", str(store)).stdout)
+    assert {f["verdict"]: f["hits"] for f in rows["campaigns"][0]["findings"]} == want
+
+
 def test_campaigns_lists_them_as_a_table(tmp_path):
     store = tmp_path / "c.sqlite"
     p = vmemu_cli("campaigns", "--store", str(store))
@@ -99,7 +177,8 @@ def test_campaigns_lists_them_as_a_table(tmp_path):
                             "updated"]
     assert one.split()[:5] == ["1", "dining-philosophers-3", "portfolio", "0", "done"]
     assert two.split()[:6] == ["2", "abba-ordered", "portfolio", "0", "done", "40"]
-    assert re.fullmatch(r"  campaign 1: deadlock at schedule \d+: vmemu replay \S+\.json", finding)
+    assert re.fullmatch(r"  campaign 1: deadlock at schedule \d+, hit by 1 schedule: "
+                        r"vmemu replay \S+\.json", finding)
 
 
 def test_coverage_counts_distinct_interleavings_and_saturates():

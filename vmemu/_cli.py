@@ -367,7 +367,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         print(json.dumps(explore_json(x), indent=2))
     else:
         print(explore_text(x, args.findings))
-    return EXIT_FOUND if x.findings else EXIT_OK
+    return EXIT_FOUND if x.failed else EXIT_OK
 
 
 def _cmd_campaigns(args: argparse.Namespace, log: Any) -> int:

@@ -29,7 +29,9 @@ class ExploreResult:
     """What an exploration found.
 
     Attributes:
-        result: the first failure found (lowest schedule index), else the last run.
+        result: the first failure found (lowest schedule index); else, in a resumed
+            campaign, the first known bug hit again (``extra["known"]``); else the last
+            run.
         schedules: schedules run (until the first failure, or in all with ``all``).
         findings: every failing result kept (one per signature with ``all``), by index;
             each has ``trace_path`` set when it was saved, and ``extra["schedule"]``.
@@ -42,7 +44,9 @@ class ExploreResult:
         first_index: the first schedule index this exploration ran (0, or where a
             resumed campaign went on).
         known: findings of earlier runs of a resumed campaign (``signature`` text,
-            ``verdict``, ``schedule``, ``trace``), not found again.
+            ``verdict``, ``schedule``, ``trace``, ``hits`` before this run), which are not
+            findings again; ``hits_now`` counts the schedules of this run that hit one,
+            ``again_at`` is the first of them (None: not hit).
         coverage: ``(schedules, distinct interleavings)`` points: how coverage grew, for
             seeing when an exploration saturates (the HTML summary draws it).
     """
@@ -61,6 +65,11 @@ class ExploreResult:
     @property
     def verdict(self) -> str:
         return self.result.verdict
+
+    @property
+    def failed(self) -> bool:
+        """Did any schedule fail: a new finding, or a bug the campaign knew, hit again?"""
+        return bool(self.findings) or any(k.get("hits_now") for k in self.known)
 
 
 class ExploreInterrupted(KeyboardInterrupt):

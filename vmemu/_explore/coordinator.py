@@ -33,6 +33,7 @@ import os
 import time
 from typing import Any, Iterator
 
+from .._errors import UserError
 from .._kernel import lockup
 from .._result import Result
 from .._run import run
@@ -45,7 +46,7 @@ from .executors import make_executor
 from .minimize import minimize as minimize_result
 from .plan import (Pending, SafePoints, check_signals, coalesce, shipped_run_block, shutdown,
                    take)
-from .store import Store, holes
+from .store import Store, holes, sig_from_text
 
 #: Smallest and largest blocks handed out (schedules).
 MIN_BLOCK, MAX_BLOCK = 64, 4096
@@ -101,6 +102,10 @@ class _Exploration:
         self.cid: int | None = None
         self.todo: list[tuple[int, int]]
         self.known: list[dict[str, Any]] = []
+        # A campaign's hit counts: (block start, failing schedules per signature) of
+        # every block, and each known bug's lowest schedule that hit it again.
+        self.hit_blocks: list[tuple[int, dict[tuple, int]]] = []
+        self.again: dict[tuple, tuple[int, Trace]] = {}
         if db is not None and campaign is not None:
             self.cid = campaign["id"]
             done = db.ranges(self.cid)
@@ -259,6 +264,12 @@ class _Exploration:
             elif i < old:
                 cover[h] = i
         self.exhausted = self.exhausted or blk.exhausted
+        if blk.hits:
+            self.hit_blocks.append((blk.start, blk.hits))
+        for i, sig, trace in blk.again:
+            old = self.again.get(sig)
+            if old is None or i < old[0]:
+                self.again[sig] = (i, trace)
         for i, sig, trace in blk.found:
             self._found(i, sig, trace)
         if self.progress is not None:
@@ -288,10 +299,15 @@ class _Exploration:
             self.first = min(self.first, i)
 
     def _finish(self) -> None:
-        """The exploration is over: minimize and record the findings that are final."""
+        """The exploration is over: minimize and record the findings that are final, and
+        how often each bug was hit (a new finding was recorded with its first hit)."""
         for f in self._sorted():
             if not f.final:
                 self._final(f)
+        if self.db is not None and self.cid is not None:
+            new = set(self.kept)
+            self.db.add_hits(self.cid, {sig: n - (sig in new)
+                                        for sig, n in self._hits(self._limit()).items()})
         self._flush("done")
 
     def _final(self, f: _Finding) -> None:
@@ -364,15 +380,58 @@ class _Exploration:
         """Schedules done this session with index <= ``limit``."""
         return sum(max(0, min(upto, limit) - a + 1) for a, upto in self.ran)
 
+    def _limit(self) -> int:
+        """The highest schedule index that counts: the first failure's without
+        ``keep_going`` (only some job counts ran beyond it), else every one."""
+        kept = self._sorted()
+        return kept[0].index if kept and not self.spec.keep_going else 2**62
+
+    def _hits(self, limit: int) -> dict[tuple, int]:
+        """Failing schedules per signature, among those up to ``limit``. Counting whole
+        blocks is exact: a block lies below the first failure, holds it (and stopped
+        there), or lies above it."""
+        out: dict[tuple, int] = {}
+        for start, hits in self.hit_blocks:
+            if start <= limit:
+                for sig, n in hits.items():
+                    out[sig] = out.get(sig, 0) + n
+        return out
+
+    def _known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
+        """The report of a known bug hit again at schedule ``i``: its saved (minimized)
+        trace replayed, or, when that file is gone or no longer replays, schedule ``i``."""
+        path = next((k["trace"] for k in self.known
+                     if sig_from_text(k["signature"]) == sig), None)
+        r = None
+        if path:
+            try:
+                r = self._rebuild(Trace.load(path))
+            except UserError:
+                r = None
+        if r is None:
+            r, path = self._rebuild(trace), None
+        r.trace_path = path
+        r.extra.update({"schedule": i, "found_by": self._found_by(trace), "known": True})
+        return r
+
     def _result(self) -> ExploreResult:
         kept = self._sorted()
-        if kept and not self.spec.keep_going:
-            n = self._counted(kept[0].index)
-        else:
-            n = self._counted(2**62)
+        limit = self._limit()
+        n = self._counted(limit)
+        hits = self._hits(limit)
+        again = {sig: at for sig, at in self.again.items() if at[0] <= limit}
+        known = []
+        for k in self.known:
+            sig = sig_from_text(k["signature"])
+            known.append({**k, "hits_now": hits.get(sig, 0),
+                          "again_at": again[sig][0] if sig in again else None})
         findings = [f.result for f in kept if f.result is not None]
         if findings:
             result = findings[0]
+        elif again:
+            # No new bug, but a known one again: that is the verdict (it is not fixed).
+            sig, (i, trace) = min(again.items(), key=lambda kv: kv[1][0])
+            result = self._known_result(i, sig, trace)
         else:
             if self.last is None:  # pragma: no cover - schedule 0 always runs
                 raise RuntimeError("exploration ran no schedule")
@@ -384,10 +443,9 @@ class _Exploration:
         exhausted = self.exhausted if bound is None else bound["whole"]
         # Interleavings among the schedules counted (none beyond the first failure, which
         # only some job counts ran), and a resumed campaign's earlier ones (index -1).
-        limit = kept[0].index if kept and not self.spec.keep_going else 2**62
         seen = sum(1 for i in self.cover.values() if i <= limit)
         return ExploreResult(result, n, findings, exhausted, seen, bound,
-                             self.cid, self.first_index, self.known,
+                             self.cid, self.first_index, known,
                              coverage=coverage_curve(self.cover, limit, self.first_index, n))
 
 

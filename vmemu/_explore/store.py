@@ -216,6 +216,13 @@ class Store:
             ("UPDATE campaigns SET failures = (SELECT count(*) FROM findings WHERE "
              "campaign = ?), updated = ? WHERE id = ?", (campaign, time.time(), campaign))])
 
+    def add_hits(self, campaign: int, hits: dict[tuple, int]) -> None:
+        """Count more failing schedules against findings the campaign has."""
+        rows = [(n, campaign, sig_text(sig)) for sig, n in hits.items() if n > 0]
+        if rows:
+            self._write([("UPDATE findings SET hits = hits + ? WHERE campaign = ? AND "
+                          "signature = ?", rows)])
+
     # ------------------------------------------------------------------ listing
     def campaigns(self) -> list[dict[str, Any]]:
         """Every campaign, oldest first, with its findings (``vmemu campaigns``)."""

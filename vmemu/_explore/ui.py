@@ -115,13 +115,27 @@ def _summary(x: Any) -> list[str]:
     lines.append(f"  distinct interleavings: {x.interleavings}"
                  + (" (in the whole campaign)" if x.first_index else ""))
     for k in x.known:
+        now = k.get("hits_now", 0)
+        again = (f", hit again by {plural(now, 'schedule')} (first {k['again_at']})" if now
+                 else ", not hit again")
         lines.append(f"  known from earlier runs of the campaign: {k['verdict']} at schedule "
-                     f"{k['schedule']}" + (f": vmemu replay {k['trace']}" if k["trace"] else ""))
+                     f"{k['schedule']}{again}"
+                     + (f": vmemu replay {k['trace']}" if k["trace"] else ""))
     return lines
 
 
 def explore_text(x: Any, folder: str | None) -> str:
     """The human report of an exploration."""
+    if not x.findings and x.failed:
+        # A resumed campaign that hit only bugs it knew: headed by the first of them (it
+        # is not fixed), not a plain OK; the full report was given when it was found.
+        r = x.result
+        n = sum(k.get("hits_now", 0) for k in x.known)
+        what = (f"{plural(x.schedules, 'schedule')} explored, {n} failed, "
+                "every one with a bug the campaign knew")
+        return "\n".join(
+            [f"vmemu: {r.verdict.upper()} in {r.scenario.name} ({r.scenario.path}) [{what}]",
+             f"  {r.message}", *_summary(x), "", f"replay: {r.replay_command()}"])
     if not x.findings:
         # Headed by the exploration, not by its last schedule as if it were one run. A
         # bounded dfs search that ran out is not a plain OK: its line says what it covered.
@@ -202,7 +216,8 @@ def campaigns_text(rows: list[dict[str, Any]]) -> str:
     out = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in [head, *body]]
     for c in rows:
         for f in c["findings"]:
-            out.append(f"  campaign {c['id']}: {f['verdict']} at schedule {f['schedule']}"
+            out.append(f"  campaign {c['id']}: {f['verdict']} at schedule {f['schedule']}, "
+                       f"hit by {plural(f['hits'], 'schedule')}"
                        + (f": vmemu replay {f['trace']}" if f["trace"] else ""))
     return "\n".join(out)
 

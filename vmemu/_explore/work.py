@@ -53,6 +53,10 @@ class Block:
         exhausted: a systematic strategy ran out of schedules.
         found: ``(index, signature, trace)`` of each failure kept (the first of each
             signature in the block; only the first of all without ``keep_going``).
+        again: the same for bugs a resumed campaign knew (``Spec.known``): they are
+            not findings, and never end a block.
+        hits: failing schedules per signature, every failure the block ran counted
+            (a campaign's hit counts).
         cover: ``(hash, index)``: each distinct
             :func:`~vmemu._explore.base.interleaving` it saw, and where first.
         last: ``(index, strategy, seed, params)`` of its last run, to rebuild that run.
@@ -64,6 +68,8 @@ class Block:
     longest: int = 0
     exhausted: bool = False
     found: list[tuple[int, tuple, Any]] = field(default_factory=list)
+    again: list[tuple[int, tuple, Any]] = field(default_factory=list)
+    hits: dict[tuple, int] = field(default_factory=dict)
     cover: list[tuple[int, int]] = field(default_factory=list)
     last: tuple | None = None
 
@@ -209,9 +215,13 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
                 r = _result(k, sc, strat, plan, driver)
                 k = None
             sig = signature(r)
-            if sig in seen or sig in known:
+            blk.hits[sig] = blk.hits.get(sig, 0) + 1
+            if sig in seen:
                 continue
             seen.add(sig)
+            if sig in known:
+                blk.again.append((i, sig, r.trace))
+                continue
             blk.found.append((i, sig, r.trace))
             if not keep_going:
                 break

@@ -66,7 +66,7 @@ def explore_page(x: Any, tl: Timeline, out_path: str) -> str:
     title = f"vmemu explore: {r.verdict.upper()} in {r.scenario.name}"
     facts = [("scenario", r.scenario.path), ("faults", r.faults),
              ("schedules", x.schedules), ("findings", len(x.findings)),
-             ("reported", f"schedule {r.extra.get('schedule')}" if x.findings else "last run"),
+             ("reported", f"schedule {r.extra.get('schedule')}" if x.failed else "last run"),
              ("strategy", r.strategy), ("seed", r.seed), ("steps", r.steps)]
     head = header(r.verdict, r.scenario.name, r.message, facts, r.replay_command())
     links = [("campaign", "exploration"), ("timeline-section", "timeline of the reported run")]
@@ -82,6 +82,10 @@ def _campaign_section(x: Any, out_path: str) -> str:
     if x.findings:
         what = (f"{len(x.findings)} distinct failure(s) in {x.schedules} schedules; the "
                 "timeline below is the first finding's (lowest schedule index).")
+    elif x.failed:
+        n = sum(k.get("hits_now", 0) for k in x.known)
+        what = (f"{x.schedules} schedules explored, {n} failed, every one with a bug the "
+                "campaign knew; the timeline below is the first of them (its saved trace).")
     elif x.exhausted:
         what = f"All {x.schedules} schedules of the bounded space explored; none failed."
     else:
