@@ -8,8 +8,9 @@ Modules import one way (each only from those before it):
 - :mod:`.work`: ``run_block``, the work every executor runs;
 - :mod:`.executors`: ``--jobs`` processes and Dask behind one interface;
 - :mod:`.store`: the SQLite campaign store;
+- :mod:`.findings`: one finding per bug, saved as found, minimized once final;
 - :mod:`.plan`: blocks, index ranges, signals at safe points;
-- :mod:`.coordinator`: the exploration's loop, findings, the answer;
+- :mod:`.coordinator`: the exploration's loop, coverage and hit counts, the answer;
 - :mod:`.api`: :func:`explore` itself (arguments, campaign, spec);
 - :mod:`.hypothesis` (``--strategy hypothesis``) and :mod:`.ui` (what the CLI prints).
 

@@ -14,10 +14,10 @@ schedules below ``2**k``. That keeps it a function of the index, whoever runs wh
 
 The coordinator cuts each such epoch into blocks (:func:`~vmemu._explore.work.run_block`),
 hands them to an executor (:mod:`~vmemu._explore.executors`) and, under ``--jobs``, runs
-blocks itself between collecting results. Findings come back as raw traces: they are
-saved (atomically) at once, and minimized here (:func:`~vmemu._explore.minimize.minimize`)
-once they are final; the minimized schedule is what the report shows and
-``vmemu replay`` reproduces. ``time_budget`` is the only wall-clock dependence: it
+blocks itself between collecting results. Findings come back as raw traces, which
+:mod:`~vmemu._explore.findings` saves (atomically) at once and minimizes here once they
+are final; the minimized schedule is what the report shows and ``vmemu replay``
+reproduces. Blocks also count the failing schedules of each bug (a campaign's hits). ``time_budget`` is the only wall-clock dependence: it
 decides how many schedules run, never what a schedule does.
 
 With a campaign store (:mod:`~vmemu._explore.store`) the exploration is recorded as it
@@ -29,21 +29,17 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import itertools
-import os
 import time
 from typing import Any, Iterator
 
-from .._errors import UserError
 from .._kernel import lockup
-from .._result import Result
-from .._run import run
 from .._scenario.model import Scenario
-from .._strategies import PARAMS, ReplayStrategy, is_exhaustive
+from .._strategies import PARAMS, is_exhaustive
 from .._trace import Trace
 from . import work
-from .base import ExploreInterrupted, ExploreResult, Spec, finding_path
+from .base import ExploreInterrupted, ExploreResult, Spec
 from .executors import make_executor
-from .minimize import minimize as minimize_result
+from .findings import Findings
 from .plan import (Pending, SafePoints, check_signals, coalesce, shipped_run_block, shutdown,
                    take)
 from .store import Store, holes, sig_from_text
@@ -64,28 +60,16 @@ def _adapts_hint(spec: Spec) -> bool:
     return "steps_hint" in PARAMS.get(spec.strategy, ()) and "steps_hint" not in spec.params
 
 
-class _Finding:
-    __slots__ = ("index", "sig", "trace", "path", "result", "final")
-
-    def __init__(self, index: int, sig: tuple, trace: Trace) -> None:
-        self.index, self.sig, self.trace = index, sig, trace
-        self.path: str | None = None
-        self.result: Result | None = None
-        self.final = False
-
-
 class _Exploration:
-    """The coordinator: hands out blocks, saves and dedups what they find."""
+    """The coordinator: hands out blocks and gathers what they report (the findings in
+    :class:`~vmemu._explore.findings.Findings`)."""
 
     def __init__(self, spec: Spec, sc: Scenario, plan: Any, runs: int, folder: Any,
                  progress: Any, on_finding: Any, minimize: bool, db: Store | None,
                  campaign: dict[str, Any] | None) -> None:
         self.spec, self.sc, self.plan, self.runs = spec, sc, plan, runs
-        self.folder, self.progress, self.on_finding = folder, progress, on_finding
-        self.minimize = minimize
+        self.progress = progress
         self.db = db
-        self.kept: dict[tuple, _Finding] = {}
-        self.first = 2**62                  # lowest failing index (without keep_going)
         self.ran: list[tuple[int, int]] = []   # [start, upto] ranges done this session
         self.done = 0
         self.cover: dict[int, int] = {}     # interleaving -> lowest index seen
@@ -121,6 +105,8 @@ class _Exploration:
                 self.cid = db.create(scenario=sc, faults=plan, strategy=spec.strategy,
                                      params=spec.params, seed=spec.seed, driver=spec.driver)
         self.first_index = self.todo[0][0] if self.todo else 0
+        self.found = Findings(spec, sc, plan, folder, minimize, on_finding, db, self.cid,
+                              self.known)
 
     # ------------------------------------------------------------------ the loop
     def go(self, deadline: float | None, jobs: int, cluster: str | None) -> ExploreResult:
@@ -136,7 +122,7 @@ class _Exploration:
         except KeyboardInterrupt as e:
             work.forget(self.token)
             shutdown(owned)
-            saved = [f.path for f in self._sorted() if f.path]
+            saved = [f.path for f in self.found.sorted() if f.path]
             raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2)) from None
         finally:
             shutdown(owned)
@@ -168,7 +154,7 @@ class _Exploration:
         width = (executor.workers if executor is not None else 0) + (1 if inline else 0)
         for epoch in self._epochs():
             start = epoch[0][0]
-            if start > self.first:
+            if start > self.found.first:
                 break
             hint = self._hint(start)
             size = sum(b - a for a, b in epoch)
@@ -180,7 +166,7 @@ class _Exploration:
                 up = split and executor.ready()
                 while up and pending and len(inflight) < executor.slots:
                     a, b = pending.pop()
-                    if a > self.first or self._late(deadline, a):
+                    if a > self.found.first or self._late(deadline, a):
                         pending.clear()
                         break
                     f = executor.submit(shipped_run_block(), self.spec, a, b, hint,
@@ -191,7 +177,7 @@ class _Exploration:
                 # and while a cluster is still starting.
                 if not ready and pending and (inline or not up):
                     a, b = pending.pop()
-                    if a > self.first or self._late(deadline, a):
+                    if a > self.found.first or self._late(deadline, a):
                         pending.clear()
                         continue
                     self._block(work.run_block(self.spec, a, b, hint, deadline, self.token))
@@ -271,94 +257,17 @@ class _Exploration:
             if old is None or i < old[0]:
                 self.again[sig] = (i, trace)
         for i, sig, trace in blk.found:
-            self._found(i, sig, trace)
+            self.found.add(i, sig, trace)
         if self.progress is not None:
-            self.progress(self.done, len(self.kept), len(self.cover))
+            self.progress(self.done, len(self.found.kept), len(self.cover))
         if time.monotonic() - self._flushed > FLUSH_EVERY:
             self._flush(None)
 
-    def _sorted(self) -> list[_Finding]:
-        return sorted(self.kept.values(), key=lambda f: f.index)
-
-    def _found(self, i: int, sig: tuple, trace: Trace) -> None:
-        keep_going = self.spec.keep_going
-        old = self.kept.get(sig) if keep_going else min(self.kept.values(),
-                                                        key=lambda f: f.index, default=None)
-        if old is not None and old.index <= i:
-            return      # the same bug lower down, or beyond the first failure
-        f = _Finding(i, sig, trace)
-        if self.folder is not None:
-            f.path = self._save(trace)
-        if old is not None:
-            del self.kept[old.sig]
-            self._discard(old.path, keep=f.path)
-        self.kept[sig] = f
-        if keep_going:
-            self._final(f)      # with --all every signature's lowest index so far counts
-        else:
-            self.first = min(self.first, i)
-
     def _finish(self) -> None:
-        """The exploration is over: minimize and record the findings that are final, and
-        how often each bug was hit (a new finding was recorded with its first hit)."""
-        for f in self._sorted():
-            if not f.final:
-                self._final(f)
-        if self.db is not None and self.cid is not None:
-            new = set(self.kept)
-            self.db.add_hits(self.cid, {sig: n - (sig in new)
-                                        for sig, n in self._hits(self._limit()).items()})
+        """The exploration is over: the findings that are final are minimized and
+        recorded, with how often each bug was hit."""
+        self.found.finish(self._hits(self.found.limit()))
         self._flush("done")
-
-    def _final(self, f: _Finding) -> None:
-        r = self._rebuild(f.trace)
-        raw_len = len(f.trace.tape)
-        if self.minimize:
-            r = minimize_result(r, driver="direct", faults=self.plan)
-        raw = f.path
-        if self.folder is not None and r.trace is not f.trace:
-            f.path = self._save(r.trace)
-            self._discard(raw, keep=f.path)
-        r.trace_path = f.path
-        r.extra.update({"schedule": f.index, "found_by": self._found_by(f.trace),
-                        "minimized_from": raw_len})
-        f.result, f.final = r, True
-        if self.db is not None:
-            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash)
-        if self.on_finding is not None:
-            self.on_finding(r)
-
-    def _found_by(self, trace: Trace) -> str:
-        """The command that re-runs the schedule alone: its strategy, seed, parameters."""
-        import shlex
-        cmd = ["vmemu", "run", self.sc.path]
-        if self.plan is not None and getattr(self.plan, "path", None):
-            cmd += ["--faults", self.plan.path]
-        if trace.seed is not None:
-            cmd += ["--seed", str(trace.seed)]
-        cmd += ["--strategy", trace.strategy]
-        cmd += [f"--{k}={v}" for k, v in sorted(trace.params.items())]
-        return " ".join(shlex.quote(c) for c in cmd)
-
-    def _save(self, trace: Trace) -> str:
-        return trace.save(finding_path(self.folder, self.sc.name, trace))
-
-    def _discard(self, path: str | None, keep: str | None) -> None:
-        if path and path != keep:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
-    def _rebuild(self, trace: Trace) -> Result:
-        """The Result of a schedule a worker recorded, by replaying its tape here."""
-        strat = ReplayStrategy(trace.tape, recorded=trace.strategy, seed=trace.seed)
-        strat.params = lambda: dict(trace.params)  # type: ignore[method-assign]
-        r = run(self.sc, strategy=strat, faults=self.plan, driver=self.spec.driver)
-        if r.trace_hash != trace.trace_hash:  # pragma: no cover - a determinism bug
-            raise RuntimeError(f"schedule of {self.sc.path} did not replay to the same trace "
-                               "(nondeterminism in vmemu)")
-        return r
 
     # ------------------------------------------------------------------ the store
     def _flush(self, status: str | None) -> None:
@@ -380,12 +289,6 @@ class _Exploration:
         """Schedules done this session with index <= ``limit``."""
         return sum(max(0, min(upto, limit) - a + 1) for a, upto in self.ran)
 
-    def _limit(self) -> int:
-        """The highest schedule index that counts: the first failure's without
-        ``keep_going`` (only some job counts ran beyond it), else every one."""
-        kept = self._sorted()
-        return kept[0].index if kept and not self.spec.keep_going else 2**62
-
     def _hits(self, limit: int) -> dict[tuple, int]:
         """Failing schedules per signature, among those up to ``limit``. Counting whole
         blocks is exact: a block lies below the first failure, holds it (and stopped
@@ -397,26 +300,9 @@ class _Exploration:
                     out[sig] = out.get(sig, 0) + n
         return out
 
-    def _known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
-        """The report of a known bug hit again at schedule ``i``: its saved (minimized)
-        trace replayed, or, when that file is gone or no longer replays, schedule ``i``."""
-        path = next((k["trace"] for k in self.known
-                     if sig_from_text(k["signature"]) == sig), None)
-        r = None
-        if path:
-            try:
-                r = self._rebuild(Trace.load(path))
-            except UserError:
-                r = None
-        if r is None:
-            r, path = self._rebuild(trace), None
-        r.trace_path = path
-        r.extra.update({"schedule": i, "found_by": self._found_by(trace), "known": True})
-        return r
-
     def _result(self) -> ExploreResult:
-        kept = self._sorted()
-        limit = self._limit()
+        kept = self.found.sorted()
+        limit = self.found.limit()
         n = self._counted(limit)
         hits = self._hits(limit)
         again = {sig: at for sig, at in self.again.items() if at[0] <= limit}
@@ -431,7 +317,7 @@ class _Exploration:
         elif again:
             # No new bug, but a known one again: that is the verdict (it is not fixed).
             sig, (i, trace) = min(again.items(), key=lambda kv: kv[1][0])
-            result = self._known_result(i, sig, trace)
+            result = self.found.known_result(i, sig, trace)
         else:
             if self.last is None:  # pragma: no cover - schedule 0 always runs
                 raise RuntimeError("exploration ran no schedule")

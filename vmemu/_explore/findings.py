@@ -1,0 +1,162 @@
+"""What an exploration keeps of its failures: one finding per bug, saved, minimized.
+
+Blocks report failures as raw traces (:mod:`~vmemu._explore.work`). :class:`Findings`
+keeps the lowest schedule index of each signature (with ``keep_going``), or the lowest
+failure of all (without); it saves each as found, atomically, so that a crash or Ctrl-C
+loses nothing, and once a finding is final (no lower schedule can still fail) replays it
+here, minimizes it, saves the minimal trace in place of the raw one and records it in the
+campaign store. A bug a resumed campaign knew is not a finding: when nothing new turns
+up, :meth:`Findings.known_result` reports the first known bug hit again.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any
+
+from .._errors import UserError
+from .._result import Result
+from .._run import run
+from .._scenario.model import Scenario
+from .._strategies import ReplayStrategy
+from .._trace import Trace
+from .base import Spec, finding_path
+from .minimize import minimize as minimize_result
+from .store import Store, sig_from_text
+
+
+class Finding:
+    """One kept failure: where it was found, its trace, and once final its Result."""
+
+    __slots__ = ("index", "sig", "trace", "path", "result", "final")
+
+    def __init__(self, index: int, sig: tuple, trace: Trace) -> None:
+        self.index, self.sig, self.trace = index, sig, trace
+        self.path: str | None = None
+        self.result: Result | None = None
+        self.final = False
+
+
+class Findings:
+    """The findings of one exploration (see the module docstring).
+
+    Attributes:
+        kept: the kept findings by signature.
+        first: the lowest failing index so far without ``keep_going`` (blocks above it
+            need not run), else 2**62.
+    """
+
+    def __init__(self, spec: Spec, sc: Scenario, plan: Any, folder: Any, minimize: bool,
+                 on_finding: Any, db: Store | None, cid: int | None,
+                 known: list[dict[str, Any]]) -> None:
+        self.spec, self.sc, self.plan = spec, sc, plan
+        self.folder, self.minimize, self.on_finding = folder, minimize, on_finding
+        self.db, self.cid, self.known = db, cid, known
+        self.kept: dict[tuple, Finding] = {}
+        self.first = 2**62
+
+    def sorted(self) -> list[Finding]:
+        return sorted(self.kept.values(), key=lambda f: f.index)
+
+    def limit(self) -> int:
+        """The highest schedule index that counts: the first failure's without
+        ``keep_going`` (only some job counts ran beyond it), else every one."""
+        kept = self.sorted()
+        return kept[0].index if kept and not self.spec.keep_going else 2**62
+
+    def add(self, i: int, sig: tuple, trace: Trace) -> None:
+        """A block found ``sig`` at schedule ``i``."""
+        keep_going = self.spec.keep_going
+        old = self.kept.get(sig) if keep_going else min(self.kept.values(),
+                                                        key=lambda f: f.index, default=None)
+        if old is not None and old.index <= i:
+            return      # the same bug lower down, or beyond the first failure
+        f = Finding(i, sig, trace)
+        if self.folder is not None:
+            f.path = self._save(trace)
+        if old is not None:
+            del self.kept[old.sig]
+            self._discard(old.path, keep=f.path)
+        self.kept[sig] = f
+        if keep_going:
+            self._final(f)      # with --all every signature's lowest index so far counts
+        else:
+            self.first = min(self.first, i)
+
+    def finish(self, hits: dict[tuple, int]) -> None:
+        """The exploration is over: minimize and record the findings that are final, and
+        ``hits``, the failing schedules per signature (a new finding was recorded with
+        its first)."""
+        for f in self.sorted():
+            if not f.final:
+                self._final(f)
+        if self.db is not None and self.cid is not None:
+            self.db.add_hits(self.cid, {sig: n - (sig in self.kept)
+                                        for sig, n in hits.items()})
+
+    def known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
+        """The report of a known bug hit again at schedule ``i``: its saved (minimized)
+        trace replayed, or, when that file is gone or no longer replays, schedule ``i``."""
+        path = next((k["trace"] for k in self.known
+                     if sig_from_text(k["signature"]) == sig), None)
+        r = None
+        if path:
+            try:
+                r = self.rebuild(Trace.load(path))
+            except UserError:
+                r = None
+        if r is None:
+            r, path = self.rebuild(trace), None
+        r.trace_path = path
+        r.extra.update({"schedule": i, "found_by": self._found_by(trace), "known": True})
+        return r
+
+    def rebuild(self, trace: Trace) -> Result:
+        """The Result of a schedule a worker recorded, by replaying its tape here."""
+        strat = ReplayStrategy(trace.tape, recorded=trace.strategy, seed=trace.seed)
+        strat.params = lambda: dict(trace.params)  # type: ignore[method-assign]
+        r = run(self.sc, strategy=strat, faults=self.plan, driver=self.spec.driver)
+        if r.trace_hash != trace.trace_hash:  # pragma: no cover - a determinism bug
+            raise RuntimeError(f"schedule of {self.sc.path} did not replay to the same trace "
+                               "(nondeterminism in vmemu)")
+        return r
+
+    def _final(self, f: Finding) -> None:
+        r = self.rebuild(f.trace)
+        raw_len = len(f.trace.tape)
+        if self.minimize:
+            r = minimize_result(r, driver="direct", faults=self.plan)
+        raw = f.path
+        if self.folder is not None and r.trace is not f.trace:
+            f.path = self._save(r.trace)
+            self._discard(raw, keep=f.path)
+        r.trace_path = f.path
+        r.extra.update({"schedule": f.index, "found_by": self._found_by(f.trace),
+                        "minimized_from": raw_len})
+        f.result, f.final = r, True
+        if self.db is not None:
+            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash)
+        if self.on_finding is not None:
+            self.on_finding(r)
+
+    def _found_by(self, trace: Trace) -> str:
+        """The command that re-runs the schedule alone: its strategy, seed, parameters."""
+        cmd = ["vmemu", "run", self.sc.path]
+        if self.plan is not None and getattr(self.plan, "path", None):
+            cmd += ["--faults", self.plan.path]
+        if trace.seed is not None:
+            cmd += ["--seed", str(trace.seed)]
+        cmd += ["--strategy", trace.strategy]
+        cmd += [f"--{k}={v}" for k, v in sorted(trace.params.items())]
+        return " ".join(shlex.quote(c) for c in cmd)
+
+    def _save(self, trace: Trace) -> str:
+        return trace.save(finding_path(self.folder, self.sc.name, trace))
+
+    def _discard(self, path: str | None, keep: str | None) -> None:
+        if path and path != keep:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
