@@ -122,7 +122,8 @@ class _Silent:
 def _direct(sc: vmemu.Scenario, seed: int, observers: tuple = ()) -> tuple:
     k = new_kernel(sc, make_strategy("random", seed), observers=observers)
     run_direct(k)
-    return (k.outcome.verdict, k.outcome.message, k.steps, k.now, k.tape, k.events)
+    return (k.outcome.verdict, k.outcome.message, k.steps, k.now, k.tape, k.events,
+            k.final_tasks, k.final_cycle)
 
 
 def test_inline_steps_change_no_trace(tmp_path: Path):
@@ -132,7 +133,11 @@ def test_inline_steps_change_no_trace(tmp_path: Path):
     rng = random.Random(2026)
     bad = (["unlock: A"], ["lock: A", "lock: A"], ["lock: B", "unlock: A", "unlock: B"],
            ["lock: S", "lock: A", "unlock: A", "unlock: S"],     # might_sleep: a bug
-           ["lock: S", "yield", "unlock: S"])
+           ["lock: S", "yield", "unlock: S"],
+           # bodies: run_steps called again, in the same frame
+           ["{repeat: 2, do: [{lock: A}, yield, {unlock: A}]}"],
+           ["{repeat: 2, as: k, do: [{if: 'k == 1', then: [{lock: B}, {unlock: B}], "
+            "else: [yield]}]}"])
     files = []
     for n in range(60):
         p = tmp_path / f"fuzz{n}.yaml"

@@ -69,7 +69,8 @@ def new_kernel(scenario: Scenario, strategy: Strategy, *, faults: Any = None,
 
 def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
     """``k`` made ready for another run of its scenario under ``strategy``: as
-    :func:`new_kernel` would build it (an exploration reuses one kernel per worker)."""
+    :func:`new_kernel` would build it without observers (an exploration reuses one
+    kernel per worker; observers, such as lockdep's, are per run and not kept)."""
     k._reset(strategy)
     _populate(k, k.scenario)
     return k

@@ -55,6 +55,9 @@ class Findings:
         self.db, self.cid, self.known = db, cid, known
         self.kept: dict[tuple, Finding] = {}
         self.first = 2**62
+        # Signatures recorded in the store by this exploration, with their first hit
+        # (with keep_going a lower index may record one again: no second hit then).
+        self.recorded: set[tuple] = set()
 
     def sorted(self) -> list[Finding]:
         return sorted(self.kept.values(), key=lambda f: f.index)
@@ -92,7 +95,7 @@ class Findings:
             if not f.final:
                 self._final(f)
         if self.db is not None and self.cid is not None:
-            self.db.add_hits(self.cid, {sig: n - (sig in self.kept)
+            self.db.add_hits(self.cid, {sig: n - (sig in self.recorded)
                                         for sig, n in hits.items()})
 
     def known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
@@ -104,8 +107,8 @@ class Findings:
         if path:
             try:
                 r = self.rebuild(Trace.load(path))
-            except UserError:
-                r = None
+            except (UserError, RuntimeError):
+                r = None      # (gone, unreadable, or recorded by a vmemu with other events)
         if r is None:
             r, path = self.rebuild(trace), None
         r.trace_path = path
@@ -136,7 +139,9 @@ class Findings:
                         "minimized_from": raw_len})
         f.result, f.final = r, True
         if self.db is not None:
-            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash)
+            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash,
+                            hits=0 if f.sig in self.recorded else 1)
+            self.recorded.add(f.sig)
         if self.on_finding is not None:
             self.on_finding(r)
 

@@ -35,9 +35,12 @@ _LOADED: dict[tuple, tuple[Any, Any]] = {}
 #: the coordinator's process ends after the schedule in progress.
 STOP = [0]
 #: The interleaving hash of each tape an `ok` run had, per spec key (see run_block);
-#: dropped with the spec from _LOADED, and no longer grown past MEMO_TAPES tapes.
+#: dropped with the spec from _LOADED. Bounded: at most MEMO_TAPES tapes of at most
+#: MEMO_LENGTH decisions each (a few MB), as the hash is worth saving on short runs
+#: (~2 us against ~10 us a run), and long runs seldom repeat a tape.
 _MEMO: dict[tuple, dict[tuple, int]] = {}
-MEMO_TAPES = 1 << 16
+MEMO_TAPES = 1 << 14
+MEMO_LENGTH = 64
 #: A dfs stream per exploration, in the one process that runs it: (next index, iterator).
 _STREAMS: dict[int, tuple[int, Any]] = {}
 
@@ -196,7 +199,7 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
             r = run(sc, strategy=strat, faults=plan, driver=driver)
             verdict, events, tape = r.verdict, r.trace.events, r.trace.tape
         blk.upto = i
-        if verdict == "ok":
+        if verdict == "ok" and len(tape) <= MEMO_LENGTH:
             key = tuple(tape)
             h = memo.get(key)
             if h is None:
