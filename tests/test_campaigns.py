@@ -461,6 +461,31 @@ def test_import_vmemu_loads_nothing_heavy():
     assert callable(vmemu.explore) and vmemu.Result and vmemu.VERDICTS
 
 
+def test_a_campaign_running_now_is_not_resumed_twice(tmp_path):
+    # Two resumes of one campaign at once would both go on at its next unrun index and
+    # run the same schedules: the second is refused while the first runs, in one line.
+    store = tmp_path / "c.sqlite"
+    explore(ORDERED, strategy="random", runs=10, store=store)
+    first = _start([ORDERED, "--resume", "--time", "60", "--store", str(store)])
+    try:
+        give_up = time.monotonic() + 60
+        while Store(str(store)).campaigns()[0]["pid"] != first.pid:
+            assert time.monotonic() < give_up and first.poll() is None, first.stderr.read()
+            time.sleep(0.05)
+        p = vmemu_cli("explore", ORDERED, "--resume", "--runs", "10", "--store", str(store))
+        assert p.returncode == 2 and p.stdout == "" and p.stderr == (
+            f"vmemu: error: {store}: --resume: campaign 1 is running now (process "
+            f"{first.pid}); wait for it to end, or explore without --resume for a new "
+            "campaign\n")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert first.returncode == 143
+    # Once it has stopped, the campaign goes on where it left off.
+    again = explore(ORDERED, runs=10, store=store, resume=True)
+    assert again.first_index > 10 and again.schedules == 10
+
+
 def test_a_store_that_cannot_be_written(tmp_path):
     # The default store where it cannot be created: the exploration runs, and says it
     # keeps no record. A store the user named: one line, exit 2.

@@ -110,8 +110,13 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         parallel = False      # an object without (matching) files: run it here
     if spec.scenario_text is None:
         spec = _replace(spec, scenario_text=b"")
-    ex = _Exploration(spec, sc, plan, runs, findings_dir, progress, on_finding, minimize, db,
-                      campaign)
+    try:
+        ex = _Exploration(spec, sc, plan, runs, findings_dir, progress, on_finding, minimize,
+                          db, campaign)
+    except BaseException:     # (a campaign another process runs now: see Store.reopen)
+        if db is not None:
+            db.close()
+        raise
     deadline = None if time_budget is None else time.time() + time_budget
     return ex.go(deadline, jobs if parallel else 1, cluster if parallel else None)
 

@@ -160,9 +160,28 @@ class Store:
         return c
 
     def reopen(self, campaign: int) -> None:
-        self._write([("UPDATE campaigns SET status = 'running', pid = ?, host = ?, "
-                      "updated = ? WHERE id = ?",
-                      (os.getpid(), socket.gethostname(), time.time(), campaign))])
+        """Mark ``campaign`` as running in this process, unless another process of this
+        machine runs it now: two explorations resuming one campaign at once would both
+        go on at its next unrun index and run the same schedules. The check and the
+        mark are one transaction, so of two resumes started together one wins. (A
+        campaign marked running on another machine cannot be checked: it is taken over.)
+
+        Raises:
+            UserError: the campaign is running in another live process here.
+        """
+        db, me, host = self.db, os.getpid(), socket.gethostname()
+        with self._tx():
+            db.execute("BEGIN IMMEDIATE")
+            status, pid, where = db.execute(
+                "SELECT status, pid, host FROM campaigns WHERE id = ?", (campaign,)).fetchone()
+            if status == "running" and where == host and pid != me and _alive(pid):
+                db.execute("ROLLBACK")
+                raise UserError(f"campaign {campaign} is running now (process {pid}); "
+                                "wait for it to end, or explore without --resume for a new "
+                                "campaign", file=self.path, key="--resume")
+            db.execute("UPDATE campaigns SET status = 'running', pid = ?, host = ?, "
+                       "updated = ? WHERE id = ?", (me, host, time.time(), campaign))
+            db.execute("COMMIT")
 
     def ranges(self, campaign: int) -> list[tuple[int, int, int]]:
         return [tuple(r) for r in self.db.execute(
