@@ -164,6 +164,19 @@ class LockLog:
         self.ops.append(("released", t.name, lock.name, mode))
 
 
+#: ABBA that needs t2 to take B in the one-step window while t1 holds A: under `random`
+#: the first failure comes after a hundred-odd schedules, past the first blocks of work.
+RARE = """\
+name: rare
+locks: {A: mutex, B: mutex}
+tasks:
+  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
+  t2: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield,
+       {lock: B}, {lock: A}, {unlock: A}, {unlock: B}]
+  t3: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield]
+"""
+
+
 #: Two different bugs: the ABBA deadlock of t1/t2, and a torn update that `r` observes
 #: when it runs between `w`'s two writes; some schedules hit neither.
 TWO_BUGS = """\

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import vmemu
-from conftest import CONTRACT, ROOT, TWO_BUGS, cli_json, vmemu_cli
+from conftest import CONTRACT, RARE, ROOT, TWO_BUGS, cli_json, vmemu_cli
 from vmemu._explore import explore, signature
 from vmemu._explore.store import Store
 
@@ -435,17 +435,6 @@ def _contiguous(ranges: list[tuple[int, int]]) -> int:
             break
         end = max(end, b)
     return end
-
-
-RARE = """\
-name: rare
-locks: {A: mutex, B: mutex}
-tasks:
-  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
-  t2: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield,
-       {lock: B}, {lock: A}, {unlock: A}, {unlock: B}]
-  t3: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield]
-"""
 
 
 def test_import_vmemu_loads_nothing_heavy():

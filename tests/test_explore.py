@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import vmemu
-from conftest import CONTRACT, ROOT, TWO_BUGS, cli_json, vmemu_cli
+from conftest import CONTRACT, RARE, ROOT, TWO_BUGS, cli_json, vmemu_cli
 from vmemu._explore import explore, signature
 from vmemu._explore.coordinator import MIN_BLOCK as BLOCK
 from vmemu._explore.ui import ProgressBar, _NoBar
@@ -25,19 +25,6 @@ from vmemu._trace import Trace
 ABBA = str(CONTRACT / "abba.yaml")
 ORDERED = str(CONTRACT / "abba_ordered.yaml")
 PHILOSOPHERS = str(CONTRACT / "dining_philosophers.yaml")
-
-
-# ABBA that needs t2 to take B in the one-step window while t1 holds A: under `random`
-# the first failure comes after a hundred-odd schedules, past the first blocks of work.
-RARE = """\
-name: rare
-locks: {A: mutex, B: mutex}
-tasks:
-  t1: [{lock: A}, yield, {lock: B}, {unlock: B}, {unlock: A}]
-  t2: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield, yield,
-       {lock: B}, {lock: A}, {unlock: A}, {unlock: B}]
-  t3: [yield, yield, yield, yield, yield, yield, yield, yield, yield, yield]
-"""
 
 
 def _saved(folder: Path) -> list[Path]:
