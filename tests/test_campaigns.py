@@ -450,6 +450,30 @@ def test_import_vmemu_loads_nothing_heavy():
     assert callable(vmemu.explore) and vmemu.Result and vmemu.VERDICTS
 
 
+def test_an_interrupted_campaign_keeps_what_it_found(tmp_path, write_scenario):
+    # Ctrl-C after a bug was found but before it was final (minimized): its schedules
+    # are recorded as run, so the campaign must know the bug as found, or a resumed
+    # exploration would never report it again.
+    from vmemu._explore import ExploreInterrupted
+    path = write_scenario(ABBA_SAID_FINE)
+    store, found = tmp_path / "c.sqlite", tmp_path / "f"
+
+    def ctrl_c_once_found(done: int, findings: int, cover: int) -> None:
+        if findings:
+            raise KeyboardInterrupt
+
+    with pytest.raises(ExploreInterrupted) as e:
+        explore(path, strategy="random", runs=500, store=store, findings_dir=found,
+                progress=ctrl_c_once_found)
+    [c] = Store(str(store)).campaigns()
+    assert c["status"] == "interrupted"
+    [f] = c["findings"]
+    assert f["verdict"] == "deadlock" and e.value.saved == [f["trace"]] and f["hits"] >= 1
+    assert vmemu.replay(f["trace"]).verdict == "deadlock"
+    b = explore(path, runs=200, store=store, findings_dir=found, resume=True)
+    assert not b.findings and b.failed and b.known[0]["trace"] == f["trace"]
+
+
 def test_a_campaign_running_now_is_not_resumed_twice(tmp_path):
     # Two resumes of one campaign at once would both go on at its next unrun index and
     # run the same schedules: the second is refused while the first runs, in one line.

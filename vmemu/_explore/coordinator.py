@@ -122,6 +122,10 @@ class _Exploration:
         except KeyboardInterrupt as e:
             work.forget(self.token)
             shutdown(owned)
+            if self.db is not None and self.cid is not None:
+                # Every block that ended is recorded as run (see _flush): so are its
+                # findings and hits, or a resumed campaign would never see them again.
+                self.found.keep_as_found(self._hits(2**62))
             saved = [f.path for f in self.found.sorted() if f.path]
             raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2)) from None
         finally:
