@@ -472,6 +472,36 @@ def test_an_interrupted_campaign_keeps_what_it_found(tmp_path, write_scenario):
     assert vmemu.replay(f["trace"]).verdict == "deadlock"
     b = explore(path, runs=200, store=store, findings_dir=found, resume=True)
     assert not b.findings and b.failed and b.known[0]["trace"] == f["trace"]
+    # Interrupted again, having hit only that bug: it says so (not "nothing found").
+    with pytest.raises(ExploreInterrupted) as e:
+        explore(path, runs=50_000, store=store, findings_dir=found, resume=True,
+                progress=lambda done, findings, cover: _ctrl_c_after(done, 3000))
+    first = b.first_index + 200
+    assert e.value.saved == [] and e.value.known_hits == len(
+        _failing(path, 0, range(first, first + e.value.schedules)))
+    assert e.value.known_hits > 0
+
+
+def test_ctrl_c_of_a_resumed_campaign_says_it_hit_known_bugs(tmp_path, write_scenario):
+    path = write_scenario(ABBA_SAID_FINE)
+    store, found = tmp_path / "c.sqlite", tmp_path / "f"
+    explore(path, strategy="random", runs=50, store=store, findings_dir=found)
+    p = _start([path, "--resume", "--time", "60", "--store", str(store), "--findings",
+                str(found)])
+    give_up = time.monotonic() + 60
+    while Store(str(store)).campaigns()[0]["schedules"] < 2000:
+        assert time.monotonic() < give_up and p.poll() is None, p.stderr.read()
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and out == ""
+    assert re.fullmatch(r"vmemu: interrupted after \d+ schedules; no new bug; \d+ schedules "
+                        r"hit bugs the campaign knew\n", err), err
+
+
+def _ctrl_c_after(done: int, n: int) -> None:
+    if done >= n:
+        raise KeyboardInterrupt
 
 
 def test_a_campaign_running_now_is_not_resumed_twice(tmp_path):

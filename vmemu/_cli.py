@@ -352,9 +352,11 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
         saved = "; ".join(f"vmemu replay {p}" for p in e.saved)
         how = "terminated" if e.signum == 15 else "interrupted"
+        known = (f"{_plural(e.known_hits, 'schedule')} hit bugs the campaign knew"
+                 if e.known_hits else "")
         print(f"vmemu: {how} after {_plural(e.schedules, 'schedule')}; "
               + (f"{_plural(len(e.saved), 'finding')} saved: {saved}" if e.saved
-                 else "nothing found"),
+                 else f"no new bug; {known}" if known else "nothing found"),
               file=sys.stderr)
         return 128 + e.signum
     finally:

@@ -79,14 +79,17 @@ class ExploreInterrupted(KeyboardInterrupt):
         schedules: schedules done when it stopped.
         saved: paths of the saved findings.
         signum: the signal that stopped it (SIGINT for Ctrl-C).
+        known_hits: schedules that hit a bug the resumed campaign knew.
     """
 
-    def __init__(self, schedules: int, saved: list[str], signum: int = 2) -> None:
+    def __init__(self, schedules: int, saved: list[str], signum: int = 2,
+                 known_hits: int = 0) -> None:
         super().__init__(f"interrupted after {schedules} schedule"
                          + ("" if schedules == 1 else "s"))
         self.schedules = schedules
         self.saved = saved
         self.signum = signum
+        self.known_hits = known_hits
 
 
 def signature(r: Result) -> tuple:

@@ -122,12 +122,16 @@ class _Exploration:
         except KeyboardInterrupt as e:
             work.forget(self.token)
             shutdown(owned)
+            hits = self._hits(2**62)
             if self.db is not None and self.cid is not None:
                 # Every block that ended is recorded as run (see _flush): so are its
                 # findings and hits, or a resumed campaign would never see them again.
-                self.found.keep_as_found(self._hits(2**62))
+                self.found.keep_as_found(hits)
             saved = [f.path for f in self.found.sorted() if f.path]
-            raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2)) from None
+            known = {sig_from_text(k["signature"]) for k in self.known}
+            raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2),
+                                     sum(n for sig, n in hits.items() if sig in known)
+                                     ) from None
         finally:
             shutdown(owned)
             self._flush(status)
