@@ -529,6 +529,35 @@ def test_a_campaign_running_now_is_not_resumed_twice(tmp_path):
     assert again.first_index > 10 and again.schedules == 10
 
 
+def test_a_full_disk_midway_does_not_end_the_exploration(tmp_path, monkeypatch, capsys):
+    # The disk fills up overnight: the store's writes fail (SQLITE_FULL, made here with
+    # a page limit). The exploration runs to its end and reports in full; stderr says
+    # the store stopped recording; the store stays readable, as of its last good write.
+    from vmemu._cli import main
+    from vmemu._explore import store as st
+    real = st.Store.__init__
+
+    def full_disk(self, path):
+        real(self, path)
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        self.db.execute(f"PRAGMA max_page_count = {pages}")
+    monkeypatch.setattr(st.Store, "__init__", full_disk)
+    store = tmp_path / "c.sqlite"
+    code = main(["explore", DINING, "--all", "--runs", "2000", "--store", str(store),
+                 "--findings", str(tmp_path / "f")])
+    out, err = capsys.readouterr()
+    assert code == 1 and out.startswith("vmemu: DEADLOCK in dining-philosophers-3")
+    assert err == ("vmemu: note: the campaign store stopped recording this exploration "
+                   "midway (database or disk is full); the report is complete, but a resume "
+                   "will run the unrecorded schedules again\n")
+    monkeypatch.setattr(st.Store, "__init__", real)
+    # Readable, as of its last good write: here the finding (it fit in the pages there
+    # were), not the schedules run, which a resume will run again.
+    [c] = Store(str(store)).campaigns()
+    assert c["schedules"] == 0 and [f["verdict"] for f in c["findings"]] == ["deadlock"]
+    assert cli_json("explore", DINING, "--runs", "20", "--store", str(store))["unrecorded"] is None
+
+
 def test_a_store_that_cannot_be_written(tmp_path):
     # The default store where it cannot be created: the exploration runs, and says it
     # keeps no record. A store the user named: one line, exit 2.

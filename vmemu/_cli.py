@@ -369,6 +369,10 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         print(json.dumps(explore_json(x), indent=2))
     else:
         print(explore_text(x, args.findings))
+    if x.unrecorded:
+        print(f"vmemu: note: the campaign store stopped recording this exploration midway "
+              f"({x.unrecorded}); the report is complete, but a resume will run the "
+              "unrecorded schedules again", file=sys.stderr)
     return EXIT_FOUND if x.failed else EXIT_OK
 
 

@@ -49,6 +49,8 @@ class ExploreResult:
             ``again_at`` is the first of them (None: not hit).
         coverage: ``(schedules, distinct interleavings)`` points: how coverage grew, for
             seeing when an exploration saturates (the HTML summary draws it).
+        unrecorded: why the campaign store stopped taking this exploration's writes
+            midway (a full disk ...), if it did; the result itself is complete.
     """
 
     result: Result
@@ -61,6 +63,7 @@ class ExploreResult:
     first_index: int = 0
     known: list[dict[str, Any]] = field(default_factory=list)
     coverage: list[tuple[int, int]] = field(default_factory=list)
+    unrecorded: str | None = None
 
     @property
     def verdict(self) -> str:

@@ -340,7 +340,8 @@ class _Exploration:
         seen = sum(1 for i in self.cover.values() if i <= limit)
         return ExploreResult(result, n, findings, exhausted, seen, bound,
                              self.cid, self.first_index, known,
-                             coverage=coverage_curve(self.cover, limit, self.first_index, n))
+                             coverage=coverage_curve(self.cover, limit, self.first_index, n),
+                             unrecorded=self.db.lost if self.db is not None else None)
 
 
 #: Points at most in an exploration's coverage curve (``ExploreResult.coverage``).

@@ -83,6 +83,8 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(path)
+        #: Why the store stopped taking writes mid-exploration (a full disk ...), if it did.
+        self.lost: str | None = None
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -111,16 +113,27 @@ class Store:
 
     def _write(self, statements: Iterable[tuple[str, Any]]) -> None:
         """Run ``(sql, params)`` pairs as one transaction (params may be a list of
-        rows for executemany)."""
+        rows for executemany).
+
+        A write that fails (the disk filled up overnight, the file went read-only) does
+        not end the exploration: its transaction is rolled back, so the store stays as
+        it was at the last write that worked, :attr:`lost` says why, and later writes
+        are skipped. What ran after that is not recorded, so a resume runs it again.
+        """
+        if self.lost is not None:
+            return
         db = self.db
-        with self._tx():
-            db.execute("BEGIN IMMEDIATE")
-            for sql, params in statements:
-                if isinstance(params, list):
-                    db.executemany(sql, params)
-                else:
-                    db.execute(sql, params)
-            db.execute("COMMIT")
+        try:
+            with self._tx():
+                db.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    if isinstance(params, list):
+                        db.executemany(sql, params)
+                    else:
+                        db.execute(sql, params)
+                db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self.lost = str(e)
 
     def close(self) -> None:
         self.db.close()
@@ -129,6 +142,18 @@ class Store:
     def create(self, *, scenario: Any, faults: Any, strategy: str, params: dict[str, Any],
                seed: int, driver: str) -> int:
         now = time.time()
+        try:
+            return self._create(now, scenario, faults, strategy, params, seed, driver)
+        except sqlite3.Error as e:
+            raise self._cannot_write(e) from None
+
+    def _cannot_write(self, e: Exception) -> UserError:
+        return UserError(f"cannot write the campaign store ({e}); free some space, or pass "
+                         "--store PATH with a file you can write", file=self.path,
+                         key="--store")
+
+    def _create(self, now: float, scenario: Any, faults: Any, strategy: str,
+                params: dict[str, Any], seed: int, driver: str) -> int:
         cur = self.db.execute(
             "INSERT INTO campaigns (scenario, scenario_name, scenario_hash, faults, "
             "faults_hash, strategy, params, seed, driver, started, updated, status, pid, "
@@ -170,6 +195,12 @@ class Store:
             UserError: the campaign is running in another live process here.
         """
         db, me, host = self.db, os.getpid(), socket.gethostname()
+        try:
+            self._claim(db, campaign, me, host)
+        except sqlite3.Error as e:
+            raise self._cannot_write(e) from None
+
+    def _claim(self, db: sqlite3.Connection, campaign: int, me: int, host: str) -> None:
         with self._tx():
             db.execute("BEGIN IMMEDIATE")
             status, pid, where = db.execute(

@@ -172,6 +172,7 @@ def explore_json(x: Any) -> dict[str, Any]:
     d = x.result.to_json()
     d["schedules"] = x.schedules
     d["failed"] = x.failed      # (a known bug hit again too: not only new findings)
+    d["unrecorded"] = x.unrecorded
     d["exhausted"] = x.exhausted
     d["interleavings"] = x.interleavings
     d["campaign"] = x.campaign
