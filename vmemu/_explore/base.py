@@ -70,9 +70,14 @@ class ExploreResult:
         return self.result.verdict
 
     @property
+    def known_hits(self) -> int:
+        """Schedules of this run that hit a bug the resumed campaign knew."""
+        return sum(k.get("hits_now", 0) for k in self.known)
+
+    @property
     def failed(self) -> bool:
         """Did any schedule fail: a new finding, or a bug the campaign knew, hit again?"""
-        return bool(self.findings) or any(k.get("hits_now") for k in self.known)
+        return bool(self.findings) or self.known_hits > 0
 
 
 class ExploreInterrupted(KeyboardInterrupt):

@@ -17,7 +17,8 @@ hands them to an executor (:mod:`~vmemu._explore.executors`) and, under ``--jobs
 blocks itself between collecting results. Findings come back as raw traces, which
 :mod:`~vmemu._explore.findings` saves (atomically) at once and minimizes here once they
 are final; the minimized schedule is what the report shows and ``vmemu replay``
-reproduces. Blocks also count the failing schedules of each bug (a campaign's hits). ``time_budget`` is the only wall-clock dependence: it
+reproduces. Blocks also count the failing schedules of each bug (a campaign's hits).
+``time_budget`` is the only wall-clock dependence: it
 decides how many schedules run, never what a schedule does.
 
 With a campaign store (:mod:`~vmemu._explore.store`) the exploration is recorded as it
@@ -128,10 +129,9 @@ class _Exploration:
                 # findings and hits, or a resumed campaign would never see them again.
                 self.found.keep_as_found(hits)
             saved = [f.path for f in self.found.sorted() if f.path]
-            known = {sig_from_text(k["signature"]) for k in self.known}
+            known = sum(n for sig, n in hits.items() if sig in self.spec.known)
             raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2),
-                                     sum(n for sig, n in hits.items() if sig in known)
-                                     ) from None
+                                     known) from None
         finally:
             shutdown(owned)
             self._flush(status)

@@ -130,8 +130,7 @@ def explore_text(x: Any, folder: str | None) -> str:
         # A resumed campaign that hit only bugs it knew: headed by the first of them (it
         # is not fixed), not a plain OK; the full report was given when it was found.
         r = x.result
-        n = sum(k.get("hits_now", 0) for k in x.known)
-        what = (f"{plural(x.schedules, 'schedule')} explored, {n} failed, "
+        what = (f"{plural(x.schedules, 'schedule')} explored, {x.known_hits} failed, "
                 "every one with a bug the campaign knew")
         return "\n".join(
             [f"vmemu: {r.verdict.upper()} in {r.scenario.name} ({r.scenario.path}) [{what}]",

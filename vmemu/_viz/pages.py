@@ -83,9 +83,9 @@ def _campaign_section(x: Any, out_path: str) -> str:
         what = (f"{len(x.findings)} distinct failure(s) in {x.schedules} schedules; the "
                 "timeline below is the first finding's (lowest schedule index).")
     elif x.failed:
-        n = sum(k.get("hits_now", 0) for k in x.known)
-        what = (f"{x.schedules} schedules explored, {n} failed, every one with a bug the "
-                "campaign knew; the timeline below is the first of them (its saved trace).")
+        what = (f"{x.schedules} schedules explored, {x.known_hits} failed, every one with a "
+                "bug the campaign knew; the timeline below is the first of them (its saved "
+                "trace).")
     elif x.exhausted:
         what = f"All {x.schedules} schedules of the bounded space explored; none failed."
     else:
