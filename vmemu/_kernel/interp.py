@@ -10,13 +10,14 @@ the steps run in (:class:`~.task.Frame`: locals, shared variables, the task).
 from __future__ import annotations
 
 import types
+from bisect import bisect_left
 from typing import Any, Awaitable, Callable
 
 from .._scenario.model import Step
 from ._values import call_routine, evaluate, label, read, show, store, wrap
 from .context import TaskContext
 from .sync import Lock, Mutex, might_sleep
-from .task import Killed, VerdictSignal
+from .task import BLOCKED, RUNNABLE, Killed, VerdictSignal
 
 
 @types.coroutine
@@ -77,7 +78,28 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
                             t.held.append(lock)
                         else:
                             lock.waiters.append((t, "lock"))
-                            yield from k.block(t, lock, "lock")
+                            # Kernel.block(t, lock, "lock"): uninterruptible, no timeout
+                            # (checkpoint above: the run is not stopping).
+                            k._unrun(t)
+                            t.state = BLOCKED
+                            t.waiting_for = lock
+                            t.wait_what = "lock"
+                            t.blocked_since = k.now
+                            t.interruptible = False
+                            blocked = k._blocked
+                            blocked.pop(t.tid, None)
+                            blocked[t.tid] = t
+                            t.wake_value = None
+                            ev = [k.now, name, "block", "lock " + lock.name, step.loc.line]
+                            events.append(ev)
+                            if log is not None:
+                                log(ev)
+                            if k.bare_yield:
+                                yield
+                            else:
+                                yield from k.park(t)
+                            if k.stopping:
+                                raise Killed()
                         ev = [k.now, name, "lock", lock.name, step.loc.line]
                         events.append(ev)
                         if log is not None:
@@ -101,7 +123,23 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
                         w = lock.waiters.popleft()[0]
                         lock.owner = w
                         w.held.append(lock)
-                        k.wake(w)
+                        # Kernel.wake(w) by t, and its make_runnable.
+                        w.wake_value = None
+                        if w.timer_seq:
+                            k._cancel_timer(w)
+                        w.state = RUNNABLE
+                        w.interruptible = False
+                        k._blocked.pop(w.tid, None)
+                        w.waiting_for = None
+                        w.wait_what = ""
+                        tids = k._runnable_tids
+                        at = bisect_left(tids, w.tid)
+                        tids.insert(at, w.tid)
+                        k.runnable.insert(at, w)
+                        ev = [k.now, name, "wake", w.name, step.loc.line]
+                        events.append(ev)
+                        if log is not None:
+                            log(ev)
                     continue
             elif faults is not None:
                 action = faults.at("step", t)

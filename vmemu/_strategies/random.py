@@ -6,7 +6,7 @@ import functools
 import hashlib
 import itertools
 import random as _random
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .base import Strategy
 
@@ -15,17 +15,33 @@ POOL_BITS = 512
 _TO_01 = bytes.maketrans(b"01", b"\x00\x01")
 
 
-def _pool(seed: int) -> bytes:
-    """POOL_BITS coin flips (bytes 0 or 1) from a BLAKE2b hash of ``seed``: the hash as
-    a little-endian int, most significant bit first."""
-    d = hashlib.blake2b(b"%d" % seed, digest_size=POOL_BITS // 8,
-                        person=b"vmemu-random").digest()
-    # bin() of the int with a bit set above them spells all POOL_BITS bits, leading
-    # zeros included, after "0b1" (cheaper than format's zero padding).
-    return bin(int.from_bytes(d, "little") | _TOP).encode()[3:].translate(_TO_01)
+#: BLAKE2b with vmemu's personalisation, copied per seed: a copy costs half of what
+#: building a hasher with keyword arguments does.
+_HASHER = hashlib.blake2b(digest_size=POOL_BITS // 8, person=b"vmemu-random")
+#: Where each 64-bit chunk of the digest starts, most significant chunk first.
+_CHUNKS = tuple(range(POOL_BITS // 8 - 8, -8, -8))
+_TOP64 = 1 << 64
 
 
-_TOP = 1 << POOL_BITS
+def _pool(seed: int) -> Iterator[int]:
+    """POOL_BITS coin flips (ints 0 or 1) from a BLAKE2b hash of ``seed``: the hash as
+    a little-endian int, most significant bit first.
+
+    Spelled out 64 flips at a time, as a run reaches them: most runs flip a few coins,
+    and spelling all 512 costs more than hashing. Each chunk is a C-level iterator.
+    """
+    h = _HASHER.copy()
+    h.update(b"%d" % seed)
+    return itertools.chain.from_iterable(
+        map(_spell, itertools.repeat(h.digest(), POOL_BITS // 64), _CHUNKS))
+
+
+def _spell(digest: bytes, at: int) -> bytes:
+    """The 64 bits of ``digest[at:at+8]`` (little-endian) as bytes 0/1, most significant
+    first: bin() of the int with a bit set above them spells all 64, leading zeros
+    included, after "0b1" (cheaper than format's zero padding)."""
+    return bin(int.from_bytes(digest[at:at + 8], "little") | _TOP64).encode()[3:] \
+        .translate(_TO_01)
 
 
 class RandomStrategy(Strategy):
