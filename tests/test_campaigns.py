@@ -169,10 +169,49 @@ def test_all_counts_every_schedule_that_hit_each_bug(tmp_path, write_scenario, j
     assert {f["verdict"]: f["hits"] for f in rows["campaigns"][0]["findings"]} == want
 
 
+def test_an_all_campaign_killed_overnight_keeps_its_hit_counts(tmp_path, write_scenario):
+    # `--all` for hours, then the machine reboots (SIGKILL: no chance to tidy up). The
+    # store holds every block recorded before the kill; the hits of those very schedules
+    # went with them (one transaction), so each bug's count is exact, not the 1 its
+    # finding started with.
+    path = write_scenario(TWO_BUGS)
+    store = tmp_path / "c.sqlite"
+    p = _start([path, "--all", "--strategy", "random", "--runs", "10000000", "--store",
+                str(store), "--findings", str(tmp_path / "f")])
+    try:
+        give_up = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < give_up and p.poll() is None, p.stderr.read()
+            time.sleep(0.05)
+            try:
+                if sum(b - a for a, b in _ranges(store)) >= 3000:
+                    break
+            except sqlite3.Error:
+                pass
+        p.kill()
+        p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    [c] = Store(str(store)).campaigns()
+    assert c["status"] == "killed"
+    sc = vmemu.load(path)
+    from vmemu._strategies import schedule_seed
+    want: dict[str, int] = {}
+    for a, b in _ranges(store):
+        for i in range(a, b):
+            r = vmemu.run(sc, seed=schedule_seed(0, i), strategy="random", driver="direct")
+            if r.failed:
+                want[r.verdict] = want.get(r.verdict, 0) + 1
+    assert {f["verdict"]: f["hits"] for f in c["findings"]} == want
+    assert min(want.values()) > 1
+
+
 def test_a_bug_found_lower_down_later_is_not_a_second_hit(tmp_path):
     # With --all and workers, a block with a higher index may report a bug before the
     # block holding its lowest index: the finding is recorded again (lower schedule),
-    # but it was hit twice, not three times.
+    # but it was hit twice, not three or four times (recording it counts no hit: the
+    # hits go with the ranges that ran).
     from vmemu._explore.base import Spec
     from vmemu._explore.findings import Findings
     from vmemu._strategies import schedule_seed
@@ -190,7 +229,9 @@ def test_a_bug_found_lower_down_later_is_not_a_second_hit(tmp_path):
     found = Findings(spec, sc, None, None, False, None, db, cid, [])
     found.add(i2, signature(r2), r2.trace)
     found.add(i1, signature(r1), r1.trace)
-    found.finish({signature(r1): 2})
+    found.finish()
+    db.record(cid, ranges=[(0, 200, 0)], cover=[], schedules=200, seconds=1.0,
+              interleavings=0, new_cover_at=None, hits={signature(r1): 2})
     [f] = db.findings(cid)
     assert (f["schedule"], f["hits"]) == (i1, 2)
 
@@ -527,6 +568,33 @@ def test_a_campaign_running_now_is_not_resumed_twice(tmp_path):
     # Once it has stopped, the campaign goes on where it left off.
     again = explore(ORDERED, runs=10, store=store, resume=True)
     assert again.first_index > 10 and again.schedules == 10
+
+
+def test_a_killed_explorer_nobody_reaped_is_not_running(tmp_path):
+    # A supervisor script kills its explorer and never waits for it: the process is a
+    # zombie, which still answers kill(pid, 0). It runs nothing, so the campaign is
+    # listed as killed and resumes, rather than "running now" until the script ends.
+    store = tmp_path / "c.sqlite"
+    explore(ORDERED, strategy="random", runs=10, store=store)
+    p = _start([ORDERED, "--resume", "--time", "60", "--store", str(store)])
+    try:
+        give_up = time.monotonic() + 60
+        while Store(str(store)).campaigns()[0]["pid"] != p.pid:
+            assert time.monotonic() < give_up, "the explorer never claimed the campaign"
+            time.sleep(0.05)
+        os.kill(p.pid, signal.SIGKILL)       # no wait(): it stays a zombie
+        stat = Path(f"/proc/{p.pid}/stat")
+        while stat.read_bytes().rpartition(b")")[2].split()[0] != b"Z":
+            assert time.monotonic() < give_up
+            time.sleep(0.02)
+        [c] = Store(str(store)).campaigns()
+        assert c["status"] == "killed"
+        again = explore(ORDERED, runs=10, store=store, resume=True)
+        assert again.schedules == 10
+    finally:
+        if p.returncode is None:
+            p.kill()
+            p.communicate(timeout=30)
 
 
 def test_a_full_disk_midway_does_not_end_the_exploration(tmp_path, monkeypatch, capsys):

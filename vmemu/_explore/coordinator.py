@@ -90,6 +90,7 @@ class _Exploration:
         # A campaign's hit counts: (block start, failing schedules per signature) of
         # every block, and each known bug's lowest schedule that hit it again.
         self.hit_blocks: list[tuple[int, dict[tuple, int]]] = []
+        self._hits_sent = 0     # how many of hit_blocks the store has counted
         self.again: dict[tuple, tuple[int, Trace]] = {}
         if db is not None and campaign is not None:
             self.cid = campaign["id"]
@@ -127,7 +128,7 @@ class _Exploration:
             if self.db is not None and self.cid is not None:
                 # Every block that ended is recorded as run (see _flush): so are its
                 # findings and hits, or a resumed campaign would never see them again.
-                self.found.keep_as_found(hits)
+                self.found.keep_as_found()
             saved = [f.path for f in self.found.sorted() if f.path]
             known = sum(n for sig, n in hits.items() if sig in self.spec.known)
             raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2),
@@ -274,7 +275,7 @@ class _Exploration:
     def _finish(self) -> None:
         """The exploration is over: the findings that are final are minimized and
         recorded, with how often each bug was hit."""
-        self.found.finish(self._hits(self.found.limit()))
+        self.found.finish()
         self._flush("done")
 
     # ------------------------------------------------------------------ the store
@@ -288,7 +289,7 @@ class _Exploration:
         self.db.record(self.cid, ranges=ranges, cover=new,
                        schedules=sum(b - a for a, b, _ in ranges), seconds=now - self._t0,
                        interleavings=len(self.cover), new_cover_at=self._cover_at,
-                       status=status)
+                       status=status, hits=self._unsent_hits(status))
         self._t0 = now
         self._cover_at = None
 
@@ -296,6 +297,30 @@ class _Exploration:
     def _counted(self, limit: int) -> int:
         """Schedules done this session with index <= ``limit``."""
         return sum(max(0, min(upto, limit) - a + 1) for a, upto in self.ran)
+
+    def _unsent_hits(self, status: str | None) -> dict[tuple, int]:
+        """The hits the store has not counted yet that count now, with the ranges they
+        ran in (one transaction: a campaign killed overnight keeps both or neither).
+
+        With ``keep_going`` every failing schedule counts, so each block's count goes with
+        its range (every signature it hit was recorded by then: a new one in the
+        block's own findings, a known one before the exploration began). Without, only
+        those up to the first failure, which is known at the end (``status`` set): a
+        campaign that is killed loses them.
+        """
+        if not self.spec.keep_going:
+            if status is None:
+                return {}
+            limit = self.found.limit() if status == "done" else 2**62
+        else:
+            limit = 2**62
+        sent, self._hits_sent = self._hits_sent, len(self.hit_blocks)
+        out: dict[tuple, int] = {}
+        for start, hits in self.hit_blocks[sent:]:
+            if start <= limit:
+                for sig, n in hits.items():
+                    out[sig] = out.get(sig, 0) + n
+        return out
 
     def _hits(self, limit: int) -> dict[tuple, int]:
         """Failing schedules per signature, among those up to ``limit``. Counting whole

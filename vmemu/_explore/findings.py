@@ -55,10 +55,6 @@ class Findings:
         self.db, self.cid, self.known = db, cid, known
         self.kept: dict[tuple, Finding] = {}
         self.first = 2**62
-        # Signatures recorded in the store by this exploration, with their first hit
-        # (with keep_going a lower index may record one again: no second hit then).
-        self.recorded: set[tuple] = set()
-        self.hits_added = False
 
     def sorted(self) -> list[Finding]:
         return sorted(self.kept.values(), key=lambda f: f.index)
@@ -88,32 +84,21 @@ class Findings:
         else:
             self.first = min(self.first, i)
 
-    def finish(self, hits: dict[tuple, int]) -> None:
-        """The exploration is over: minimize and record the findings that are final, and
-        ``hits``, the failing schedules per signature (a new finding was recorded with
-        its first)."""
+    def finish(self) -> None:
+        """The exploration is over: minimize and record the findings that are final
+        (the coordinator records how often each was hit, with the ranges run)."""
         for f in self.sorted():
             if not f.final:
                 self._final(f)
-        self._add_hits(hits)
 
-    def keep_as_found(self, hits: dict[tuple, int]) -> None:
+    def keep_as_found(self) -> None:
         """The exploration was interrupted: record the findings not final yet as they
         were found (their saved, unminimized traces: what the interrupt message lists),
-        so that the campaign knows them when it is resumed, and ``hits``."""
+        so that the campaign knows them when it is resumed."""
         for f in self.sorted():
             if not f.final and f.path and self.db is not None:
                 self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path,
-                                f.trace.trace_hash, hits=0 if f.sig in self.recorded else 1)
-                self.recorded.add(f.sig)
-        self._add_hits(hits)
-
-    def _add_hits(self, hits: dict[tuple, int]) -> None:
-        # Once: an interrupt may come after finish() recorded them.
-        if self.db is not None and self.cid is not None and not self.hits_added:
-            self.db.add_hits(self.cid, {sig: n - (sig in self.recorded)
-                                        for sig, n in hits.items()})
-            self.hits_added = True
+                                f.trace.trace_hash)
 
     def known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
         """The report of a known bug hit again at schedule ``i``: its saved (minimized)
@@ -156,9 +141,7 @@ class Findings:
                         "minimized_from": raw_len})
         f.result, f.final = r, True
         if self.db is not None:
-            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash,
-                            hits=0 if f.sig in self.recorded else 1)
-            self.recorded.add(f.sig)
+            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash)
         if self.on_finding is not None:
             self.on_finding(r)
 

@@ -234,8 +234,9 @@ class Store:
     def record(self, campaign: int, *, ranges: list[tuple[int, int, int]],
                cover: Iterable[int], schedules: int, seconds: float,
                interleavings: int, new_cover_at: int | None,
-               status: str | None = None) -> None:
-        """Add what ran since the last call, in one transaction."""
+               status: str | None = None, hits: dict[tuple, int] | None = None) -> None:
+        """Add what ran since the last call, in one transaction: ``hits`` counts failing
+        schedules among them against findings the campaign has (recorded before)."""
         sets = "schedules = schedules + ?, seconds = seconds + ?, interleavings = ?, updated = ?"
         args: list[Any] = [schedules, seconds, interleavings, time.time()]
         if new_cover_at is not None:
@@ -249,29 +250,23 @@ class Store:
              [(campaign, a, b, n) for a, b, n in ranges]),
             ("INSERT OR IGNORE INTO interleavings (campaign, hash) VALUES (?,?)",
              [(campaign, _signed(h)) for h in cover]),
+            ("UPDATE findings SET hits = hits + ? WHERE campaign = ? AND signature = ?",
+             [(n, campaign, sig_text(sig)) for sig, n in (hits or {}).items() if n > 0]),
             (f"UPDATE campaigns SET {sets} WHERE id = ?", (*args, campaign)),
         ])
 
     def finding(self, campaign: int, sig: tuple, verdict: str, schedule: int,
-                trace: str | None, trace_hash: str, hits: int = 1) -> None:
-        """Record a finding, or a lower schedule / a better file for a known one."""
+                trace: str | None, trace_hash: str) -> None:
+        """Record a finding, or a lower schedule / a better file for a known one (its
+        hits are counted by :meth:`record`)."""
         self._write([(
             "INSERT INTO findings (campaign, signature, verdict, schedule, trace, trace_hash, "
-            "hits, found) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (campaign, signature) DO "
+            "hits, found) VALUES (?,?,?,?,?,?,0,?) ON CONFLICT (campaign, signature) DO "
             "UPDATE SET schedule = excluded.schedule, trace = excluded.trace, "
-            "trace_hash = excluded.trace_hash, hits = hits + excluded.hits "
-            "WHERE excluded.schedule <= findings.schedule",
-            (campaign, sig_text(sig), verdict, schedule, trace, trace_hash, hits,
-             time.time())),
+            "trace_hash = excluded.trace_hash WHERE excluded.schedule <= findings.schedule",
+            (campaign, sig_text(sig), verdict, schedule, trace, trace_hash, time.time())),
             ("UPDATE campaigns SET failures = (SELECT count(*) FROM findings WHERE "
              "campaign = ?), updated = ? WHERE id = ?", (campaign, time.time(), campaign))])
-
-    def add_hits(self, campaign: int, hits: dict[tuple, int]) -> None:
-        """Count more failing schedules against findings the campaign has."""
-        rows = [(n, campaign, sig_text(sig)) for sig, n in hits.items() if n > 0]
-        if rows:
-            self._write([("UPDATE findings SET hits = hits + ? WHERE campaign = ? AND "
-                          "signature = ?", rows)])
 
     # ------------------------------------------------------------------ listing
     def campaigns(self) -> list[dict[str, Any]]:
@@ -290,6 +285,12 @@ class Store:
 
 
 def _alive(pid: int | None) -> bool:
+    """Is process ``pid`` (on this host) still running?
+
+    A killed explorer whose parent has not reaped it yet (a supervisor script that
+    killed it and never waited) is a zombie: it answers signal 0, but it runs no more,
+    so on Linux its state in /proc decides.
+    """
     if not pid:
         return False
     try:
@@ -298,7 +299,12 @@ def _alive(pid: int | None) -> bool:
         return False
     except PermissionError:  # pragma: no cover - someone else's process
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # "pid (comm) S ...": the state follows the last ')' (comm may hold any).
+            return f.read().rpartition(b")")[2].split()[:1] != [b"Z"]
+    except OSError:  # no /proc (not Linux): signal 0 decides, as it must
+        return True
 
 
 def holes(done: list[tuple[int, int, int]]) -> tuple[list[tuple[int, int]], int]:
