@@ -597,6 +597,40 @@ def test_a_killed_explorer_nobody_reaped_is_not_running(tmp_path):
             p.communicate(timeout=30)
 
 
+def test_interleavings_stop_being_counted_at_the_cap(tmp_path, monkeypatch):
+    # Overnight, a long scenario sees a new interleaving in most schedules: counted
+    # without end, they would fill memory (and the store) until the campaign is killed.
+    # Past COVER_CAP the count stops, and every place that shows it says so.
+    from vmemu._explore import coordinator, ui
+    from vmemu._viz.pages import _coverage_chart
+    monkeypatch.setattr(coordinator, "COVER_CAP", 40)
+    monkeypatch.setattr(ui, "COVER_CAP", 40)
+    store = tmp_path / "c.sqlite"
+    x = explore(DINING, strategy="random", runs=400, keep_going=True, store=store,
+                findings_dir=tmp_path / "f")
+    assert x.capped and x.interleavings == 40
+    assert x.coverage[-1][1] == 40 and x.coverage[-1][0] < 400   # no flat tail
+    assert "  distinct interleavings: over 40 (vmemu stops counting there" in \
+        ui.explore_text(x, None)
+    assert ui.explore_json(x)["interleavings_capped"] is True
+    assert "counting stopped there" in _coverage_chart(x)
+    db = sqlite3.connect(store)
+    assert db.execute("SELECT count(*) FROM interleavings").fetchone() == (40,)
+    db.close()
+    # Resumed, the campaign stays at the cap: nothing more is kept or stored.
+    again = explore(DINING, strategy="random", runs=200, keep_going=True, store=store,
+                    findings_dir=tmp_path / "f", resume=True)
+    assert again.capped and again.interleavings == 40
+    rows = Store(str(store)).campaigns()
+    table = ui.campaigns_text(rows).splitlines()
+    assert table[1].split()[7:9] == ["40+", "-"]    # interleavings, new until
+    assert ui.campaigns_json(rows)["campaigns"][0]["interleavings_capped"] is True
+    # Under the cap nothing changes: the count is exact and says nothing of a cap.
+    y = explore(DINING, strategy="random", runs=5, store=tmp_path / "d.sqlite")
+    assert not y.capped and y.interleavings < 40
+    assert not ui.explore_json(y)["interleavings_capped"]
+
+
 def test_a_full_disk_midway_does_not_end_the_exploration(tmp_path, monkeypatch, capsys):
     # The disk fills up overnight: the store's writes fail (SQLITE_FULL, made here with
     # a page limit). The exploration runs to its end and reports in full; stderr says

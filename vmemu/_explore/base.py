@@ -22,6 +22,12 @@ from .._trace import Trace
 DEFAULT_RUNS = 1000
 #: The strategy `explore` uses when the user names none.
 DEFAULT_STRATEGY = "portfolio"
+#: Distinct interleavings counted at most, per exploration and per campaign. An
+#: overnight campaign of a long scenario sees a new interleaving in most schedules:
+#: counting them all would grow memory (about 110 bytes each) and the store without
+#: end. Beyond this many, the count says "over" and tells nothing more: such a space is
+#: nowhere near saturated.
+COVER_CAP = 1_000_000
 
 
 @dataclass
@@ -38,6 +44,7 @@ class ExploreResult:
         exhausted: True when a systematic strategy explored the whole space.
         interleavings: distinct interleavings among the schedules run (see
             :func:`interleaving`); for a resumed campaign, in the whole campaign.
+        capped: the count stopped at :data:`COVER_CAP` (so did the curve).
         bound: a dfs search's coverage (``bound``, ``max_bound``, ``complete``,
             ``whole``, ``summary``: see ``DFSSearch.coverage``), else None.
         campaign: the campaign's id in the store, if one was used.
@@ -64,6 +71,7 @@ class ExploreResult:
     known: list[dict[str, Any]] = field(default_factory=list)
     coverage: list[tuple[int, int]] = field(default_factory=list)
     unrecorded: str | None = None
+    capped: bool = False
 
     @property
     def verdict(self) -> str:

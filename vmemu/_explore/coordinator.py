@@ -38,7 +38,7 @@ from .._scenario.model import Scenario
 from .._strategies import PARAMS, is_exhaustive
 from .._trace import Trace
 from . import work
-from .base import ExploreInterrupted, ExploreResult, Spec
+from .base import COVER_CAP, ExploreInterrupted, ExploreResult, Spec
 from .executors import make_executor
 from .findings import Findings
 from .plan import (Pending, SafePoints, check_signals, coalesce, shipped_run_block, shutdown,
@@ -74,6 +74,7 @@ class _Exploration:
         self.ran: list[tuple[int, int]] = []   # [start, upto] ranges done this session
         self.done = 0
         self.cover: dict[int, int] = {}     # interleaving -> lowest index seen
+        self.capped = False                 # a new one came once COVER_CAP were counted
         self.longest: list[tuple[int, int]] = []   # (range stop, longest) of ranges done
         self.last: tuple | None = None      # the highest-index run: Block.last
         self.exhausted = False
@@ -253,6 +254,9 @@ class _Exploration:
         for h, i in blk.cover:
             old = cover.get(h)
             if old is None:
+                if len(cover) >= COVER_CAP:
+                    self.capped = True
+                    continue
                 cover[h] = i
                 self._new_cover.add(h)
                 self._cover_at = max(self._cover_at or 0, i + 1)
@@ -365,24 +369,29 @@ class _Exploration:
         seen = sum(1 for i in self.cover.values() if i <= limit)
         return ExploreResult(result, n, findings, exhausted, seen, bound,
                              self.cid, self.first_index, known,
-                             coverage=coverage_curve(self.cover, limit, self.first_index, n),
-                             unrecorded=self.db.lost if self.db is not None else None)
+                             coverage=coverage_curve(self.cover, limit, self.first_index, n,
+                                                     self.capped),
+                             unrecorded=self.db.lost if self.db is not None else None,
+                             capped=self.capped)
 
 
 #: Points at most in an exploration's coverage curve (``ExploreResult.coverage``).
 COVERAGE_POINTS = 200
 
 
-def coverage_curve(cover: dict[int, int], limit: int, first: int, schedules: int
-                   ) -> list[tuple[int, int]]:
+def coverage_curve(cover: dict[int, int], limit: int, first: int, schedules: int,
+                   capped: bool = False) -> list[tuple[int, int]]:
     """Distinct interleavings against schedules run, as ``(schedules, distinct)`` points:
     where each new interleaving first appeared (the lowest schedule index, so the curve
     is the same for every ``--jobs``), thinned to :data:`COVERAGE_POINTS`, ending at
-    ``schedules``. A resumed campaign's earlier interleavings count from the start."""
+    ``schedules``, or where counting stopped when ``capped`` (a flat line after it
+    would read as saturation). A resumed campaign's earlier interleavings count from
+    the start."""
     earlier = sum(1 for i in cover.values() if i < 0)
     firsts = sorted(i - first + 1 for i in cover.values() if 0 <= i <= limit)
     step = max(1, len(firsts) // COVERAGE_POINTS)
     pts = [(0, earlier)] + [(x, earlier + k + 1) for k, x in enumerate(firsts)
                             if k % step == 0 or k == len(firsts) - 1]
-    pts.append((max(schedules, pts[-1][0]), earlier + len(firsts)))
+    if not capped:
+        pts.append((max(schedules, pts[-1][0]), earlier + len(firsts)))
     return pts

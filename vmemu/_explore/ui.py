@@ -12,6 +12,7 @@ from typing import Any
 
 from .._report import colour_ok, plural
 from .._result import Result
+from .base import COVER_CAP
 
 #: Seconds between two redraws of the progress numbers.
 REDRAW_EVERY = 0.1
@@ -57,7 +58,7 @@ class ProgressBar:
         rate = done / max(now - self.start, 1e-9)
         self.progress.update(self.task, completed=done, rate=f"{rate:,.0f}",
                              findings=max(findings, self.announced),
-                             cover=f"{interleavings:,}")
+                             cover=count_text(interleavings))
 
     def found(self, r: Result) -> None:
         self.progress.console.print(
@@ -66,6 +67,11 @@ class ProgressBar:
         # The count the workers report lags behind the line just printed.
         self.announced += 1
         self.progress.update(self.task, findings=self.announced)
+
+
+def count_text(interleavings: int) -> str:
+    """A live count of distinct interleavings: ``1,000,000+`` once counting stopped."""
+    return f"{interleavings:,}" + ("+" if interleavings >= COVER_CAP else "")
 
 
 class _NoBar:
@@ -112,8 +118,12 @@ def _summary(x: Any) -> list[str]:
     lines = []
     if x.first_index:
         lines.append(f"  campaign {x.campaign} resumed at schedule {x.first_index}")
-    lines.append(f"  distinct interleavings: {x.interleavings}"
-                 + (" (in the whole campaign)" if x.first_index else ""))
+    if x.capped:
+        lines.append(f"  distinct interleavings: over {COVER_CAP:,} (vmemu stops counting "
+                     "there, to bound memory: the space is far from explored)")
+    else:
+        lines.append(f"  distinct interleavings: {x.interleavings}"
+                     + (" (in the whole campaign)" if x.first_index else ""))
     for k in x.known:
         now = k.get("hits_now", 0)
         again = (f", hit again by {plural(now, 'schedule')} (first {k['again_at']})" if now
@@ -174,6 +184,7 @@ def explore_json(x: Any) -> dict[str, Any]:
     d["unrecorded"] = x.unrecorded
     d["exhausted"] = x.exhausted
     d["interleavings"] = x.interleavings
+    d["interleavings_capped"] = x.capped
     d["campaign"] = x.campaign
     d["first_schedule"] = x.first_index
     d["known"] = x.known
@@ -207,7 +218,8 @@ def campaigns_text(rows: list[dict[str, Any]]) -> str:
         rate = c["schedules"] / c["seconds"] if c["seconds"] else 0.0
         body.append((str(c["id"]), c["scenario_name"], c["strategy"], str(c["seed"]),
                      c["status"], f"{c['schedules']:,}", f"{rate:,.0f}",
-                     f"{c['interleavings']:,}", f"{c['new_cover_at']:,}",
+                     count_text(c["interleavings"]),
+                     f"{c['new_cover_at']:,}" if c["interleavings"] < COVER_CAP else "-",
                      str(c["failures"]), _age(c["updated"]) + " ago"))
     # Columns as wide as their widest value (and the changing ones wider from the start,
     # so that the heading does not move as a campaign runs).
@@ -228,4 +240,6 @@ def campaigns_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
     keep = ("id", "scenario", "scenario_name", "scenario_hash", "faults", "faults_hash",
             "strategy", "params", "seed", "driver", "status", "started", "updated",
             "schedules", "seconds", "interleavings", "new_cover_at", "failures", "findings")
-    return {"campaigns": [{k: c[k] for k in keep} for c in rows]}
+    return {"campaigns": [{**{k: c[k] for k in keep},
+                           "interleavings_capped": c["interleavings"] >= COVER_CAP}
+                          for c in rows]}

@@ -132,7 +132,9 @@ def _coverage_chart(x: Any) -> str:
             f'height="{h}" xmlns="http://www.w3.org/2000/svg" role="img" '
             f'aria-label="distinct interleavings over schedules">'
             f'<path d="{path}" fill="none" stroke="#1565c0" stroke-width="2"/>'
-            f'<text x="{pad}" y="16" font-size="12">{my} distinct interleavings</text>'
+            f'<text x="{pad}" y="16" font-size="12">{my} distinct interleavings'
+            + (" (counting stopped there)" if getattr(x, "capped", False) else "")
+            + "</text>"
             f'<text x="{w - pad}" y="{h - 10}" font-size="12" text-anchor="end">{mx} '
             "schedules</text></svg>")
 
