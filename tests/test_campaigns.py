@@ -671,3 +671,20 @@ def test_a_store_that_cannot_be_written(tmp_path):
                   cwd=tmp_path)
     assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
     assert "cannot open the campaign store" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO", "character device"])
+def test_a_store_that_is_not_a_file_is_named_for_what_it_is(tmp_path, kind):
+    # SQLite would say "disk I/O error" of a FIFO or /dev/null, and "unable to open
+    # database file" of a folder: the line says what the path is, for explore and
+    # campaigns alike, and nothing is read from (or written to) it.
+    path = {"directory": tmp_path, "character device": "/dev/null"}.get(kind)
+    if kind == "FIFO":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    for args in (["explore", ORDERED, "--runs", "5"], ["campaigns"]):
+        p = vmemu_cli(*args, "--store", str(path), cwd=tmp_path)
+        assert p.returncode == 2 and p.stdout == "", p.stderr
+        assert p.stderr.startswith(f"vmemu: error: {path}: --store: is a {kind}") \
+            and p.stderr.endswith(", not a campaign store; pass --store PATH with a file "
+                                  "you can write\n"), p.stderr

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .._errors import UserError
+from .._files import describe_path
 
 #: Where the store is when the user names none.
 DEFAULT_STORE = os.path.join(".vmemu", "campaigns.sqlite")
@@ -85,6 +86,13 @@ class Store:
         self.path = str(path)
         #: Why the store stopped taking writes mid-exploration (a full disk ...), if it did.
         self.lost: str | None = None
+        try:
+            kind = describe_path(os.stat(self.path).st_mode)
+        except (OSError, ValueError):
+            kind = None                 # (none yet, or the open below says why)
+        if kind is not None:            # SQLite's own word would be "disk I/O error"
+            raise UserError(f"is {kind}, not a campaign store; pass --store PATH with a "
+                            "file you can write", file=self.path, key="--store")
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
