@@ -688,3 +688,33 @@ def test_a_store_that_is_not_a_file_is_named_for_what_it_is(tmp_path, kind):
         assert p.stderr.startswith(f"vmemu: error: {path}: --store: is a {kind}") \
             and p.stderr.endswith(", not a campaign store; pass --store PATH with a file "
                                   "you can write\n"), p.stderr
+
+
+def test_resume_says_why_there_is_no_campaign_to_go_on_with(tmp_path):
+    # A campaign covers one version of a scenario and fault plan. When --resume finds
+    # none, the line says what differs from the file's newest campaign, and what to do.
+    path = tmp_path / "s.yaml"
+    path.write_text((CONTRACT / "abba_ordered.yaml").read_text())
+    store = str(tmp_path / "c.sqlite")
+
+    def resume(*more: str) -> str:
+        p = vmemu_cli("explore", str(path), "--runs", "5", "--store", store, "--resume", *more)
+        assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
+        return p.stderr
+
+    assert resume() == (f"vmemu: error: --resume: no campaign of {path} to resume in {store}; "
+                        "run it once without --resume\n")
+    explore(str(path), runs=5, store=store, seed=3, strategy="pct", depth=2)
+    assert resume("--seed", "4") == (
+        f"vmemu: error: --resume: campaign 1 of {path} ran with --strategy pct --seed 3 "
+        "--depth 2, not these options; --resume alone goes on with the campaign's own, or "
+        "explore without --resume to start a new campaign\n")
+    plan = ROOT / "faults" / "fail_atomic_allocs.yaml"
+    assert resume("--faults", str(plan)) == (
+        f"vmemu: error: --resume: campaign 1 of {path} ran with no fault plan, not with "
+        f"{plan} (or that plan changed); explore without --resume to start a new "
+        "campaign\n")
+    path.write_text(path.read_text() + "# fixed\n")
+    assert resume() == (f"vmemu: error: --resume: {path} changed since its campaign 1 ran "
+                        "(its content differs); explore without --resume to start a new "
+                        "campaign\n")

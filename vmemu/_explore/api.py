@@ -74,9 +74,7 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
             want["params"] = params
         campaign = db.find(sc.content_hash, getattr(plan, "content_hash", None), want)
         if campaign is None:
-            raise UserError(f"no campaign of {sc.path} to resume in {db.path}"
-                            + (" with these options" if want else "")
-                            + "; run it once without --resume", key="--resume")
+            raise UserError(_why_no_campaign(db, sc, plan, want), key="--resume")
         strategy, seed, params = campaign["strategy"], campaign["seed"], campaign["params"]
     strategy = strategy or DEFAULT_STRATEGY
     seed = 0 if seed is None else seed
@@ -145,3 +143,26 @@ def _plan_content(plan: Any) -> bytes | None:
     except OSError:
         return None
     return data if hashlib.sha256(data).hexdigest() == plan.content_hash else None
+
+
+def _why_no_campaign(db: Store, sc: Any, plan: Any, want: dict[str, Any]) -> str:
+    """``--resume`` found no campaign to go on with: say why, in one line. A campaign
+    covers one version of a scenario and fault plan (their schedules differ), so an
+    edited file starts a new one."""
+    old = db.newest_of(sc.path)
+    new_one = "; explore without --resume to start a new campaign"
+    if old is not None and old["scenario_hash"] != sc.content_hash:
+        return (f"{sc.path} changed since its campaign {old['id']} ran (its content "
+                f"differs){new_one}")
+    if old is not None and old["faults_hash"] != getattr(plan, "content_hash", None):
+        was = old["faults"] or "no fault plan"
+        return (f"campaign {old['id']} of {sc.path} ran with {was}, not with "
+                f"{getattr(plan, 'path', None) or 'no fault plan'} (or that plan changed)"
+                + new_one)
+    if old is not None and want:
+        ran = f"--strategy {old['strategy']} --seed {old['seed']}" + "".join(
+            f" --{k.replace('_', '-')} {v}" for k, v in sorted(old["params"].items()))
+        return (f"campaign {old['id']} of {sc.path} ran with {ran}, not these options; "
+                "--resume alone goes on with the campaign's own" + new_one.replace(";", ", or"))
+    return (f"no campaign of {sc.path} to resume in {db.path}"
+            + (" with these options" if want else "") + "; run it once without --resume")

@@ -186,6 +186,15 @@ class Store:
                 return c
         return None
 
+    def newest_of(self, scenario_path: str) -> dict[str, Any] | None:
+        """The newest campaign of the scenario file at ``scenario_path`` (as named when
+        it ran), whatever its content then: why ``--resume`` found no campaign."""
+        rows = self.db.execute("SELECT * FROM campaigns WHERE scenario = ? ORDER BY id DESC "
+                               "LIMIT 1", (scenario_path,))
+        cols = [c[0] for c in rows.description]
+        row = rows.fetchone()
+        return self._decode(dict(zip(cols, row))) if row is not None else None
+
     @staticmethod
     def _decode(c: dict[str, Any]) -> dict[str, Any]:
         c["params"] = json.loads(c["params"])
