@@ -77,7 +77,9 @@ def test_resume_goes_on_to_the_next_new_bug(tmp_path, write_scenario):
     assert sorted(f["verdict"] for f in c["findings"]) == sorted([a.verdict, b.verdict])
     assert all(Path(f["trace"]).exists() for f in c["findings"])
     p = vmemu_cli("explore", path, "--resume", "--strategy", "pct", "--store", str(store))
-    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "no campaign of" in p.stderr
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith(
+        f"vmemu: error: --resume: campaign 1 of {path} ran with --strategy random --seed 0, "
+        "not these options;")
     # dfs builds each schedule from the run before it: nothing to go on from.
     explore(path, strategy="dfs", runs=5, store=store)
     p = vmemu_cli("explore", path, "--resume", "--strategy", "dfs", "--store", str(store))
@@ -545,17 +547,26 @@ def _ctrl_c_after(done: int, n: int) -> None:
         raise KeyboardInterrupt
 
 
+def _resuming(store: Path) -> subprocess.Popen:
+    """A campaign of ORDERED in ``store``, resumed by an explorer that runs for a minute,
+    once that explorer has claimed it (the store names its pid)."""
+    explore(ORDERED, strategy="random", runs=10, store=store)
+    p = _start([ORDERED, "--resume", "--time", "60", "--store", str(store)])
+    give_up = time.monotonic() + 60
+    while Store(str(store)).campaigns()[0]["pid"] != p.pid:
+        if time.monotonic() > give_up or p.poll() is not None:
+            p.kill()
+            raise AssertionError(f"the explorer never claimed the campaign: {p.stderr.read()}")
+        time.sleep(0.05)
+    return p
+
+
 def test_a_campaign_running_now_is_not_resumed_twice(tmp_path):
     # Two resumes of one campaign at once would both go on at its next unrun index and
     # run the same schedules: the second is refused while the first runs, in one line.
     store = tmp_path / "c.sqlite"
-    explore(ORDERED, strategy="random", runs=10, store=store)
-    first = _start([ORDERED, "--resume", "--time", "60", "--store", str(store)])
+    first = _resuming(store)
     try:
-        give_up = time.monotonic() + 60
-        while Store(str(store)).campaigns()[0]["pid"] != first.pid:
-            assert time.monotonic() < give_up and first.poll() is None, first.stderr.read()
-            time.sleep(0.05)
         p = vmemu_cli("explore", ORDERED, "--resume", "--runs", "10", "--store", str(store))
         assert p.returncode == 2 and p.stdout == "" and p.stderr == (
             f"vmemu: error: {store}: --resume: campaign 1 is running now (process "
@@ -575,13 +586,9 @@ def test_a_killed_explorer_nobody_reaped_is_not_running(tmp_path):
     # zombie, which still answers kill(pid, 0). It runs nothing, so the campaign is
     # listed as killed and resumes, rather than "running now" until the script ends.
     store = tmp_path / "c.sqlite"
-    explore(ORDERED, strategy="random", runs=10, store=store)
-    p = _start([ORDERED, "--resume", "--time", "60", "--store", str(store)])
+    p = _resuming(store)
     try:
         give_up = time.monotonic() + 60
-        while Store(str(store)).campaigns()[0]["pid"] != p.pid:
-            assert time.monotonic() < give_up, "the explorer never claimed the campaign"
-            time.sleep(0.05)
         os.kill(p.pid, signal.SIGKILL)       # no wait(): it stays a zombie
         stat = Path(f"/proc/{p.pid}/stat")
         while stat.read_bytes().rpartition(b")")[2].split()[0] != b"Z":

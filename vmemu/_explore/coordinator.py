@@ -319,19 +319,14 @@ class _Exploration:
         else:
             limit = 2**62
         sent, self._hits_sent = self._hits_sent, len(self.hit_blocks)
-        out: dict[tuple, int] = {}
-        for start, hits in self.hit_blocks[sent:]:
-            if start <= limit:
-                for sig, n in hits.items():
-                    out[sig] = out.get(sig, 0) + n
-        return out
+        return self._hits(limit, sent)
 
-    def _hits(self, limit: int) -> dict[tuple, int]:
-        """Failing schedules per signature, among those up to ``limit``. Counting whole
-        blocks is exact: a block lies below the first failure, holds it (and stopped
-        there), or lies above it."""
+    def _hits(self, limit: int, since: int = 0) -> dict[tuple, int]:
+        """Failing schedules per signature, among those up to ``limit`` (of the blocks
+        that ended after the first ``since``). Counting whole blocks is exact: a block
+        lies below the first failure, holds it (and stopped there), or lies above it."""
         out: dict[tuple, int] = {}
-        for start, hits in self.hit_blocks:
+        for start, hits in self.hit_blocks[since:]:
             if start <= limit:
                 for sig, n in hits.items():
                     out[sig] = out.get(sig, 0) + n

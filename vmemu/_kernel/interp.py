@@ -28,8 +28,9 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
 
     Awaited like a coroutine function (``await run_steps(...)``). It is a generator-based
     coroutine so that the commonest steps, ``yield`` and ``lock``/``unlock`` of a plain
-    mutex nobody observes, run inline here, with the very effects of ``Kernel.checkpoint``
-    and ``Lock._lock``/``Lock.release`` (keep them in step): no coroutine of their own,
+    mutex nobody observes, run inline here, with the very effects of ``Kernel.checkpoint``,
+    ``Lock._lock``/``Lock.release`` and the ``Kernel.block``/``wake`` of a contended
+    lock (keep them in step): no coroutine of their own,
     which is most of what such a step would cost. Every other step, and these whenever
     a fault plan or an observer (lockdep, the recorder) is attached, goes through its
     handler.
