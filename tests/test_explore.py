@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import vmemu
 from conftest import CONTRACT, RARE, ROOT, TWO_BUGS, cli_json, vmemu_cli
 from vmemu._explore import explore, signature
 from vmemu._explore.coordinator import MIN_BLOCK as BLOCK
-from vmemu._explore.ui import ProgressBar, _NoBar
+from vmemu._explore.ui import ProgressBar, StatusLines, _NoBar
 from vmemu._explore.minimize import preemptions
 from vmemu._strategies import schedule_seed
 from vmemu._trace import Trace
@@ -164,7 +165,33 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     assert isinstance(ProgressBar.maybe(enabled=True), ProgressBar)
     assert isinstance(ProgressBar.maybe(enabled=False), _NoBar)      # --json
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert isinstance(ProgressBar.maybe(enabled=True), _NoBar)
+    assert isinstance(ProgressBar.maybe(enabled=True), StatusLines)   # a log: lines
+    assert isinstance(ProgressBar.maybe(enabled=False), _NoBar)
+
+
+def test_a_long_exploration_off_a_terminal_prints_status_lines(monkeypatch, capsys,
+                                                                tmp_path):
+    # nohup, a CI log: no bar, but a line on stderr every STATUS_EVERY seconds (a CI
+    # service would end a job silent for ten minutes). Shorter explorations print none.
+    from vmemu._cli import main
+    from vmemu._explore import ui
+    args = ["explore", str(CONTRACT / "dining_philosophers.yaml"), "--strategy", "random",
+            "--all", "--runs", "3000", "--store", str(tmp_path / "c.sqlite"),
+            "--findings", str(tmp_path / "f")]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert err == "" and out.startswith("vmemu: DEADLOCK")
+    monkeypatch.setattr(ui, "STATUS_EVERY", 0.0)    # every progress update: a line
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) >= 2 and out.startswith("vmemu: DEADLOCK")
+    got = [re.fullmatch(r"vmemu: exploring: ([\d,]+) schedules \([\d,]+/s\), ([\d,]+) "
+                        r"interleavings, (\d+) found, \d+m\d\ds", line) for line in lines]
+    assert all(got), lines
+    done = [int(m[1].replace(",", "")) for m in got]
+    assert done == sorted(done) and done[-1] == 3000
+    assert int(got[-1][3]) >= 1 and int(got[-1][2].replace(",", "")) > 1
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

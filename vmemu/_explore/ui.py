@@ -16,6 +16,8 @@ from .base import COVER_CAP
 
 #: Seconds between two redraws of the progress numbers.
 REDRAW_EVERY = 0.1
+#: Seconds between two status lines off a terminal.
+STATUS_EVERY = 60.0
 
 
 class ProgressBar:
@@ -37,11 +39,14 @@ class ProgressBar:
         self.announced = 0      # findings printed above the bar
 
     @staticmethod
-    def maybe(enabled: bool) -> "ProgressBar | _NoBar":
-        """A bar when ``enabled`` and attached to a terminal, else a silent stand-in."""
-        if enabled and colour_ok(sys.stdout) and colour_ok(sys.stderr):
+    def maybe(enabled: bool) -> "ProgressBar | StatusLines | _NoBar":
+        """A bar when ``enabled`` and attached to a terminal; status lines when enabled
+        elsewhere (a CI log, nohup); else a silent stand-in."""
+        if not enabled:
+            return _NoBar()
+        if colour_ok(sys.stdout) and colour_ok(sys.stderr):
             return ProgressBar()
-        return _NoBar()
+        return StatusLines()
 
     def __enter__(self) -> "ProgressBar":
         self.progress.start()
@@ -74,8 +79,45 @@ def count_text(interleavings: int) -> str:
     return f"{interleavings:,}" + ("+" if interleavings >= COVER_CAP else "")
 
 
+class StatusLines:
+    """The progress bar's stand-in off a terminal: a line on stderr every
+    :data:`STATUS_EVERY` seconds of a long exploration, as AFL without its UI and
+    syzkaller do. A log then shows the campaign is alive and how it goes (and CI
+    services that end a job silent for ten minutes leave it running); an exploration
+    shorter than that prints none."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.next = self.start + STATUS_EVERY
+
+    def __enter__(self) -> "StatusLines":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def update(self, done: int, findings: int, interleavings: int = 0) -> None:
+        now = time.monotonic()
+        if now < self.next:
+            return
+        self.next = now + STATUS_EVERY
+        took = now - self.start
+        print(f"vmemu: exploring: {done:,} schedules ({done / max(took, 1e-9):,.0f}/s), "
+              f"{count_text(interleavings)} interleavings, {findings} found, "
+              f"{_elapsed(took)}", file=sys.stderr, flush=True)
+
+    def found(self, r: Result) -> None:
+        pass
+
+
+def _elapsed(seconds: float) -> str:
+    """``12m05s``, or ``3h07m`` from an hour on."""
+    s = max(0, int(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
 class _NoBar:
-    """The progress bar when there is no terminal to draw it on."""
+    """No progress shown (``--json``, ``--log``)."""
 
     def __enter__(self) -> "_NoBar":
         return self
@@ -202,8 +244,7 @@ def explore_json(x: Any) -> dict[str, Any]:
 
 
 def _age(t: float) -> str:
-    s = max(0, int(time.time() - t))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+    return _elapsed(time.time() - t)
 
 
 def campaigns_text(rows: list[dict[str, Any]]) -> str:
