@@ -193,6 +193,17 @@ def test_a_long_exploration_off_a_terminal_prints_status_lines(monkeypatch, caps
     assert done == sorted(done) and done[-1] == 3000
     assert int(got[-1][3]) >= 1 and int(got[-1][2].replace(",", "")) > 1
 
+    # stderr gone (`2>&1 | head -1` ended): the lines stop, the exploration does not.
+    class Gone:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(sys, "stderr", Gone())
+    assert main(args) == 1
+    assert capsys.readouterr().out.startswith("vmemu: DEADLOCK")
+
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_ctrl_c_stops_cleanly_and_keeps_the_findings(write_scenario, tmp_path, jobs):

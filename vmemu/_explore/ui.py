@@ -102,9 +102,12 @@ class StatusLines:
             return
         self.next = now + STATUS_EVERY
         took = now - self.start
-        print(f"vmemu: exploring: {done:,} schedules ({done / max(took, 1e-9):,.0f}/s), "
-              f"{count_text(interleavings)} interleavings, {findings} found, "
-              f"{_elapsed(took)}", file=sys.stderr, flush=True)
+        try:
+            print(f"vmemu: exploring: {done:,} schedules ({done / max(took, 1e-9):,.0f}/s), "
+                  f"{count_text(interleavings)} interleavings, {findings} found, "
+                  f"{_elapsed(took)}", file=sys.stderr, flush=True)
+        except OSError:     # stderr is gone (`2>&1 | head -1`, a full disk): no more
+            self.next = float("inf")   # lines, but the exploration goes on to its report
 
     def found(self, r: Result) -> None:
         pass
