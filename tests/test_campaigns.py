@@ -725,3 +725,34 @@ def test_resume_says_why_there_is_no_campaign_to_go_on_with(tmp_path):
     assert resume() == (f"vmemu: error: --resume: {path} changed since its campaign 1 ran "
                         "(its content differs); explore without --resume to start a new "
                         "campaign\n")
+
+
+@pytest.mark.parametrize("cluster", ["local:0", "local:abc", "local:", "dask://x"])
+def test_a_bad_cluster_is_one_line_and_records_no_campaign(tmp_path, cluster):
+    store = tmp_path / "c.sqlite"
+    p = vmemu_cli("explore", ORDERED, "--cluster", cluster, "--store", str(store))
+    assert p.returncode == 2 and p.stdout == "" and p.stderr.startswith(
+        "vmemu: error: --cluster: expected "), p.stderr
+    assert len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr
+    assert not store.exists() or Store(str(store)).campaigns() == []
+
+
+def test_a_resume_claims_its_campaign_before_it_reads_it(tmp_path, monkeypatch):
+    # Two resumes racing: the second must not read the ranges (or findings) before it
+    # holds the campaign, or a first one ending in between leaves it going on from old
+    # ranges, running schedules twice. What it reads, it reads as the claimant.
+    store = tmp_path / "c.sqlite"
+    explore(ORDERED, strategy="random", runs=50, store=store)
+    seen = []
+    for name in ("ranges", "findings", "interleavings"):
+        real = getattr(Store, name)
+
+        def spy(self, campaign, real=real, name=name):
+            row = self.db.execute("SELECT status, pid FROM campaigns WHERE id = ?",
+                                  (campaign,)).fetchone()
+            seen.append((name, row))
+            return real(self, campaign)
+        monkeypatch.setattr(Store, name, spy)
+    explore(ORDERED, runs=50, store=store, resume=True)
+    assert {n for n, _ in seen} == {"ranges", "findings", "interleavings"}
+    assert all(row == ("running", os.getpid()) for _, row in seen), seen

@@ -63,6 +63,9 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
     plan = _load_faults(faults)
     params = {k: v for k, v in params.items() if v is not None}
     _check_driver(driver)
+    if cluster:
+        from .executors import check_cluster
+        check_cluster(cluster)
     db = Store(store) if store is not None else None
     campaign = None
     if resume:
@@ -85,6 +88,14 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         # Each schedule comes from the ones before it: there is no index to go on from.
         raise UserError(f"a {strategy} search cannot be resumed; run it again with a larger "
                         "--runs or --time", key="--resume")
+    if campaign is not None:
+        try:
+            # Claimed before anything of it is read (its findings, ranges ...): a resume
+            # that ended just now has recorded all it ran, one running now is refused.
+            db.reopen(campaign["id"])
+        except BaseException:
+            db.close()
+            raise
     if strategy == "hypothesis":
         if db is not None:
             db.close()       # (Hypothesis's engine keeps its own record: none here)

@@ -94,13 +94,12 @@ class _Exploration:
         self._hits_sent = 0     # how many of hit_blocks the store has counted
         self.again: dict[tuple, tuple[int, Trace]] = {}
         if db is not None and campaign is not None:
-            self.cid = campaign["id"]
+            self.cid = campaign["id"]     # (claimed by api.explore before it is read)
             done = db.ranges(self.cid)
             gaps, end = holes(done)
             self.longest = [(b, n) for _, b, n in done]
             self.cover = dict.fromkeys(db.interleavings(self.cid), -1)
             self.known = db.findings(self.cid)
-            db.reopen(self.cid)
             self.todo = take(gaps + [(end, 2**62)], runs)
         else:
             self.todo = [(0, runs)]

@@ -176,8 +176,6 @@ class DaskExecutor:
     """
 
     def __init__(self, address: str, spec: Spec, owner: list | None = None) -> None:
-        if owner is not None:
-            owner.append(self)
         try:
             import distributed  # noqa: F401  (here: a missing Dask is one line, at once)
         except ImportError:
@@ -196,6 +194,8 @@ class DaskExecutor:
         self._closing = False
         self._thread = threading.Thread(target=self._start_here, args=(address, spec),
                                         name="vmemu-dask-start", daemon=True)
+        if owner is not None:   # (from here on shutdown() can end what starts)
+            owner.append(self)
         self._thread.start()
 
     def ready(self) -> bool:
@@ -304,13 +304,21 @@ def _local_workers(address: str) -> int:
     return n
 
 
+def check_cluster(cluster: str) -> None:
+    """Refuse a ``--cluster`` value that names no cluster, in one line (before an
+    exploration records a campaign or starts anything)."""
+    if not cluster.startswith(("tcp://", "tls://", "local:")):
+        raise UserError(f"expected tcp://HOST:PORT or local:N, got {cluster!r}",
+                        key="--cluster")
+    if cluster.startswith("local:"):
+        _local_workers(cluster)
+
+
 def make_executor(jobs: int, cluster: str | None, spec: Spec, owner: list) -> Any:
     """The executor for ``--jobs``/``--cluster`` (None: this process alone). It is in
     ``owner`` from the start, so that a signal while it starts cannot orphan it."""
     if cluster:
-        if not (cluster.startswith(("tcp://", "tls://", "local:"))):
-            raise UserError(f"expected tcp://HOST:PORT or local:N, got {cluster!r}",
-                            key="--cluster")
+        check_cluster(cluster)
         return DaskExecutor(cluster, spec, owner)
     if jobs > 1:
         return ProcessExecutor(jobs - 1, spec, owner)
