@@ -756,3 +756,44 @@ def test_a_resume_claims_its_campaign_before_it_reads_it(tmp_path, monkeypatch):
     explore(ORDERED, runs=50, store=store, resume=True)
     assert {n for n, _ in seen} == {"ranges", "findings", "interleavings"}
     assert all(row == ("running", os.getpid()) for _, row in seen), seen
+
+
+#: (the coordinator's pid, the real run_block) for _dies_in_a_worker.
+_DYING: list = []
+
+
+def _dies_in_a_worker(*args, **kw):
+    """work.run_block in the coordinator; in a (forked) worker, death as SIGKILL leaves
+    it: no answer, no clean-up. Module level: the pool pickles it by name (a worker
+    started by a forkserver imports this module afresh: _DYING is empty there)."""
+    if not _DYING or os.getpid() != _DYING[0]:
+        os._exit(9)
+    return _DYING[1](*args, **kw)
+
+
+def test_workers_that_keep_dying_end_it_in_one_line_not_as_a_bug(tmp_path, monkeypatch,
+                                                                    capsys):
+    # The OOM killer takes a worker again and again: after MAX_RESTARTS new pools the
+    # exploration gives up. That is one line and exit 3: not 1 (a bug found), not a
+    # traceback; the campaign keeps what it recorded and resumes from there.
+    from vmemu._cli import main
+    from vmemu._explore import coordinator, work
+    monkeypatch.setattr(coordinator, "MAX_RESTARTS", 1)
+    real = work.run_block
+    _DYING[:] = [os.getpid(), real]
+    monkeypatch.setattr(work, "run_block", _dies_in_a_worker)
+    store = tmp_path / "c.sqlite"
+    code = main(["explore", ORDERED, "--jobs", "2", "--runs", "20000", "--store", str(store)])
+    out, err = capsys.readouterr()
+    assert code == 3 and out == "", err
+    assert re.fullmatch(r"vmemu: error: explore workers died 2 times \(.+\); gave up after "
+                        r"\d+ schedules; the campaign keeps what it recorded, and --resume "
+                        r"goes on from there \(with fewer --jobs, if memory ran out\)\n",
+                        err), err
+    [c] = Store(str(store)).campaigns()
+    ran = _ranges(store)
+    assert c["status"] == "interrupted" and c["schedules"] == sum(b - a for a, b in ran) > 0
+    assert _gaps(ran), "the dead workers' blocks are holes"
+    monkeypatch.setattr(work, "run_block", real)
+    x = explore(ORDERED, runs=100, store=store, resume=True)
+    assert x.first_index == _gaps(ran)[0][0]      # the resume fills them first

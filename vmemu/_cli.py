@@ -16,6 +16,8 @@ from typing import Any, Sequence
 from ._errors import UserError
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+#: The exploration's worker processes kept dying (not a finding, not bad input).
+EXIT_WORKERS = 3
 _STORE = os.path.join(".vmemu", "campaigns.sqlite")
 
 
@@ -327,7 +329,7 @@ def _sigterm(signum: int, frame: Any) -> None:
 def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
     import signal
 
-    from ._explore import DEFAULT_RUNS, ExploreInterrupted, explore
+    from ._explore import DEFAULT_RUNS, ExploreInterrupted, WorkersLost, explore
     from ._explore.ui import ProgressBar, explore_json, explore_text
     # --time alone means "as many schedules as fit"; --runs still caps it when given.
     runs = args.runs or (DEFAULT_RUNS if args.time is None else 2**62)
@@ -359,6 +361,12 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
                  else f"no new bug; {known}" if known else "nothing found"),
               file=sys.stderr)
         return 128 + e.signum
+    except WorkersLost as e:
+        kept = ("; the campaign keeps what it recorded, and --resume goes on from there"
+                if store is not None else "")
+        print(f"vmemu: error: {e}; gave up after {_plural(e.schedules, 'schedule')}{kept} "
+              "(with fewer --jobs, if memory ran out)", file=sys.stderr)
+        return EXIT_WORKERS
     finally:
         signal.signal(signal.SIGTERM, old_term)
     if log is not None and not x.findings:

@@ -24,10 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 from .base import (DEFAULT_RUNS, DEFAULT_STRATEGY, ExploreInterrupted, ExploreResult,
-                   finding_path, signature)
+                   WorkersLost, finding_path, signature)
 
-__all__ = ["explore", "ExploreResult", "ExploreInterrupted", "signature", "finding_path",
-           "DEFAULT_RUNS", "DEFAULT_STRATEGY"]
+__all__ = ["explore", "ExploreResult", "ExploreInterrupted", "WorkersLost", "signature",
+           "finding_path", "DEFAULT_RUNS", "DEFAULT_STRATEGY"]
 
 
 def explore(scenario: Any, **kwargs: Any) -> ExploreResult:

@@ -108,6 +108,20 @@ class ExploreInterrupted(KeyboardInterrupt):
         self.known_hits = known_hits
 
 
+class WorkersLost(RuntimeError):
+    """The exploration's worker processes died again and again (the OOM killer, a
+    crash of the interpreter): it gave up. Not a finding, and not bad input.
+
+    Attributes:
+        schedules: schedules done when it gave up (all of them recorded in a campaign
+            store, which a resume goes on from).
+    """
+
+    def __init__(self, message: str, schedules: int) -> None:
+        super().__init__(message)
+        self.schedules = schedules
+
+
 def signature(r: Result) -> tuple:
     """What makes two findings the same bug: verdict plus the cycle's task/lock shape."""
     return (r.verdict, tuple((c["task"], c["waits_for"]) for c in r.cycle),

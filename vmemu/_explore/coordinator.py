@@ -38,7 +38,7 @@ from .._scenario.model import Scenario
 from .._strategies import PARAMS, is_exhaustive
 from .._trace import Trace
 from . import work
-from .base import COVER_CAP, ExploreInterrupted, ExploreResult, Spec
+from .base import COVER_CAP, ExploreInterrupted, ExploreResult, Spec, WorkersLost
 from .executors import make_executor
 from .findings import Findings
 from .plan import (Pending, SafePoints, check_signals, coalesce, shipped_run_block, shutdown,
@@ -206,8 +206,8 @@ class _Exploration:
                         # one the broken pool lost) again on fresh workers. Workers that
                         # die again and again (a crash, not an accident) end it.
                         if executor.restarts >= MAX_RESTARTS:
-                            raise RuntimeError(f"explore workers died {MAX_RESTARTS + 1} "
-                                               f"times ({e}); giving up") from None
+                            raise WorkersLost(f"explore workers died {MAX_RESTARTS + 1} "
+                                              f"times ({e})", self.done) from None
                         lost = [(a, b)] + [inflight.pop(g) for g in list(inflight)]
                         pending.push_back(lost)
                         executor.restart()
