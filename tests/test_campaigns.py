@@ -797,3 +797,23 @@ def test_workers_that_keep_dying_end_it_in_one_line_not_as_a_bug(tmp_path, monke
     monkeypatch.setattr(work, "run_block", real)
     x = explore(ORDERED, runs=100, store=store, resume=True)
     assert x.first_index == _gaps(ran)[0][0]      # the resume fills them first
+
+
+def test_findings_are_listed_by_a_path_that_works_from_anywhere(tmp_path):
+    # Explored in one folder with a relative --findings, listed (and resumed) from
+    # another: the replay command works, and the resume knows the saved trace.
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    store = str(tmp_path / "c.sqlite")
+    abba = str(CONTRACT / "abba.yaml")
+    assert vmemu_cli("explore", abba, "--store", store, "--findings", "found",
+                     cwd=work).returncode == 1
+    [f] = Store(store).campaigns()[0]["findings"]
+    assert f["trace"] == str(work / "found" / Path(f["trace"]).name)
+    listed = vmemu_cli("campaigns", "--store", store, cwd=elsewhere).stdout
+    cmd = listed.split(": vmemu replay ")[1].split()[0]
+    assert vmemu_cli("replay", cmd, cwd=elsewhere).returncode == 1
+    p = vmemu_cli("explore", abba, "--resume", "--runs", "50", "--store", store,
+                  cwd=elsewhere)
+    assert p.returncode == 1 and p.stdout.splitlines()[-1] == f"replay: vmemu replay {cmd}"

@@ -275,7 +275,9 @@ class Store:
     def finding(self, campaign: int, sig: tuple, verdict: str, schedule: int,
                 trace: str | None, trace_hash: str) -> None:
         """Record a finding, or a lower schedule / a better file for a known one (its
-        hits are counted by :meth:`record`)."""
+        hits are counted by :meth:`record`). The file is recorded by its absolute path:
+        `vmemu campaigns` and a resume may run in another folder."""
+        trace = os.path.abspath(trace) if trace else None
         self._write([(
             "INSERT INTO findings (campaign, signature, verdict, schedule, trace, trace_hash, "
             "hits, found) VALUES (?,?,?,?,?,?,0,?) ON CONFLICT (campaign, signature) DO "
