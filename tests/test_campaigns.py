@@ -233,7 +233,7 @@ def test_a_bug_found_lower_down_later_is_not_a_second_hit(tmp_path):
     found.add(i1, signature(r1), r1.trace)
     found.finish()
     db.record(cid, ranges=[(0, 200, 0)], cover=[], schedules=200, seconds=1.0,
-              interleavings=0, new_cover_at=None, hits={signature(r1): 2})
+              new_cover_at=None, hits={signature(r1): 2})
     [f] = db.findings(cid)
     assert (f["schedule"], f["hits"]) == (i1, 2)
 
@@ -673,7 +673,15 @@ def test_a_store_that_cannot_be_written(tmp_path):
     (tmp_path / ".vmemu").write_text("a file, not a folder")
     p = vmemu_cli("explore", ORDERED, "--runs", "20", cwd=tmp_path)
     assert p.returncode == 0 and "none failed" in p.stdout
-    assert p.stderr.startswith("vmemu: note: this campaign is not recorded (")
+    store_note, findings_note = p.stderr.splitlines()
+    assert store_note.startswith("vmemu: note: this campaign is not recorded (")
+    assert findings_note == (
+        "vmemu: note: failing traces are not saved (--findings: cannot write "
+        ".vmemu/findings: .vmemu is not a folder); name a folder you can write with "
+        "--findings to save them")
+    # ... and a bug it finds is reported, with the command that replays it by its seed.
+    p = vmemu_cli("explore", str(CONTRACT / "abba.yaml"), cwd=tmp_path)
+    assert p.returncode == 1 and p.stdout.splitlines()[-1].startswith("replay: vmemu run ")
     p = vmemu_cli("explore", ORDERED, "--runs", "20", "--store", ".vmemu/c.sqlite",
                   cwd=tmp_path)
     assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
@@ -793,10 +801,12 @@ def test_workers_that_keep_dying_end_it_in_one_line_not_as_a_bug(tmp_path, monke
     [c] = Store(str(store)).campaigns()
     ran = _ranges(store)
     assert c["status"] == "interrupted" and c["schedules"] == sum(b - a for a, b in ran) > 0
-    assert _gaps(ran), "the dead workers' blocks are holes"
+    # Recorded: the schedules below the dead workers' lost blocks (above them nothing
+    # counts yet: a lost block may hold the first failure). The resume goes on there.
+    end = _disjoint_cover(ran)
     monkeypatch.setattr(work, "run_block", real)
     x = explore(ORDERED, runs=100, store=store, resume=True)
-    assert x.first_index == _gaps(ran)[0][0]      # the resume fills them first
+    assert x.first_index == end and x.schedules == 100
 
 
 def test_findings_are_listed_by_a_path_that_works_from_anywhere(tmp_path):
@@ -817,3 +827,95 @@ def test_findings_are_listed_by_a_path_that_works_from_anywhere(tmp_path):
     p = vmemu_cli("explore", abba, "--resume", "--runs", "50", "--store", store,
                   cwd=elsewhere)
     assert p.returncode == 1 and p.stdout.splitlines()[-1] == f"replay: vmemu replay {cmd}"
+
+
+def _campaign(store: Path) -> tuple:
+    """What a campaign store says of its one campaign: schedules, interleavings, where
+    the ranges run end (they must tile [0, end)), each finding's (verdict, schedule,
+    hits)."""
+    [c] = Store(str(store)).campaigns()
+    return (c["schedules"], c["interleavings"], _disjoint_cover(_ranges(store)),
+            sorted((f["verdict"], f["schedule"], f["hits"]) for f in c["findings"]))
+
+
+def test_the_campaign_of_a_first_failure_does_not_depend_on_jobs(tmp_path):
+    # Without --all only the schedules up to the first failure count, as with --jobs 1:
+    # --jobs 2 runs blocks beyond it meanwhile, but the campaign must not list them as
+    # run (a resume would skip them, their hits uncounted) or count their interleavings.
+    rare = tmp_path / "rare.yaml"
+    rare.write_text(RARE)
+    got = []
+    for jobs in (1, 2):
+        store = tmp_path / f"c{jobs}.sqlite"
+        x = explore(str(rare), strategy="random", seed=16, runs=3000, jobs=jobs,
+                    store=store, findings_dir=tmp_path / f"f{jobs}")
+        first = x.result.extra["schedule"]
+        assert first > 400 and x.schedules == first + 1
+        got.append(_campaign(store))
+        schedules, interleavings, end, findings = got[-1]
+        assert schedules == first + 1 == end
+        assert interleavings == x.interleavings and findings == [("deadlock", first, 1)]
+    assert got[0] == got[1]
+
+
+def test_a_finding_that_cannot_be_saved_is_not_lost_to_the_campaign(tmp_path, monkeypatch):
+    # The disk fills up just as the first bug is found: the exploration ends (one line,
+    # exit 2), and the campaign does not list the failing schedule as run, so that a
+    # resume finds that very bug again.
+    from vmemu._errors import UserError
+    from vmemu._explore import findings
+    store = tmp_path / "c.sqlite"
+    want = explore(DINING, strategy="random", runs=100).result.extra["schedule"]
+
+    def full(self, trace):
+        raise UserError("cannot save a trace there (No space left on device)")
+    monkeypatch.setattr(findings.Findings, "_save", full)
+    with pytest.raises(UserError):
+        explore(DINING, strategy="random", runs=100, store=store, findings_dir=tmp_path / "f")
+    assert all(b <= want for _, b in _ranges(store))
+    monkeypatch.undo()
+    x = explore(DINING, runs=100, store=store, findings_dir=tmp_path / "f", resume=True)
+    assert x.findings and x.result.extra["schedule"] == want
+
+
+def test_a_campaign_killed_while_minimizing_keeps_its_finding(tmp_path):
+    # SIGKILL while the first bug is minimized (its block is recorded as run by then):
+    # the finding is in the store as found (its saved, unminimized trace), so a resume
+    # knows it, and it replays.
+    store, found = tmp_path / "c.sqlite", tmp_path / "f"
+    script = ("import os, signal, sys\n"
+              "from vmemu._explore import coordinator, explore, findings\n"
+              "coordinator.FLUSH_EVERY = 0.0\n"      # every block is written as it ends
+              "findings.minimize_result = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+              f"explore({DINING!r}, strategy='random', runs=100, store={str(store)!r}, "
+              f"findings_dir={str(found)!r})\n")
+    p = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    want = explore(DINING, strategy="random", runs=100)
+    first = want.result.extra["schedule"]
+    assert _disjoint_cover(_ranges(store)) == first + 1       # recorded as run ...
+    [c] = Store(str(store)).campaigns()
+    [f] = c["findings"]                                       # ... with its finding
+    assert (f["verdict"], f["schedule"], f["hits"]) == ("deadlock", first, 1)
+    assert vmemu.replay(f["trace"]).verdict == "deadlock"
+    again = explore(DINING, runs=50, store=store, findings_dir=found, resume=True)
+    assert again.known and again.known[0]["trace"] == f["trace"]
+
+
+def test_a_findings_folder_that_cannot_be_made_is_refused_before_any_work(tmp_path):
+    # Checked when the exploration starts, not at its first finding hours later; and
+    # nothing is recorded for an exploration that never ran.
+    (tmp_path / "afile").write_text("")
+    store = tmp_path / "c.sqlite"
+    for given, why in (("afile", "afile is a file, not a folder; name a folder (it is "
+                                 "made if need be)"),
+                       ("afile/sub", "cannot write afile/sub: afile is not a folder")):
+        p = vmemu_cli("explore", DINING, "--findings", given, "--store", str(store),
+                      cwd=tmp_path)
+        assert (p.returncode, p.stdout, p.stderr) == (
+            2, "", f"vmemu: error: --findings: {why}\n")
+    assert Store(str(store)).campaigns() == []       # no campaign for what never ran
+    p = vmemu_cli("explore", DINING, "--findings", "new/deeper", "--store", str(store),
+                  cwd=tmp_path)
+    assert p.returncode == 1 and list((tmp_path / "new" / "deeper").glob("*.json"))

@@ -174,6 +174,9 @@ def test_an_output_path_that_cannot_be_written_is_one_line_exit_2(tmp_path, caps
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, err
         assert opt in err and needle in err
+        if needle == "is a folder":       # the name it suggests is of that option's kind
+            assert err.endswith(os.path.join(str(tmp_path), "run.json" if opt == "--perfetto"
+                                             else "run.html")), err
     assert "1999" in open(EXT2).read()          # the scenario is still there
     code = main(["run", EXT2, "--html", str(tmp_path / "a"), "--perfetto",
                  str(tmp_path / "a")])

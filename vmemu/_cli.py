@@ -19,6 +19,7 @@ EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 #: The exploration's worker processes kept dying (not a finding, not bad input).
 EXIT_WORKERS = 3
 _STORE = os.path.join(".vmemu", "campaigns.sqlite")
+_FINDINGS = os.path.join(".vmemu", "findings")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes (the findings do not depend on J)")
     e.add_argument("--all", action="store_true",
                    help="keep going after the first failure; one finding per distinct bug")
-    e.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
+    e.add_argument("--findings", default=_FINDINGS, metavar="DIR", type=_path,
                    help="where failing traces are saved as found (default .vmemu/findings)")
     _add_viz(e)
     e.add_argument("--cluster", metavar="ADDR", help="run on Dask: tcp://HOST:PORT of a "
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first seed of each scenario's exploration (default 0)")
     c.add_argument("-v", "--verbose", action="store_true",
                    help="print the full report of every scenario, not only of mismatches")
-    c.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
+    c.add_argument("--findings", default=_FINDINGS, metavar="DIR", type=_path,
                    help="where failing traces are saved, so each replay command works "
                         "(default .vmemu/findings)")
     # Many schedules of many scenarios: the direct driver is the fast one (same traces).
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--confirm", type=_nonneg_int, default=None, metavar="N",
                     help="schedules of the targeted search that tries to make each "
                          "unconfirmed prediction deadlock for real (default 200; 0: none)")
-    ld.add_argument("--findings", default=".vmemu/findings", metavar="DIR", type=_path,
+    ld.add_argument("--findings", default=_FINDINGS, metavar="DIR", type=_path,
                     help="where confirmed predictions' traces are saved "
                          "(default .vmemu/findings)")
     ld.add_argument("--seed", type=_seed, default=0,
@@ -302,15 +303,35 @@ def _cmd_run(args: argparse.Namespace, log: Any) -> int:
     return EXIT_FOUND if r.failed else EXIT_OK
 
 
+def findings_dir(path: str | None) -> str | None:
+    """``--findings``: the default folder only where it can be made (an exploration in a
+    read-only folder still runs, and says its failing traces are not saved; a folder the
+    user named that cannot be made is one line, exit 2, from ``explore`` itself). Called
+    by each command after its other checks: bad input stays one line."""
+    if path != _FINDINGS:
+        return path
+    from ._files import check_folder
+    try:
+        check_folder(_FINDINGS, "--findings")
+    except UserError as e:
+        print(f"vmemu: note: failing traces are not saved ({e}); name a folder you can "
+              "write with --findings to save them", file=sys.stderr)
+        return None
+    return _FINDINGS
+
+
 def _store(path: str) -> str | None:
     """The campaign store to use: the default one only where it can be written (an
-    exploration in a read-only folder still runs, and says it keeps no record)."""
-    if not path or path != _STORE:
-        return path or None
+    exploration in a read-only folder still runs, and says it keeps no record); one
+    the user named must open, or that is the one line this command prints."""
+    if not path:
+        return None
     from ._explore.store import Store
     try:
         Store(path).close()
     except UserError as e:
+        if path != _STORE:
+            raise
         print(f"vmemu: note: this campaign is not recorded ({e})", file=sys.stderr)
         return None
     return path
@@ -341,6 +362,7 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         if log is not None:
             _log_result(log, r)
     store = _store(args.store)
+    args.findings = findings_dir(args.findings)
     old_term = signal.signal(signal.SIGTERM, _sigterm)
     try:
         with bar:
@@ -348,7 +370,10 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
                         faults=args.faults, driver=args.driver, time_budget=args.time,
                         keep_going=args.all, jobs=args.jobs, cluster=args.cluster,
                         findings_dir=args.findings, progress=bar.update, on_finding=found,
-                        store=store, resume=args.resume, **_params(args))
+                        store=store, resume=args.resume,
+                        # (no folder to save a minimized trace in: the report is the
+                        # schedule as found, which its seed replays)
+                        minimize=args.findings is not None, **_params(args))
     except ExploreInterrupted as e:
         # The run cut short by Ctrl-C may leave emulated coroutines that never started.
         warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
@@ -440,6 +465,7 @@ def _cmd_check(args: argparse.Namespace, log: Any) -> int:
             loaded.append((e, None, str(err)))
     if bad_named:
         return EXIT_USAGE           # every bad named file reported, nothing run
+    args.findings = findings_dir(args.findings)
     rows = []
     for e, sc, error in loaded:
         if e.kind == "negative":
@@ -457,7 +483,7 @@ def _cmd_check(args: argparse.Namespace, log: Any) -> int:
                          "text": f"does not load: {error}"})
             continue
         x = explore(sc, runs=args.runs or DEFAULT_RUNS, seed=args.seed, driver=args.driver,
-                    findings_dir=args.findings)
+                    findings_dir=args.findings, minimize=args.findings is not None)
         ok = x.verdict == sc.expect
         rows.append({"path": sc.path, "scenario": sc.name, "expect": sc.expect, "ok": ok,
                      "verdict": x.verdict, "schedules": x.schedules,

@@ -52,6 +52,35 @@ def describe_path(mode: int) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
+def check_writable_place(path: str, option: str, place: Path) -> None:
+    """Refuse (one line, exit 2) to go on when ``path`` could not be written: the nearest
+    existing folder at or above ``place`` must be a folder this process may write in."""
+    probe = place
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"cannot write {path}: {probe} is not a folder", key=option)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {path}: no permission to write in {probe}",
+                        key=option)
+
+
+def check_folder(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse at once a folder that could not be made or written in (``--findings``): an
+    overnight exploration must not run for hours to fail at its first finding."""
+    path = os.fspath(path)
+    if not path.strip():
+        raise UserError("needs a folder name, got an empty one", key=option)
+    try:
+        kind = describe_path(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        kind = "a directory"      # (none yet: where it would be made is checked below)
+    if kind != "a directory":
+        raise UserError(f"{path} is {kind or 'a file'}, not a folder; name a folder (it is "
+                        "made if need be)", key=option)
+    check_writable_place(path, option, Path(path))
+
+
 def _stat_error(path: str, e: OSError, what: str) -> str:
     """Why ``os.stat(path)`` failed, in words that name what the path is."""
     if e.errno == errno.ENOENT:

@@ -66,6 +66,9 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
     if cluster:
         from .executors import check_cluster
         check_cluster(cluster)
+    if findings_dir is not None:
+        from .._files import check_folder
+        check_folder(findings_dir, "--findings")
     db = Store(store) if store is not None else None
     campaign = None
     if resume:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import itertools
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from .._kernel import lockup
 from .._scenario.model import Scenario
@@ -57,6 +57,19 @@ FLUSH_EVERY = 0.25
 _tokens = itertools.count(1)
 
 
+class _Ran(NamedTuple):
+    """A block that ended, until the store has it: its range ``[start, stop)``, longest
+    run, hits per signature, the interleavings it showed (those counted) and one past
+    the last schedule of it that showed a new one (None: none)."""
+
+    start: int
+    stop: int
+    longest: int
+    hits: dict[tuple, int]
+    cover: list[int]
+    new_at: int | None
+
+
 def _adapts_hint(spec: Spec) -> bool:
     return "steps_hint" in PARAMS.get(spec.strategy, ()) and "steps_hint" not in spec.params
 
@@ -79,10 +92,10 @@ class _Exploration:
         self.last: tuple | None = None      # the highest-index run: Block.last
         self.exhausted = False
         self.token = next(_tokens)
-        # Store bookkeeping: what is not written yet.
-        self._unflushed: list[tuple[int, int, int]] = []
-        self._new_cover: set[int] = set()
-        self._cover_at: int | None = None
+        # Store bookkeeping: the blocks not written yet (see _flush), and what is running.
+        self._unflushed: list[_Ran] = []
+        self._inflight: dict[Any, tuple[int, int]] = {}
+        self._pending: Pending | None = None
         self._flushed = time.monotonic()
         self._t0 = time.monotonic()
         self.cid: int | None = None
@@ -91,7 +104,6 @@ class _Exploration:
         # A campaign's hit counts: (block start, failing schedules per signature) of
         # every block, and each known bug's lowest schedule that hit it again.
         self.hit_blocks: list[tuple[int, dict[tuple, int]]] = []
-        self._hits_sent = 0     # how many of hit_blocks the store has counted
         self.again: dict[tuple, tuple[int, Trace]] = {}
         if db is not None and campaign is not None:
             self.cid = campaign["id"]     # (claimed by api.explore before it is read)
@@ -125,10 +137,6 @@ class _Exploration:
             work.forget(self.token)
             shutdown(owned)
             hits = self._hits(2**62)
-            if self.db is not None and self.cid is not None:
-                # Every block that ended is recorded as run (see _flush): so are its
-                # findings and hits, or a resumed campaign would never see them again.
-                self.found.keep_as_found()
             saved = [f.path for f in self.found.sorted() if f.path]
             known = sum(n for sig, n in hits.items() if sig in self.spec.known)
             raise ExploreInterrupted(self.done, saved, getattr(e, "signum", 2),
@@ -170,6 +178,7 @@ class _Exploration:
             split = executor is not None and size >= SPLIT_FROM
             pending = Pending(self._blocks(epoch, width if split else 1, inline and not split))
             inflight: dict[cf.Future, tuple[int, int]] = {}
+            self._pending, self._inflight = pending, inflight     # (for _frontier)
             while pending or inflight:
                 check_signals()
                 up = split and executor.ready()
@@ -205,11 +214,11 @@ class _Exploration:
                         # A worker died (SIGKILL, OOM): run its block (and every other
                         # one the broken pool lost) again on fresh workers. Workers that
                         # die again and again (a crash, not an accident) end it.
+                        lost = [(a, b)] + [inflight.pop(g) for g in list(inflight)]
+                        pending.push_back(lost)     # (still to run, if only for _frontier)
                         if executor.restarts >= MAX_RESTARTS:
                             raise WorkersLost(f"explore workers died {MAX_RESTARTS + 1} "
                                               f"times ({e})", self.done) from None
-                        lost = [(a, b)] + [inflight.pop(g) for g in list(inflight)]
-                        pending.push_back(lost)
                         executor.restart()
                         break
                     except cf.CancelledError:   # pragma: no cover - shutdown raced
@@ -242,14 +251,11 @@ class _Exploration:
 
     # ------------------------------------------------------------------ a block's news
     def _block(self, blk: work.Block) -> None:
-        if blk.upto >= blk.start:
-            self.ran.append((blk.start, blk.upto))
-            self.done += blk.done
-            self.longest.append((blk.upto + 1, blk.longest))
-            self._unflushed.append((blk.start, blk.upto + 1, blk.longest))
-            if blk.last is not None and (self.last is None or blk.last[0] > self.last[0]):
-                self.last = blk.last
-        cover = self.cover
+        # Its findings first: one that cannot be saved (a full disk) ends the exploration
+        # before the block is queued as run, so that a resume runs it again.
+        for i, sig, trace in blk.found:
+            self.found.add(i, sig, trace)
+        cover, seen, new_at = self.cover, [], None
         for h, i in blk.cover:
             old = cover.get(h)
             if old is None:
@@ -257,19 +263,25 @@ class _Exploration:
                     self.capped = True
                     continue
                 cover[h] = i
-                self._new_cover.add(h)
-                self._cover_at = max(self._cover_at or 0, i + 1)
+                new_at = max(new_at or 0, i + 1)
             elif i < old:
                 cover[h] = i
+            seen.append(h)
+        if blk.upto >= blk.start:
+            self.ran.append((blk.start, blk.upto))
+            self.done += blk.done
+            self.longest.append((blk.upto + 1, blk.longest))
+            self._unflushed.append(_Ran(blk.start, blk.upto + 1, blk.longest, blk.hits, seen,
+                                        new_at))
+            if blk.last is not None and (self.last is None or blk.last[0] > self.last[0]):
+                self.last = blk.last
         self.exhausted = self.exhausted or blk.exhausted
         if blk.hits:
             self.hit_blocks.append((blk.start, blk.hits))
         for i, sig, trace in blk.again:
-            old = self.again.get(sig)
-            if old is None or i < old[0]:
+            old_again = self.again.get(sig)
+            if old_again is None or i < old_again[0]:
                 self.again[sig] = (i, trace)
-        for i, sig, trace in blk.found:
-            self.found.add(i, sig, trace)
         if self.progress is not None:
             self.progress(self.done, len(self.found.kept), len(self.cover))
         if time.monotonic() - self._flushed > FLUSH_EVERY:
@@ -277,55 +289,68 @@ class _Exploration:
 
     def _finish(self) -> None:
         """The exploration is over: the findings that are final are minimized and
-        recorded, with how often each bug was hit."""
+        recorded, then every block that counts."""
         self.found.finish()
         self._flush("done")
 
     # ------------------------------------------------------------------ the store
     def _flush(self, status: str | None) -> None:
+        """Record the blocks that ended and count, each with its hits, interleavings and
+        findings, in one transaction (``status``: the exploration is over).
+
+        With ``keep_going`` every block counts. Without, only the schedules up to the
+        first failure do, as with ``--jobs 1``: a block is recorded once every index
+        below it has run (:meth:`_frontier`) and none failed below its start; blocks that
+        never qualify (beyond the first failure, or above work cut short) are dropped at
+        the end, so that the campaign lists exactly the schedules that counted, and a
+        resume runs the others if they are ever needed.
+        """
         self._flushed = time.monotonic()
         if self.db is None or self.cid is None:
             return
+        if self.spec.keep_going:
+            ready, self._unflushed = self._unflushed, []
+        else:
+            first, edge = self.found.first, self._frontier()
+            ready = [r for r in self._unflushed if r.start <= first and r.stop <= edge]
+            self._unflushed = [] if status is not None else \
+                [r for r in self._unflushed if not (r.start <= first and r.stop <= edge)]
         now = time.monotonic()
-        ranges, self._unflushed = coalesce(self._unflushed), []
-        new, self._new_cover = self._new_cover, set()
-        self.db.record(self.cid, ranges=ranges, cover=new,
-                       schedules=sum(b - a for a, b, _ in ranges), seconds=now - self._t0,
-                       interleavings=len(self.cover), new_cover_at=self._cover_at,
-                       status=status, hits=self._unsent_hits(status))
+        ranges = coalesce([(r.start, r.stop, r.longest) for r in ready])
+        hits: dict[tuple, int] = {}
+        for r in ready:
+            for sig, n in r.hits.items():
+                hits[sig] = hits.get(sig, 0) + n
+        self.db.record(self.cid, ranges=ranges, cover=[h for r in ready for h in r.cover],
+                       schedules=sum(r.stop - r.start for r in ready),
+                       seconds=now - self._t0,
+                       new_cover_at=max((r.new_at for r in ready if r.new_at), default=None),
+                       status=status, hits=hits, findings=self.found.store_rows(ranges))
         self._t0 = now
-        self._cover_at = None
+
+    def _frontier(self) -> int:
+        """The lowest schedule index still to run (or running) in this epoch: every
+        index below it that this exploration runs has ended."""
+        starts = [a for a, _ in self._inflight.values()]
+        p = self._pending
+        if p is not None:
+            if p.back:
+                starts.append(p.back[0][0])
+            if p.next is not None:
+                starts.append(p.next[0])
+        return min(starts, default=2**62)
 
     # ------------------------------------------------------------------ the answer
     def _counted(self, limit: int) -> int:
         """Schedules done this session with index <= ``limit``."""
         return sum(max(0, min(upto, limit) - a + 1) for a, upto in self.ran)
 
-    def _unsent_hits(self, status: str | None) -> dict[tuple, int]:
-        """The hits the store has not counted yet that count now, with the ranges they
-        ran in (one transaction: a campaign killed overnight keeps both or neither).
-
-        With ``keep_going`` every failing schedule counts, so each block's count goes with
-        its range (every signature it hit was recorded by then: a new one in the
-        block's own findings, a known one before the exploration began). Without, only
-        those up to the first failure, which is known at the end (``status`` set): a
-        campaign that is killed loses them.
-        """
-        if not self.spec.keep_going:
-            if status is None:
-                return {}
-            limit = self.found.limit() if status == "done" else 2**62
-        else:
-            limit = 2**62
-        sent, self._hits_sent = self._hits_sent, len(self.hit_blocks)
-        return self._hits(limit, sent)
-
-    def _hits(self, limit: int, since: int = 0) -> dict[tuple, int]:
-        """Failing schedules per signature, among those up to ``limit`` (of the blocks
-        that ended after the first ``since``). Counting whole blocks is exact: a block
-        lies below the first failure, holds it (and stopped there), or lies above it."""
+    def _hits(self, limit: int) -> dict[tuple, int]:
+        """Failing schedules per signature, among those up to ``limit``. Counting whole
+        blocks is exact: a block lies below the first failure, holds it (and stopped
+        there), or lies above it."""
         out: dict[tuple, int] = {}
-        for start, hits in self.hit_blocks[since:]:
+        for start, hits in self.hit_blocks:
             if start <= limit:
                 for sig, n in hits.items():
                     out[sig] = out.get(sig, 0) + n

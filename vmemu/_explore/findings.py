@@ -4,8 +4,9 @@ Blocks report failures as raw traces (:mod:`~vmemu._explore.work`). :class:`Find
 keeps the lowest schedule index of each signature (with ``keep_going``), or the lowest
 failure of all (without); it saves each as found, atomically, so that a crash or Ctrl-C
 loses nothing, and once a finding is final (no lower schedule can still fail) replays it
-here, minimizes it, saves the minimal trace in place of the raw one and records it in the
-campaign store. A bug a resumed campaign knew is not a finding: when nothing new turns
+here, minimizes it and saves the minimal trace in place of the raw one. The campaign
+store gets each finding with the block that found it, as found (:meth:`store_rows`), and
+the minimal trace once final. A bug a resumed campaign knew is not a finding: when nothing new turns
 up, :meth:`Findings.known_result` reports the first known bug hit again.
 """
 
@@ -29,13 +30,14 @@ from .store import Store, sig_from_text
 class Finding:
     """One kept failure: where it was found, its trace, and once final its Result."""
 
-    __slots__ = ("index", "sig", "trace", "path", "result", "final")
+    __slots__ = ("index", "sig", "trace", "path", "result", "final", "stored")
 
     def __init__(self, index: int, sig: tuple, trace: Trace) -> None:
         self.index, self.sig, self.trace = index, sig, trace
         self.path: str | None = None
         self.result: Result | None = None
         self.final = False
+        self.stored = False     # in the campaign store (as found, or final)
 
 
 class Findings:
@@ -91,14 +93,17 @@ class Findings:
             if not f.final:
                 self._final(f)
 
-    def keep_as_found(self) -> None:
-        """The exploration was interrupted: record the findings not final yet as they
-        were found (their saved, unminimized traces: what the interrupt message lists),
-        so that the campaign knows them when it is resumed."""
+    def store_rows(self, ranges: list[tuple[int, int, int]]) -> list[tuple]:
+        """The findings in ``ranges`` (``[start, stop)``) the store does not have yet, as
+        :meth:`Store.record` takes them, marked as stored: a block's findings are
+        recorded with its range (as found until final: the saved, unminimized trace),
+        so that a campaign killed before they are final still knows them."""
+        rows = []
         for f in self.sorted():
-            if not f.final and f.path and self.db is not None:
-                self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path,
-                                f.trace.trace_hash)
+            if not f.stored and any(a <= f.index < b for a, b, _ in ranges):
+                f.stored = True
+                rows.append((f.sig, f.sig[0], f.index, f.path, f.trace.trace_hash))
+        return rows
 
     def known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
         """The report of a known bug hit again at schedule ``i``: its saved (minimized)
@@ -142,6 +147,7 @@ class Findings:
         f.result, f.final = r, True
         if self.db is not None:
             self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash)
+            f.stored = True
         if self.on_finding is not None:
             self.on_finding(r)
 

@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS findings (
 CREATE TABLE IF NOT EXISTS interleavings (
     campaign INTEGER NOT NULL, hash INTEGER NOT NULL,
     PRIMARY KEY (campaign, hash)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS interleavings_counted AFTER INSERT ON interleavings BEGIN
+    UPDATE campaigns SET interleavings = interleavings + 1 WHERE id = NEW.campaign; END;
 """
 
 
@@ -250,12 +252,16 @@ class Store:
     # ------------------------------------------------------------------ progress
     def record(self, campaign: int, *, ranges: list[tuple[int, int, int]],
                cover: Iterable[int], schedules: int, seconds: float,
-               interleavings: int, new_cover_at: int | None,
-               status: str | None = None, hits: dict[tuple, int] | None = None) -> None:
-        """Add what ran since the last call, in one transaction: ``hits`` counts failing
-        schedules among them against findings the campaign has (recorded before)."""
-        sets = "schedules = schedules + ?, seconds = seconds + ?, interleavings = ?, updated = ?"
-        args: list[Any] = [schedules, seconds, interleavings, time.time()]
+               new_cover_at: int | None, status: str | None = None,
+               hits: dict[tuple, int] | None = None,
+               findings: Iterable[tuple[tuple, str, int, str | None, str]] = ()) -> None:
+        """Add what ran since the last call, in one transaction: the ``ranges`` run, the
+        interleavings they showed (``cover``: the ``interleavings`` count grows by the
+        new ones), the ``findings`` in them (``(signature, verdict, schedule, trace,
+        trace_hash)``, as :meth:`finding` records one) and ``hits``, their failing
+        schedules per signature (of findings recorded now or before)."""
+        sets = "schedules = schedules + ?, seconds = seconds + ?, updated = ?"
+        args: list[Any] = [schedules, seconds, time.time()]
         if new_cover_at is not None:
             sets += ", new_cover_at = max(new_cover_at, ?)"
             args.append(new_cover_at)
@@ -267,6 +273,7 @@ class Store:
              [(campaign, a, b, n) for a, b, n in ranges]),
             ("INSERT OR IGNORE INTO interleavings (campaign, hash) VALUES (?,?)",
              [(campaign, _signed(h)) for h in cover]),
+            *self._findings_sql(campaign, list(findings)),
             ("UPDATE findings SET hits = hits + ? WHERE campaign = ? AND signature = ?",
              [(n, campaign, sig_text(sig)) for sig, n in (hits or {}).items() if n > 0]),
             (f"UPDATE campaigns SET {sets} WHERE id = ?", (*args, campaign)),
@@ -275,17 +282,28 @@ class Store:
     def finding(self, campaign: int, sig: tuple, verdict: str, schedule: int,
                 trace: str | None, trace_hash: str) -> None:
         """Record a finding, or a lower schedule / a better file for a known one (its
-        hits are counted by :meth:`record`). The file is recorded by its absolute path:
-        `vmemu campaigns` and a resume may run in another folder."""
-        trace = os.path.abspath(trace) if trace else None
-        self._write([(
+        hits are counted by :meth:`record`)."""
+        self._write(self._findings_sql(campaign, [(sig, verdict, schedule, trace,
+                                                   trace_hash)]))
+
+    @staticmethod
+    def _findings_sql(campaign: int, rows: list[tuple[tuple, str, int, str | None, str]]
+                      ) -> list[tuple[str, Any]]:
+        """The statements recording ``rows``. A file is recorded by its absolute path:
+        ``vmemu campaigns`` and a resume may run in another folder."""
+        if not rows:
+            return []
+        now = time.time()
+        return [(
             "INSERT INTO findings (campaign, signature, verdict, schedule, trace, trace_hash, "
             "hits, found) VALUES (?,?,?,?,?,?,0,?) ON CONFLICT (campaign, signature) DO "
             "UPDATE SET schedule = excluded.schedule, trace = excluded.trace, "
             "trace_hash = excluded.trace_hash WHERE excluded.schedule <= findings.schedule",
-            (campaign, sig_text(sig), verdict, schedule, trace, trace_hash, time.time())),
+            [(campaign, sig_text(sig), verdict, schedule,
+              os.path.abspath(trace) if trace else None, trace_hash, now)
+             for sig, verdict, schedule, trace, trace_hash in rows]),
             ("UPDATE campaigns SET failures = (SELECT count(*) FROM findings WHERE "
-             "campaign = ?), updated = ? WHERE id = ?", (campaign, time.time(), campaign))])
+             "campaign = ?), updated = ? WHERE id = ?", (campaign, now, campaign))]
 
     # ------------------------------------------------------------------ listing
     def campaigns(self) -> list[dict[str, Any]]:

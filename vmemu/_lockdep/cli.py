@@ -20,7 +20,9 @@ def cmd_lockdep(args: argparse.Namespace, log: Any) -> int:
     ``log`` (the structured event log) is not used: a session runs many schedules, and
     their events are not what it reports.
     """
+    from .._cli import findings_dir
     confirm = DEFAULT_CONFIRM if args.confirm is None else args.confirm
+    args.findings = findings_dir(args.findings)
     res = lockdep(args.scenario, runs=args.runs or DEFAULT_RUNS, seed=args.seed,
                   faults=args.faults, driver=args.driver, confirm=confirm,
                   findings_dir=args.findings)

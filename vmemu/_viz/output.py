@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from .._errors import UserError
-from .._files import atomic_write_text
+from .._files import atomic_write_text, check_writable_place
 
 
 def check_path(path: str, option: str) -> None:
@@ -21,17 +21,10 @@ def check_path(path: str, option: str) -> None:
         raise UserError("needs a file name, got an empty one", key=option)
     p = Path(path)
     if p.is_dir():
-        raise UserError(f"{path} is a folder; give a file name such as {p / 'run.html'}",
+        name = "run.json" if option == "--perfetto" else "run.html"
+        raise UserError(f"{path} is a folder; give a file name such as {p / name}",
                         key=option)
-    parent = p.parent if str(p.parent) else Path(".")
-    probe = parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"cannot write {path}: {probe} is not a folder", key=option)
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write {path}: no permission to write in {probe}",
-                        key=option)
+    check_writable_place(path, option, p.parent if str(p.parent) else Path("."))
     if p.exists() and not os.access(p, os.W_OK):
         raise UserError(f"cannot write {path}: the file is read-only", key=option)
 
