@@ -308,13 +308,13 @@ class _Exploration:
         self._flushed = time.monotonic()
         if self.db is None or self.cid is None:
             return
-        if self.spec.keep_going:
-            ready, self._unflushed = self._unflushed, []
-        else:
+        ready, later = self._unflushed, []
+        if not self.spec.keep_going:
             first, edge = self.found.first, self._frontier()
-            ready = [r for r in self._unflushed if r.start <= first and r.stop <= edge]
-            self._unflushed = [] if status is not None else \
-                [r for r in self._unflushed if not (r.start <= first and r.stop <= edge)]
+            ready = []
+            for r in self._unflushed:
+                (ready if r.start <= first and r.stop <= edge else later).append(r)
+        self._unflushed = later if status is None else []
         now = time.monotonic()
         ranges = coalesce([(r.start, r.stop, r.longest) for r in ready])
         hits: dict[tuple, int] = {}
