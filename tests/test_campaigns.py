@@ -919,3 +919,20 @@ def test_a_findings_folder_that_cannot_be_made_is_refused_before_any_work(tmp_pa
     p = vmemu_cli("explore", DINING, "--findings", "new/deeper", "--store", str(store),
                   cwd=tmp_path)
     assert p.returncode == 1 and list((tmp_path / "new" / "deeper").glob("*.json"))
+
+
+def test_a_cluster_started_in_process_leaves_the_interpreter_as_it_was(tmp_path):
+    # The API in a user's process (here pytest's, whose __main__ workers must not
+    # re-import): the same answer as --jobs 1, and the GIL switch interval, shortened
+    # while the cluster starts, is the user's again afterwards.
+    pytest.importorskip("distributed")
+    import sys as _sys
+    before = _sys.getswitchinterval()
+    x = explore(DINING, strategy="random", runs=4000, keep_going=True, cluster="local:1",
+                findings_dir=tmp_path / "c")
+    one = explore(DINING, strategy="random", runs=4000, keep_going=True,
+                  findings_dir=tmp_path / "one")
+    assert _sys.getswitchinterval() == before
+    assert [(f.extra["schedule"], f.trace_hash) for f in x.findings] == \
+        [(f.extra["schedule"], f.trace_hash) for f in one.findings]
+    assert x.schedules == one.schedules == 4000

@@ -24,16 +24,32 @@ collecting results under ``--jobs``, where it is one of the ``J`` workers).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import gc
 import signal
 import sys
 import threading
 import types
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .._errors import UserError
 from .base import Spec
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Workers need nothing from the host's ``__main__``; hiding it while they start keeps
+    spawn/forkserver from re-running the user's script in each (a script without the
+    ``if __name__ == "__main__":`` guard would otherwise fail in every worker, or explore
+    recursively)."""
+    host_main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if host_main is not None:
+            sys.modules["__main__"] = host_main
 
 
 def _fork_safe() -> bool:
@@ -98,16 +114,11 @@ class ProcessExecutor:
         mask = {signal.SIGINT, signal.SIGTERM}
         main = threading.current_thread() is threading.main_thread()
         old = signal.pthread_sigmask(signal.SIG_BLOCK, mask) if main else None
-        # Workers need nothing from the host's __main__; hiding it keeps spawn/forkserver
-        # from re-running the user's script in every worker (a script without the
-        # `if __name__ == "__main__":` guard would otherwise explore recursively).
-        host_main = sys.modules.get("__main__")
-        sys.modules["__main__"] = types.ModuleType("__main__")
         # Forked children share this process's heap until they write to it; the cyclic
         # GC would touch (and copy) every page of it in each child: freeze it first.
         gc.freeze()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _main_hidden():
                 warnings.simplefilter("ignore", DeprecationWarning)   # 3.12+: fork + threads
                 self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx,
                                                    initializer=_init_worker,
@@ -116,8 +127,6 @@ class ProcessExecutor:
                     self.pool.submit(_noop)
         finally:
             gc.unfreeze()
-            if host_main is not None:
-                sys.modules["__main__"] = host_main
             if old is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
@@ -194,6 +203,12 @@ class DaskExecutor:
         self._closing = False
         self._thread = threading.Thread(target=self._start_here, args=(address, spec),
                                         name="vmemu-dask-start", daemon=True)
+        # The cluster starts in a thread of this process, whose event loop takes many
+        # short turns, while the main thread runs blocks and holds the GIL for up to a
+        # switch interval (5 ms) each time: a shorter one, until the cluster is up, has
+        # it ready in half the time.
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._interval, 0.001))
         if owner is not None:   # (from here on shutdown() can end what starts)
             owner.append(self)
         self._thread.start()
@@ -214,6 +229,7 @@ class DaskExecutor:
         except BaseException as e:
             self._error = e
         finally:
+            sys.setswitchinterval(self._interval)
             # The LocalCluster's own processes (workers), to end if they linger.
             self._procs = [p for p in multiprocessing.active_children()
                            if p.pid not in before]
@@ -232,7 +248,7 @@ class DaskExecutor:
                 multiprocessing.get_context("forkserver").set_forkserver_preload(
                     ["distributed", "vmemu._explore.work", "vmemu._kernel.drivers.direct"])
                 with dask.config.set({"distributed.worker.multiprocessing-method":
-                                      "forkserver"}):
+                                      "forkserver"}), _main_hidden():
                     self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                                 processes=True, dashboard_address=None,
                                                 silence_logs=logging.CRITICAL)
