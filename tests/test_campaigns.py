@@ -936,3 +936,34 @@ def test_a_cluster_started_in_process_leaves_the_interpreter_as_it_was(tmp_path)
     assert [(f.extra["schedule"], f.trace_hash) for f in x.findings] == \
         [(f.extra["schedule"], f.trace_hash) for f in one.findings]
     assert x.schedules == one.schedules == 4000
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+                    reason="needs root to run as another user (setpriv)")
+def test_campaigns_lists_a_store_this_user_may_only_read(tmp_path):
+    # A campaign runner's store, listed by a colleague who may read it but not write it
+    # (nor its folder), here an older store (no interleavings trigger yet): listing
+    # needs no write, so it works.
+    import tempfile
+    nobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              sys.executable]
+    if subprocess.run([*nobody, "-c", "import vmemu"], cwd=ROOT,
+                      capture_output=True).returncode != 0:
+        pytest.skip("another user cannot read this checkout or its Python")
+    folder = Path(tempfile.mkdtemp(prefix="vmemu-ro-"))
+    try:
+        folder.chmod(0o755)
+        store = folder / "c.sqlite"
+        explore(str(CONTRACT / "abba.yaml"), runs=5, store=store, findings_dir=folder / "f")
+        db = sqlite3.connect(store)
+        db.execute("DROP TRIGGER interleavings_counted")
+        db.close()
+        store.chmod(0o644)
+        p = subprocess.run([*nobody, "-m", "vmemu", "campaigns", "--store", str(store)],
+                           cwd=ROOT, capture_output=True, text=True)
+        assert p.returncode == 0 and p.stderr == "", p.stderr
+        assert p.stdout.splitlines()[1].split()[:2] == ["1", "abba"]
+        assert "campaign 1: deadlock at schedule 0" in p.stdout
+    finally:
+        import shutil
+        shutil.rmtree(folder)

@@ -415,7 +415,7 @@ def _cmd_campaigns(args: argparse.Namespace, log: Any) -> int:
         raise UserError("no campaign store here yet; `vmemu explore` creates it",
                         file=args.store, key="--store")
     from ._explore.store import Store
-    db = Store(args.store)
+    db = Store(args.store, readonly=True)
     try:
         rows = db.campaigns()
     finally:

@@ -84,7 +84,9 @@ def _signed(h: int) -> int:
 class Store:
     """One connection to a campaign store (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False) -> None:
+        """Open (and create) the store at ``path``; ``readonly``: only to read it
+        (``vmemu campaigns``), which works on a store this user may not write."""
         self.path = str(path)
         #: Why the store stopped taking writes mid-exploration (a full disk ...), if it did.
         self.lost: str | None = None
@@ -95,6 +97,9 @@ class Store:
         if kind is not None:            # SQLite's own word would be "disk I/O error"
             raise UserError(f"is {kind}, not a campaign store; pass --store PATH with a "
                             "file you can write", file=self.path, key="--store")
+        if readonly:
+            self.db = self._read_only()
+            return
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -106,6 +111,23 @@ class Store:
             raise UserError(f"cannot open the campaign store ({e}); pass --store PATH with "
                             "a file you can write, or delete a damaged one", file=self.path,
                             key="--store") from None
+
+    def _read_only(self) -> sqlite3.Connection:
+        # A WAL store is read through its -shm file, which a reader that may not write
+        # the folder cannot make: then it is read as it is on disk (immutable), which
+        # is what a listing needs.
+        uri = Path(os.path.abspath(self.path)).as_uri()
+        err: sqlite3.Error | None = None
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30.0,
+                                     isolation_level=None)
+                db.execute("SELECT count(*) FROM campaigns").fetchone()
+                return db
+            except sqlite3.Error as e:
+                err = e
+        raise UserError(f"cannot read the campaign store ({err}); pass --store PATH with "
+                        "a campaign store you can read", file=self.path, key="--store")
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:
