@@ -146,11 +146,24 @@ def test_a_resumed_campaign_still_fails_on_the_bugs_it_knew(tmp_path, write_scen
                         f"{len(more)} failed, every one with a bug the campaign knew]")
     assert f"hit again by {len(more)} schedules (first {more[0]})" in p.stdout
     assert lines[-1] == f"replay: vmemu replay {k['trace']}"
-    # Its saved trace gone, the report is the schedule that hit it, replayed by its seed.
+    # Its saved trace gone, and no folder to save one in: the report is the schedule
+    # that hit it, replayed by its seed.
     os.unlink(k["trace"])
-    c = explore(path, runs=200, store=store, findings_dir=found, resume=True)
+    c = explore(path, runs=200, store=store, resume=True)
     assert c.failed and c.result.trace_path is None and c.result.extra["known"]
     assert c.result.replay_command().startswith(f"vmemu run {path} --seed ")
+    # With one (or the file corrupt), the schedule that hit it is minimized and saved
+    # in its place: the report, the store and `vmemu campaigns` name a file that replays.
+    for spoil in (None, "{not json"):
+        if spoil is not None:
+            Path(c.result.trace_path).write_text(spoil)
+        c = explore(path, runs=200, store=store, findings_dir=found, resume=True)
+        new = c.result.trace_path
+        assert c.failed and c.result.extra["known"] and new and os.path.exists(new)
+        assert vmemu.replay(new).verdict == "deadlock"
+        [f] = Store(str(store)).campaigns()[0]["findings"]
+        assert f["trace"] == new and c.known[0]["trace"] == new
+        assert f"vmemu replay {new}" in vmemu_cli("campaigns", "--store", str(store)).stdout
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

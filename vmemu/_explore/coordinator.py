@@ -289,8 +289,11 @@ class _Exploration:
 
     def _finish(self) -> None:
         """The exploration is over: the findings that are final are minimized and
-        recorded, then every block that counts."""
+        recorded (and known bugs hit again whose trace file was lost get a new one),
+        then every block that counts."""
         self.found.finish()
+        limit = self.found.limit()
+        self.found.heal({sig: at for sig, at in self.again.items() if at[0] <= limit})
         self._flush("done")
 
     # ------------------------------------------------------------------ the store

@@ -105,6 +105,31 @@ class Findings:
                 rows.append((f.sig, f.sig[0], f.index, f.path, f.trace.trace_hash))
         return rows
 
+    def heal(self, again: dict[tuple, tuple[int, Trace]]) -> None:
+        """Known bugs hit again (``again``: signature -> the first schedule and trace
+        that hit it) whose saved trace is gone or no longer replays get a new one: that
+        schedule, minimized, saved and recorded in the old one's place, so that the
+        campaign's listing and replay commands work again."""
+        if self.folder is None:
+            return
+        for k in self.known:
+            sig = sig_from_text(k["signature"])
+            if sig not in again or (k["trace"] and self._replays(k["trace"])):
+                continue
+            r = self.rebuild(again[sig][1])
+            if self.minimize:
+                r = minimize_result(r, driver="direct", faults=self.plan)
+            k["trace"] = os.path.abspath(self._save(r.trace))
+            if self.db is not None:
+                self.db.repoint(self.cid, sig, k["trace"], r.trace_hash)
+
+    def _replays(self, path: str) -> bool:
+        try:
+            self.rebuild(Trace.load(path))
+        except (UserError, RuntimeError):
+            return False      # (gone, unreadable, or recorded by a vmemu with other events)
+        return True
+
     def known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
         """The report of a known bug hit again at schedule ``i``: its saved (minimized)
         trace replayed, or, when that file is gone or no longer replays, schedule ``i``."""

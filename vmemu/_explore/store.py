@@ -308,6 +308,12 @@ class Store:
         self._write(self._findings_sql(campaign, [(sig, verdict, schedule, trace,
                                                    trace_hash)]))
 
+    def repoint(self, campaign: int, sig: tuple, trace: str, trace_hash: str) -> None:
+        """A finding's trace file, replaced (the old one was gone or no longer replayed)."""
+        self._write([("UPDATE findings SET trace = ?, trace_hash = ? WHERE campaign = ? "
+                      "AND signature = ?", (os.path.abspath(trace), trace_hash, campaign,
+                                            sig_text(sig)))])
+
     @staticmethod
     def _findings_sql(campaign: int, rows: list[tuple[tuple, str, int, str | None, str]]
                       ) -> list[tuple[str, Any]]:
