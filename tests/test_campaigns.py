@@ -980,3 +980,21 @@ def test_campaigns_lists_a_store_this_user_may_only_read(tmp_path):
     finally:
         import shutil
         shutil.rmtree(folder)
+
+
+def test_a_cluster_address_with_no_scheduler_is_one_line_at_once(tmp_path):
+    # Nothing listens there (the scheduler was never started): refused before any
+    # schedule runs, rather than after Dask's 10 s timeout with the work thrown away.
+    pytest.importorskip("distributed")
+    import socket
+    with socket.socket() as s:          # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = tmp_path / "c.sqlite"
+    for address, why in ((f"tcp://127.0.0.1:{port}", "Connection refused"),
+                         ("tcp://nosuchhost.invalid:8786", "")):
+        p = vmemu_cli("explore", ORDERED, "--cluster", address, "--store", str(store))
+        assert p.returncode == 2 and p.stdout == "" and len(p.stderr.splitlines()) == 1
+        assert p.stderr.startswith(f"vmemu: error: --cluster: cannot reach the Dask "
+                                   f"scheduler at {address} (") and why in p.stderr
+    assert Store(str(store)).campaigns() == []      # nothing ran

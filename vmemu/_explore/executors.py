@@ -328,6 +328,32 @@ def check_cluster(cluster: str) -> None:
                         key="--cluster")
     if cluster.startswith("local:"):
         _local_workers(cluster)
+    else:
+        _probe(cluster)
+
+
+def _probe(address: str) -> None:
+    """A scheduler that refuses connections (none started there) is one line now, not
+    after Dask's 10 s timeout with the schedules run meanwhile thrown away. One that
+    does not answer at all is left to Dask: it may be slow to reach."""
+    import socket
+    from urllib.parse import urlsplit
+    try:
+        where = urlsplit(address)
+        host, port = where.hostname, where.port or 8786    # (Dask's default port)
+    except ValueError as e:
+        raise UserError(f"expected tcp://HOST:PORT, got {address!r} ({e})",
+                        key="--cluster") from None
+    if not host:
+        raise UserError(f"expected tcp://HOST:PORT, got {address!r}", key="--cluster")
+    try:
+        socket.create_connection((host, port), timeout=2.0).close()
+    except (ConnectionRefusedError, socket.gaierror) as e:
+        raise UserError(f"cannot reach the Dask scheduler at {address} ({e}); start one "
+                        "with `dask scheduler`, or use --cluster local:N",
+                        key="--cluster") from None
+    except OSError:
+        pass
 
 
 def make_executor(jobs: int, cluster: str | None, spec: Spec, owner: list) -> Any:
