@@ -114,7 +114,7 @@ class Findings:
             return
         for k in self.known:
             sig = sig_from_text(k["signature"])
-            if sig not in again or (k["trace"] and self._replays(k["trace"])):
+            if sig not in again or (k["trace"] and self._replayed(k["trace"])):
                 continue
             r = self.rebuild(again[sig][1])
             if self.minimize:
@@ -123,24 +123,20 @@ class Findings:
             if self.db is not None:
                 self.db.repoint(self.cid, sig, k["trace"], r.trace_hash)
 
-    def _replays(self, path: str) -> bool:
+    def _replayed(self, path: str) -> Result | None:
+        """The saved trace at ``path`` replayed, or None when it is gone, unreadable, or
+        recorded by a vmemu with other events."""
         try:
-            self.rebuild(Trace.load(path))
+            return self.rebuild(Trace.load(path))
         except (UserError, RuntimeError):
-            return False      # (gone, unreadable, or recorded by a vmemu with other events)
-        return True
+            return None
 
     def known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
         """The report of a known bug hit again at schedule ``i``: its saved (minimized)
         trace replayed, or, when that file is gone or no longer replays, schedule ``i``."""
         path = next((k["trace"] for k in self.known
                      if sig_from_text(k["signature"]) == sig), None)
-        r = None
-        if path:
-            try:
-                r = self.rebuild(Trace.load(path))
-            except (UserError, RuntimeError):
-                r = None      # (gone, unreadable, or recorded by a vmemu with other events)
+        r = self._replayed(path) if path else None
         if r is None:
             r, path = self.rebuild(trace), None
         r.trace_path = path
