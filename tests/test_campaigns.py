@@ -998,3 +998,28 @@ def test_a_cluster_address_with_no_scheduler_is_one_line_at_once(tmp_path):
         assert p.stderr.startswith(f"vmemu: error: --cluster: cannot reach the Dask "
                                    f"scheduler at {address} (") and why in p.stderr
     assert Store(str(store)).campaigns() == []      # nothing ran
+
+
+def test_a_block_cut_short_leaves_no_hole_below_what_is_recorded(tmp_path, monkeypatch):
+    # A block the deadline (or a signal) cut short never ran its tail; without --all,
+    # blocks above it must not be listed as run: a failure in that tail would be the
+    # first, and a resume must run the tail first, as one long exploration would.
+    # (`random` here: blocks [0, 1), [1, 1025), [1025, 2049), [2049, 3000).)
+    from vmemu._explore import work
+    real = work.run_block
+
+    def cut(spec, start, stop, *args, **kw):
+        if start != 1025:
+            return real(spec, start, stop, *args, **kw)
+        blk = real(spec, start, start + 10, *args, **kw)  # its first 10 schedules only
+        blk.stop = stop
+        return blk
+    monkeypatch.setattr(work, "run_block", cut)
+    store = tmp_path / "c.sqlite"
+    x = explore(ORDERED, strategy="random", runs=3000, store=store)
+    assert x.schedules == 3000 - (2049 - 1035)
+    assert _disjoint_cover(_ranges(store)) == 1035
+    assert Store(str(store)).campaigns()[0]["schedules"] == 1035
+    monkeypatch.setattr(work, "run_block", real)
+    again = explore(ORDERED, runs=100, store=store, resume=True)
+    assert again.first_index == 1035

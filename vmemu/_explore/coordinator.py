@@ -96,6 +96,7 @@ class _Exploration:
         self._unflushed: list[_Ran] = []
         self._inflight: dict[Any, tuple[int, int]] = {}
         self._pending: Pending | None = None
+        self._cut = 2**62       # the lowest index a block cut short never ran
         self._flushed = time.monotonic()
         self._t0 = time.monotonic()
         self.cid: int | None = None
@@ -267,6 +268,10 @@ class _Exploration:
             elif i < old:
                 cover[h] = i
             seen.append(h)
+        if not blk.found and not blk.exhausted and blk.upto < blk.stop - 1:
+            # Cut short (the deadline, a signal) before its end: the rest never ran, so
+            # nothing above it can count yet (see _frontier).
+            self._cut = min(self._cut, blk.upto + 1)
         if blk.upto >= blk.start:
             self.ran.append((blk.start, blk.upto))
             self.done += blk.done
@@ -332,9 +337,10 @@ class _Exploration:
         self._t0 = now
 
     def _frontier(self) -> int:
-        """The lowest schedule index still to run (or running) in this epoch: every
-        index below it that this exploration runs has ended."""
-        starts = [a for a, _ in self._inflight.values()]
+        """The lowest schedule index still to run (or running) in this epoch, or that a
+        block cut short never ran: every index below it that this exploration runs has
+        ended."""
+        starts = [a for a, _ in self._inflight.values()] + [self._cut]
         p = self._pending
         if p is not None:
             if p.back:
