@@ -246,7 +246,8 @@ def test_a_bug_found_lower_down_later_is_not_a_second_hit(tmp_path):
     found.add(i1, signature(r1), r1.trace)
     found.finish()
     db.record(cid, ranges=[(0, 200, 0)], cover=[], schedules=200, seconds=1.0,
-              new_cover_at=None, hits={signature(r1): 2})
+              new_cover_at=None, hits={signature(r1): 2},
+              findings=found.store_rows([(0, 200, 0)]))
     [f] = db.findings(cid)
     assert (f["schedule"], f["hits"]) == (i1, 2)
 
@@ -673,10 +674,10 @@ def test_a_full_disk_midway_does_not_end_the_exploration(tmp_path, monkeypatch, 
                    "midway (database or disk is full); the report is complete, but a resume "
                    "will run the unrecorded schedules again\n")
     monkeypatch.setattr(st.Store, "__init__", real)
-    # Readable, as of its last good write: here the finding (it fit in the pages there
-    # were), not the schedules run, which a resume will run again.
+    # Readable, as of its last good write: here its creation; not the first block run
+    # (nor so its finding: the two go together), which a resume will run again.
     [c] = Store(str(store)).campaigns()
-    assert c["schedules"] == 0 and [f["verdict"] for f in c["findings"]] == ["deadlock"]
+    assert c["schedules"] == 0 and c["findings"] == []
     assert cli_json("explore", DINING, "--runs", "20", "--store", str(store))["unrecorded"] is None
 
 
@@ -843,11 +844,12 @@ def test_findings_are_listed_by_a_path_that_works_from_anywhere(tmp_path):
 
 
 def _campaign(store: Path) -> tuple:
-    """What a campaign store says of its one campaign: schedules, interleavings, where
-    the ranges run end (they must tile [0, end)), each finding's (verdict, schedule,
-    hits)."""
+    """What a campaign store says of its one campaign: schedules, interleavings, new
+    until, where the ranges run end (they must tile [0, end)), each finding's (verdict,
+    schedule, hits)."""
     [c] = Store(str(store)).campaigns()
-    return (c["schedules"], c["interleavings"], _disjoint_cover(_ranges(store)),
+    return (c["schedules"], c["interleavings"], c["new_cover_at"],
+            _disjoint_cover(_ranges(store)),
             sorted((f["verdict"], f["schedule"], f["hits"]) for f in c["findings"]))
 
 
@@ -865,7 +867,7 @@ def test_the_campaign_of_a_first_failure_does_not_depend_on_jobs(tmp_path):
         first = x.result.extra["schedule"]
         assert first > 400 and x.schedules == first + 1
         got.append(_campaign(store))
-        schedules, interleavings, end, findings = got[-1]
+        schedules, interleavings, _, end, findings = got[-1]
         assert schedules == first + 1 == end
         assert interleavings == x.interleavings and findings == [("deadlock", first, 1)]
     assert got[0] == got[1]
@@ -1023,3 +1025,100 @@ def test_a_block_cut_short_leaves_no_hole_below_what_is_recorded(tmp_path, monke
     monkeypatch.setattr(work, "run_block", real)
     again = explore(ORDERED, runs=100, store=store, resume=True)
     assert again.first_index == 1035
+
+
+def test_new_until_does_not_depend_on_jobs(tmp_path):
+    # "New until" is one past the last schedule that showed an interleaving first: by
+    # the lowest index each was seen at, not by which worker's block came back first.
+    got = []
+    for jobs in (1, 2):
+        store = tmp_path / f"c{jobs}.sqlite"
+        explore(ORDERED, strategy="random", runs=5000, jobs=jobs, store=store)
+        got.append(_campaign(store))
+    assert got[0] == got[1] and got[0][2] < 1000      # (abba_ordered saturates early)
+
+
+def test_a_resume_in_the_middle_of_an_epoch_runs_what_one_long_exploration_runs(tmp_path):
+    # PCT's hint for schedules [2**k, 2**(k+1)) is the longest run below 2**k: a resume
+    # that goes on at 2825 must use the one computed at 2048, not count 2048..2824.
+    path = str(ROOT / "scenarios" / "ports" / "runtime_pm_resume_noio_fixed.yaml")
+    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    explore(path, runs=4096, store=one)
+    explore(path, runs=2825, store=two)
+    x = explore(path, runs=4096 - 2825, store=two, resume=True)
+    assert x.first_index == 2825
+    a, b = _campaign(one), _campaign(two)
+    assert a == b
+
+
+def test_a_resume_that_never_starts_leaves_its_campaign_as_it_was(tmp_path, monkeypatch):
+    # Claimed, then refused before any schedule ran: the campaign is not left "running"
+    # (another process would be refused "running now" while this one lives).
+    from vmemu._explore import api
+    store = tmp_path / "c.sqlite"
+    explore(ORDERED, strategy="random", runs=10, store=store)
+
+    def refused(*args, **kw):
+        raise RuntimeError("refused")
+    monkeypatch.setattr(api, "_Exploration", refused)
+    with pytest.raises(RuntimeError):
+        explore(ORDERED, runs=10, store=store, resume=True)
+    assert Store(str(store)).campaigns()[0]["status"] == "done"
+
+
+def test_a_finding_above_a_hole_is_not_recorded_without_its_schedules(tmp_path, monkeypatch):
+    # A block cut short holds back the blocks above it; a failure one of those found is
+    # reported, but the campaign must not list it without the schedules that found it
+    # (a resume runs the hole and finds the real first failure there).
+    from vmemu._explore import work
+    rare = tmp_path / "rare.yaml"
+    rare.write_text(RARE)
+    want = explore(str(rare), strategy="random", seed=16, runs=3000).result.extra["schedule"]
+    assert 11 < want < 1025
+    real = work.run_block
+
+    def cut(spec, start, stop, *args, **kw):
+        if start != 1:
+            return real(spec, start, stop, *args, **kw)
+        blk = real(spec, start, 11, *args, **kw)
+        blk.stop = stop
+        return blk
+    monkeypatch.setattr(work, "run_block", cut)
+    store = tmp_path / "c.sqlite"
+    x = explore(str(rare), strategy="random", seed=16, runs=100000, store=store)
+    assert x.failed and x.result.extra["schedule"] > 1025
+    [c] = Store(str(store)).campaigns()
+    assert c["findings"] == [] and _disjoint_cover(_ranges(store)) == 11
+    monkeypatch.setattr(work, "run_block", real)
+    y = explore(str(rare), runs=100000, store=store, resume=True)
+    assert y.findings and y.result.extra["schedule"] == want
+    [c] = Store(str(store)).campaigns()
+    assert [(f["schedule"], f["hits"]) for f in c["findings"]] == [(want, 1)]
+
+
+def test_an_all_campaign_killed_while_minimizing_lists_no_finding_without_its_schedules(
+        tmp_path):
+    # --all minimizes each new bug as it is found; SIGKILL during the second: every
+    # finding the store lists lies in a recorded range and has been hit.
+    store, found = tmp_path / "c.sqlite", tmp_path / "f"
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_BUGS)
+    script = ("import os, signal\n"
+              "from vmemu._explore import coordinator, explore, findings\n"
+              "coordinator.FLUSH_EVERY = 0.0\n"
+              "real, n = findings.minimize_result, []\n"
+              "def dies(*a, **k):\n"
+              "    n.append(1)\n"
+              "    if len(n) == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
+              "    return real(*a, **k)\n"
+              "findings.minimize_result = dies\n"
+              f"explore({str(path)!r}, strategy='random', seed=1, runs=3000, keep_going=True,"
+              f" store={str(store)!r}, findings_dir={str(found)!r})\n")
+    p = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    ran = _ranges(store)
+    [c] = Store(str(store)).campaigns()
+    for f in c["findings"]:
+        assert f["hits"] >= 1 and any(a <= f["schedule"] < b for a, b in ran), c
+        assert os.path.exists(f["trace"])

@@ -91,6 +91,13 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         # Each schedule comes from the ones before it: there is no index to go on from.
         raise UserError(f"a {strategy} search cannot be resumed; run it again with a larger "
                         "--runs or --time", key="--resume")
+    if strategy == "hypothesis":     # (never resumed: refused above)
+        if db is not None:
+            db.close()       # (Hypothesis's engine keeps its own record: none here)
+        from .hypothesis import explore_hypothesis
+        return explore_hypothesis(sc, plan, runs=runs, seed=seed, time_budget=time_budget,
+                                  keep_going=keep_going, findings_dir=findings_dir,
+                                  progress=progress, on_finding=on_finding)
     if campaign is not None:
         try:
             # Claimed before anything of it is read (its findings, ranges ...): a resume
@@ -99,34 +106,30 @@ def explore(scenario: Scenario | str | os.PathLike, *, runs: int = DEFAULT_RUNS,
         except BaseException:
             db.close()
             raise
-    if strategy == "hypothesis":
-        if db is not None:
-            db.close()       # (Hypothesis's engine keeps its own record: none here)
-        from .hypothesis import explore_hypothesis
-        return explore_hypothesis(sc, plan, runs=runs, seed=seed, time_budget=time_budget,
-                                  keep_going=keep_going, findings_dir=findings_dir,
-                                  progress=progress, on_finding=on_finding)
-    spec = Spec(scenario_path=sc.path, scenario_hash=sc.content_hash,
-                scenario_text=_content(sc), faults_path=getattr(plan, "path", None),
-                faults_hash=getattr(plan, "content_hash", None),
-                faults_text=_plan_content(plan), strategy=strategy, seed=seed,
-                params=params, driver=driver, keep_going=keep_going,
-                known=frozenset(sig_from_text(f["signature"])
-                                for f in (db.findings(campaign["id"]) if campaign else ())))
-    work.remember(spec, sc, plan)
-    parallel = (jobs > 1 or cluster) and not is_exhaustive(strategy)
-    if parallel and (spec.scenario_text is None or (plan is not None and spec.faults_text is None)):
-        if cluster:
-            raise UserError("--cluster needs the scenario and fault plan as files",
-                            key="--cluster")
-        parallel = False      # an object without (matching) files: run it here
-    if spec.scenario_text is None:
-        spec = _replace(spec, scenario_text=b"")
     try:
+        spec = Spec(scenario_path=sc.path, scenario_hash=sc.content_hash,
+                    scenario_text=_content(sc), faults_path=getattr(plan, "path", None),
+                    faults_hash=getattr(plan, "content_hash", None),
+                    faults_text=_plan_content(plan), strategy=strategy, seed=seed,
+                    params=params, driver=driver, keep_going=keep_going,
+                    known=frozenset(sig_from_text(f["signature"]) for f in
+                                    (db.findings(campaign["id"]) if campaign else ())))
+        work.remember(spec, sc, plan)
+        parallel = (jobs > 1 or cluster) and not is_exhaustive(strategy)
+        if parallel and (spec.scenario_text is None
+                         or (plan is not None and spec.faults_text is None)):
+            if cluster:
+                raise UserError("--cluster needs the scenario and fault plan as files",
+                                key="--cluster")
+            parallel = False      # an object without (matching) files: run it here
+        if spec.scenario_text is None:
+            spec = _replace(spec, scenario_text=b"")
         ex = _Exploration(spec, sc, plan, runs, findings_dir, progress, on_finding, minimize,
                           db, campaign)
-    except BaseException:     # (a campaign another process runs now: see Store.reopen)
+    except BaseException:
         if db is not None:
+            if campaign is not None:    # claimed, but nothing ran: as it was
+                db.release(campaign["id"], campaign["status"])
             db.close()
         raise
     deadline = None if time_budget is None else time.time() + time_budget

@@ -59,15 +59,13 @@ _tokens = itertools.count(1)
 
 class _Ran(NamedTuple):
     """A block that ended, until the store has it: its range ``[start, stop)``, longest
-    run, hits per signature, the interleavings it showed (those counted) and one past
-    the last schedule of it that showed a new one (None: none)."""
+    run, hits per signature and the interleavings it showed (those counted)."""
 
     start: int
     stop: int
     longest: int
     hits: dict[tuple, int]
     cover: list[int]
-    new_at: int | None
 
 
 def _adapts_hint(spec: Spec) -> bool:
@@ -145,20 +143,24 @@ class _Exploration:
         finally:
             shutdown(owned)
             self._flush(status)
-            if self.db is not None:
+            if self.db is None:
+                self.found.empty_trash()
+            else:
                 self.db.close()
         return self._result()
 
-    def _epochs(self) -> list[list[tuple[int, int]]]:
-        """The todo ranges, cut where PCT's hint changes (powers of two)."""
+    def _epochs(self) -> list[tuple[int, list[tuple[int, int]]]]:
+        """The todo ranges, cut where PCT's hint changes (powers of two), each with the
+        index its epoch begins at (where the hint is computed: a resume that goes on in
+        the middle of an epoch uses the hint one long exploration used there)."""
         if not _adapts_hint(self.spec) or is_exhaustive(self.spec.strategy):
-            return [self.todo]
-        out: list[list[tuple[int, int]]] = []
+            return [(self.todo[0][0] if self.todo else 0, self.todo)]
+        out: list[tuple[int, list[tuple[int, int]]]] = []
         cuts = [0, 2] + [2 ** k for k in range(2, 63)]
         for lo, hi in zip(cuts, cuts[1:]):
             part = [(max(a, lo), min(b, hi)) for a, b in self.todo if a < hi and b > lo]
             if part:
-                out.append(part)
+                out.append((lo, part))
         return out
 
     def _hint(self, epoch_start: int) -> int | None:
@@ -170,11 +172,10 @@ class _Exploration:
 
     def _run(self, executor: Any, deadline: float | None, inline: bool) -> None:
         width = (executor.workers if executor is not None else 0) + (1 if inline else 0)
-        for epoch in self._epochs():
-            start = epoch[0][0]
-            if start > self.found.first:
+        for base, epoch in self._epochs():
+            if epoch[0][0] > self.found.first:
                 break
-            hint = self._hint(start)
+            hint = self._hint(base)
             size = sum(b - a for a, b in epoch)
             split = executor is not None and size >= SPLIT_FROM
             pending = Pending(self._blocks(epoch, width if split else 1, inline and not split))
@@ -186,10 +187,14 @@ class _Exploration:
                 while up and pending and len(inflight) < executor.slots:
                     a, b = pending.pop()
                     if a > self.found.first or self._late(deadline, a):
-                        pending.clear()
+                        self._abandon(pending, a)
                         break
-                    f = executor.submit(shipped_run_block(), self.spec, a, b, hint,
-                                        deadline, self.token)
+                    try:
+                        f = executor.submit(shipped_run_block(), self.spec, a, b, hint,
+                                            deadline, self.token)
+                    except cf.BrokenExecutor as e:   # (a death seen before a result)
+                        self._workers_died(executor, pending, inflight, [(a, b)], e)
+                        break
                     inflight[f] = (a, b)
                 ready = [f for f in inflight if f.done()]
                 # Here: always under --jobs (this process is one of the J), small epochs,
@@ -197,12 +202,12 @@ class _Exploration:
                 if not ready and pending and (inline or not up):
                     a, b = pending.pop()
                     if a > self.found.first or self._late(deadline, a):
-                        pending.clear()
+                        self._abandon(pending, a)
                         continue
                     self._block(work.run_block(self.spec, a, b, hint, deadline, self.token))
                     check_signals()
                     if self.exhausted:
-                        pending.clear()
+                        self._abandon(pending)
                     continue
                 if not ready and inflight:
                     ready, _ = cf.wait(list(inflight), timeout=0.25,
@@ -212,23 +217,37 @@ class _Exploration:
                     try:
                         blk = f.result()
                     except cf.BrokenExecutor as e:
-                        # A worker died (SIGKILL, OOM): run its block (and every other
-                        # one the broken pool lost) again on fresh workers. Workers that
-                        # die again and again (a crash, not an accident) end it.
-                        lost = [(a, b)] + [inflight.pop(g) for g in list(inflight)]
-                        pending.push_back(lost)     # (still to run, if only for _frontier)
-                        if executor.restarts >= MAX_RESTARTS:
-                            raise WorkersLost(f"explore workers died {MAX_RESTARTS + 1} "
-                                              f"times ({e})", self.done) from None
-                        executor.restart()
+                        self._workers_died(executor, pending, inflight, [(a, b)], e)
                         break
                     except cf.CancelledError:   # pragma: no cover - shutdown raced
                         continue
                     self._block(blk)
                 if self.exhausted:
-                    pending.clear()
+                    self._abandon(pending)
             if self.exhausted or self._late(deadline, 1):
                 break
+
+    def _workers_died(self, executor: Any, pending: Pending,
+                      inflight: dict[cf.Future, tuple[int, int]],
+                      lost: list[tuple[int, int]], e: BaseException) -> None:
+        """A worker died (SIGKILL, OOM): run its block (and every other one the broken
+        pool lost) again on fresh workers. Workers that die again and again (a crash,
+        not an accident) end it."""
+        lost += [inflight.pop(g) for g in list(inflight)]
+        pending.push_back(lost)     # (still to run, if only for _frontier)
+        if executor.restarts >= MAX_RESTARTS:
+            raise WorkersLost(f"explore workers died {MAX_RESTARTS + 1} times ({e})",
+                              self.done) from None
+        executor.restart()
+
+    def _abandon(self, pending: Pending, popped: int | None = None) -> None:
+        """The epoch's blocks still to run will not (the deadline, the first failure, a
+        search exhausted): the lowest of them (the one just ``popped``, or one a dead
+        worker lost) is a hole nothing above may be recorded over (see _frontier)."""
+        low = [x for x in (popped, pending.back[0][0] if pending.back else None)
+               if x is not None]
+        self._cut = min([self._cut, *low])
+        pending.clear()
 
     def _late(self, deadline: float | None, index: int) -> bool:
         return bool(index) and deadline is not None and time.time() > deadline
@@ -254,9 +273,13 @@ class _Exploration:
     def _block(self, blk: work.Block) -> None:
         # Its findings first: one that cannot be saved (a full disk) ends the exploration
         # before the block is queued as run, so that a resume runs it again.
-        for i, sig, trace in blk.found:
-            self.found.add(i, sig, trace)
-        cover, seen, new_at = self.cover, [], None
+        try:
+            for i, sig, trace in blk.found:
+                self.found.add(i, sig, trace)
+        except BaseException:
+            self._cut = min(self._cut, blk.start)     # (no block above it counts now)
+            raise
+        cover, seen = self.cover, []
         for h, i in blk.cover:
             old = cover.get(h)
             if old is None:
@@ -264,7 +287,6 @@ class _Exploration:
                     self.capped = True
                     continue
                 cover[h] = i
-                new_at = max(new_at or 0, i + 1)
             elif i < old:
                 cover[h] = i
             seen.append(h)
@@ -276,8 +298,7 @@ class _Exploration:
             self.ran.append((blk.start, blk.upto))
             self.done += blk.done
             self.longest.append((blk.upto + 1, blk.longest))
-            self._unflushed.append(_Ran(blk.start, blk.upto + 1, blk.longest, blk.hits, seen,
-                                        new_at))
+            self._unflushed.append(_Ran(blk.start, blk.upto + 1, blk.longest, blk.hits, seen))
             if blk.last is not None and (self.last is None or blk.last[0] > self.last[0]):
                 self.last = blk.last
         self.exhausted = self.exhausted or blk.exhausted
@@ -332,9 +353,19 @@ class _Exploration:
         self.db.record(self.cid, ranges=ranges, cover=[h for r in ready for h in r.cover],
                        schedules=sum(r.stop - r.start for r in ready),
                        seconds=now - self._t0,
-                       new_cover_at=max((r.new_at for r in ready if r.new_at), default=None),
+                       new_cover_at=self._new_cover_at(ready),
                        status=status, hits=hits, findings=self.found.store_rows(ranges))
         self._t0 = now
+        if self.db.lost is None:
+            self.found.empty_trash()
+
+    def _new_cover_at(self, ready: list[_Ran]) -> int | None:
+        """One past the last schedule, among ``ready``'s, that showed an interleaving
+        first: by the lowest index each was seen at (whichever block came back first),
+        so that it is the same for every ``--jobs``. None: no new one."""
+        cover = self.cover
+        last = max((cover[h] for r in ready for h in r.cover), default=-1)
+        return last + 1 if last >= 0 else None
 
     def _frontier(self) -> int:
         """The lowest schedule index still to run (or running) in this epoch, or that a

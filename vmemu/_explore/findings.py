@@ -30,14 +30,21 @@ from .store import Store, sig_from_text
 class Finding:
     """One kept failure: where it was found, its trace, and once final its Result."""
 
-    __slots__ = ("index", "sig", "trace", "path", "result", "final", "stored")
+    __slots__ = ("index", "sig", "trace", "path", "result", "final", "stored_as")
 
     def __init__(self, index: int, sig: tuple, trace: Trace) -> None:
         self.index, self.sig, self.trace = index, sig, trace
         self.path: str | None = None
         self.result: Result | None = None
         self.final = False
-        self.stored = False     # in the campaign store (as found, or final)
+        # (file, trace hash) the campaign store has for it; None: not stored yet.
+        self.stored_as: tuple[str | None, str] | None = None
+
+    @property
+    def row(self) -> tuple[str | None, str]:
+        """(file, trace hash) as the store should have them now: final once minimized."""
+        r = self.result
+        return self.path, (r.trace_hash if r is not None else self.trace.trace_hash)
 
 
 class Findings:
@@ -57,6 +64,7 @@ class Findings:
         self.db, self.cid, self.known = db, cid, known
         self.kept: dict[tuple, Finding] = {}
         self.first = 2**62
+        self._trash: list[str] = []     # replaced trace files, to delete (empty_trash)
 
     def sorted(self) -> list[Finding]:
         return sorted(self.kept.values(), key=lambda f: f.index)
@@ -94,16 +102,36 @@ class Findings:
                 self._final(f)
 
     def store_rows(self, ranges: list[tuple[int, int, int]]) -> list[tuple]:
-        """The findings in ``ranges`` (``[start, stop)``) the store does not have yet, as
-        :meth:`Store.record` takes them, marked as stored: a block's findings are
-        recorded with its range (as found until final: the saved, unminimized trace),
-        so that a campaign killed before they are final still knows them."""
+        """What the store must write of the findings, as :meth:`Store.record` takes them,
+        with the blocks ``ranges`` (``[start, stop)``) it writes now: the findings in
+        those blocks (as found until final: the saved, unminimized trace), and a new file
+        for one stored before (its minimized trace). The store never has a finding
+        without the block that found it, nor a block without its findings."""
         rows = []
         for f in self.sorted():
-            if not f.stored and any(a <= f.index < b for a, b, _ in ranges):
-                f.stored = True
-                rows.append((f.sig, f.sig[0], f.index, f.path, f.trace.trace_hash))
+            if f.stored_as is None and not any(a <= f.index < b for a, b, _ in ranges):
+                continue
+            if f.stored_as != f.row:
+                f.stored_as = f.row
+                rows.append((f.sig, f.sig[0], f.index, *f.row))
         return rows
+
+    def empty_trash(self) -> None:
+        """Delete the replaced trace files that no finding names any more, in the store
+        or here (a file the store names is kept until its replacement is written, so
+        that a campaign killed in between still names a file that exists)."""
+        named = {f.stored_as[0] for f in self.kept.values() if f.stored_as} | \
+            {f.path for f in self.kept.values()}
+        keep = []
+        for path in self._trash:
+            if path in named:
+                keep.append(path)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        self._trash = keep
 
     def heal(self, again: dict[tuple, tuple[int, Trace]]) -> None:
         """Known bugs hit again (``again``: signature -> the first schedule and trace
@@ -166,9 +194,6 @@ class Findings:
         r.extra.update({"schedule": f.index, "found_by": self._found_by(f.trace),
                         "minimized_from": raw_len})
         f.result, f.final = r, True
-        if self.db is not None:
-            self.db.finding(self.cid, f.sig, f.sig[0], f.index, f.path, r.trace_hash)
-            f.stored = True
         if self.on_finding is not None:
             self.on_finding(r)
 
@@ -187,8 +212,6 @@ class Findings:
         return trace.save(finding_path(self.folder, self.sc.name, trace))
 
     def _discard(self, path: str | None, keep: str | None) -> None:
+        """Put a replaced trace file out (see :meth:`empty_trash`)."""
         if path and path != keep:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            self._trash.append(path)

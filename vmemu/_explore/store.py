@@ -255,6 +255,12 @@ class Store:
                        "updated = ? WHERE id = ?", (me, host, time.time(), campaign))
             db.execute("COMMIT")
 
+    def release(self, campaign: int, status: str) -> None:
+        """Undo :meth:`reopen` of a resume that ran nothing: ``status`` again (a campaign
+        whose process was gone is ``interrupted`` then)."""
+        self._write([("UPDATE campaigns SET status = ? WHERE id = ?",
+                      ("interrupted" if status == "running" else status, campaign))])
+
     def ranges(self, campaign: int) -> list[tuple[int, int, int]]:
         return [tuple(r) for r in self.db.execute(
             "SELECT start, stop, longest FROM ranges WHERE campaign = ? ORDER BY start",
