@@ -893,20 +893,31 @@ def test_a_finding_that_cannot_be_saved_is_not_lost_to_the_campaign(tmp_path, mo
     assert x.findings and x.result.extra["schedule"] == want
 
 
+def _killed_minimizing(args: str, store: Path, found: Path, nth: int) -> None:
+    """``explore(ARGS, store=..., findings_dir=...)`` in a new process that SIGKILLs
+    itself as it starts minimizing its ``nth`` finding; every block is written to the
+    store as it ends."""
+    script = ("import os, signal\n"
+              "from vmemu._explore import coordinator, explore, findings\n"
+              "coordinator.FLUSH_EVERY = 0.0\n"
+              "real, n = findings.minimize_result, []\n"
+              "def dies(*a, **k):\n"
+              "    n.append(1)\n"
+              f"    if len(n) == {nth}: os.kill(os.getpid(), signal.SIGKILL)\n"
+              "    return real(*a, **k)\n"
+              "findings.minimize_result = dies\n"
+              f"explore({args}, store={str(store)!r}, findings_dir={str(found)!r})\n")
+    p = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+
+
 def test_a_campaign_killed_while_minimizing_keeps_its_finding(tmp_path):
     # SIGKILL while the first bug is minimized (its block is recorded as run by then):
     # the finding is in the store as found (its saved, unminimized trace), so a resume
     # knows it, and it replays.
     store, found = tmp_path / "c.sqlite", tmp_path / "f"
-    script = ("import os, signal, sys\n"
-              "from vmemu._explore import coordinator, explore, findings\n"
-              "coordinator.FLUSH_EVERY = 0.0\n"      # every block is written as it ends
-              "findings.minimize_result = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
-              f"explore({DINING!r}, strategy='random', runs=100, store={str(store)!r}, "
-              f"findings_dir={str(found)!r})\n")
-    p = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == -signal.SIGKILL, p.stderr
+    _killed_minimizing(f"{DINING!r}, strategy='random', runs=100", store, found, nth=1)
     want = explore(DINING, strategy="random", runs=100)
     first = want.result.extra["schedule"]
     assert _disjoint_cover(_ranges(store)) == first + 1       # recorded as run ...
@@ -1107,20 +1118,8 @@ def test_an_all_campaign_killed_while_minimizing_lists_no_finding_without_its_sc
     store, found = tmp_path / "c.sqlite", tmp_path / "f"
     path = tmp_path / "two.yaml"
     path.write_text(TWO_BUGS)
-    script = ("import os, signal\n"
-              "from vmemu._explore import coordinator, explore, findings\n"
-              "coordinator.FLUSH_EVERY = 0.0\n"
-              "real, n = findings.minimize_result, []\n"
-              "def dies(*a, **k):\n"
-              "    n.append(1)\n"
-              "    if len(n) == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
-              "    return real(*a, **k)\n"
-              "findings.minimize_result = dies\n"
-              f"explore({str(path)!r}, strategy='random', seed=1, runs=3000, keep_going=True,"
-              f" store={str(store)!r}, findings_dir={str(found)!r})\n")
-    p = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
-    assert p.returncode == -signal.SIGKILL, p.stderr
+    _killed_minimizing(f"{str(path)!r}, strategy='random', seed=1, runs=3000, "
+                       "keep_going=True", store, found, nth=2)
     ran = _ranges(store)
     [c] = Store(str(store)).campaigns()
     for f in c["findings"]:

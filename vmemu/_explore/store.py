@@ -286,7 +286,8 @@ class Store:
         """Add what ran since the last call, in one transaction: the ``ranges`` run, the
         interleavings they showed (``cover``: the ``interleavings`` count grows by the
         new ones), the ``findings`` in them (``(signature, verdict, schedule, trace,
-        trace_hash)``, as :meth:`finding` records one) and ``hits``, their failing
+        trace_hash)``: a new one, or a lower schedule / a better file for a known one)
+        and ``hits``, their failing
         schedules per signature (of findings recorded now or before)."""
         sets = "schedules = schedules + ?, seconds = seconds + ?, updated = ?"
         args: list[Any] = [schedules, seconds, time.time()]
@@ -306,13 +307,6 @@ class Store:
              [(n, campaign, sig_text(sig)) for sig, n in (hits or {}).items() if n > 0]),
             (f"UPDATE campaigns SET {sets} WHERE id = ?", (*args, campaign)),
         ])
-
-    def finding(self, campaign: int, sig: tuple, verdict: str, schedule: int,
-                trace: str | None, trace_hash: str) -> None:
-        """Record a finding, or a lower schedule / a better file for a known one (its
-        hits are counted by :meth:`record`)."""
-        self._write(self._findings_sql(campaign, [(sig, verdict, schedule, trace,
-                                                   trace_hash)]))
 
     def repoint(self, campaign: int, sig: tuple, trace: str, trace_hash: str) -> None:
         """A finding's trace file, replaced (the old one was gone or no longer replayed)."""
