@@ -69,28 +69,34 @@ class RandomStrategy(Strategy):
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls._by_index = cls.pick_task is RandomStrategy.pick_task
+        if not cls._by_index:
+            cls.pick_index = None    # type: ignore[assignment]
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed          # (Strategy.__init__, inlined: one per schedule)
-        self._rng: _random.Random | None = None
+        # The Twister, once seeded, in a box the coin stream shares: a strategy that
+        # nothing of its own refers back to is freed by its refcount when its run ends,
+        # not left for the cyclic GC (whose collections cost an exploration ~10 %).
+        self._box: list[_random.Random | None] = [None, seed]
         # The pool's flips, then (only after POOL_BITS of them: a long run) the Twister's.
-        self._coin = itertools.chain(_pool(int(seed)), _Twister(self)).__next__
+        self._coin = itertools.chain(_pool(int(seed)), _Twister(self._box)).__next__
         if self._by_index:
-            self.pick_index = self.index
             self.pick_coin = self._coin    # C-level: index(2)
 
     @property
     def rng(self) -> _random.Random:
         """The Mersenne Twister behind every draw but the first coin flips."""
-        if self._rng is None:
-            self._rng = _random.Random(int(self.seed))
-        return self._rng
+        return _rng(self._box)
 
     def index(self, n: int) -> int:
         """The index of the candidate to run among ``n`` (n >= 2): the one mapping used."""
         if n == 2:
             return self._coin()
         return (self.rng.getrandbits(30) * n) >> 30
+
+    #: The kernel's fast path (a class attribute: a bound method stored on the instance
+    #: would be a reference cycle); a subclass that overrides pick_task has none.
+    pick_index = index
 
     def pick_task(self, runnable: Sequence[Any], current: Any) -> Any:
         return runnable[self.index(len(runnable))]
@@ -99,14 +105,22 @@ class RandomStrategy(Strategy):
         return self.rng.random() < p
 
 
+def _rng(box: list) -> _random.Random:
+    """The Twister in ``box`` (``[rng or None, seed]``), seeded on first use."""
+    rng = box[0]
+    if rng is None:
+        rng = box[0] = _random.Random(int(box[1]))
+    return rng
+
+
 class _Twister:
     """The coin flips after the pool's: ``chain`` asks for this iterator only when the
     pool runs out, so the Twister is seeded only then, and each flip is still a C call."""
 
-    __slots__ = ("strategy",)
+    __slots__ = ("box",)
 
-    def __init__(self, strategy: RandomStrategy) -> None:
-        self.strategy = strategy
+    def __init__(self, box: list) -> None:
+        self.box = box
 
     def __iter__(self) -> Any:
-        return iter(functools.partial(self.strategy.rng.getrandbits, 1), 2)
+        return iter(functools.partial(_rng(self.box).getrandbits, 1), 2)
