@@ -160,6 +160,7 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
     sc, plan = loaded(spec)
     dfs = is_exhaustive(spec.strategy)
     it = _dfs_stream(spec, token, start) if dfs else stream(spec, start, hint)
+    next_strategy = it.bare.__next__
     driver, keep_going, known = spec.driver, spec.keep_going, spec.known
     direct = driver == "direct"
     blk = Block(start, stop, upto=start - 1)
@@ -180,7 +181,7 @@ def run_block(spec: Spec, start: int, stop: int, hint: int | None = None,
         if i and (stop_flag[0] or deadline is not None and time.time() > deadline):
             break
         try:
-            strat = next(it)
+            strat = next_strategy()
         except StopIteration:
             blk.exhausted = True
             strat = None

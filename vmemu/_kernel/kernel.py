@@ -21,7 +21,7 @@ from .._errors import UserError
 from .._scenario.model import Scenario
 from . import watchdog
 from .kthread import Kthreads
-from .resources import make_resources
+from .resources import build, recipe
 from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
 
 
@@ -49,6 +49,7 @@ class Kernel(Kthreads):
         # tasks with theirs: both depend on the scenario only, so every run keeps them.
         self.body_of: Callable[[Any], Callable[[Task], Any]] = _no_body
         self.initial: list[tuple[Any, Callable[[Task], Any]]] | None = None
+        self._recipe = recipe(scenario)     # (how to build each run's locks and events)
         self._reset(strategy)
 
     def _reset(self, strategy: Any) -> None:
@@ -108,7 +109,7 @@ class Kernel(Kthreads):
         self.observers: list[Any] = []   # lockdep and friends: see sync.Lock._acquired
         self.faults = self._plan.bind(self) if self._plan is not None else None
         self.mm: Any = None
-        self.resources = make_resources(self, scenario)
+        self.resources = build(self._recipe, self)
         # The watchdog's "who can still signal it" answers, valid while `steps` stands.
         self._reach_cache: tuple[int, dict] | None = None
         if scenario.memory is not None:

@@ -16,15 +16,25 @@ LOCK_CLASSES = {"mutex": Mutex, "semaphore": Semaphore, "recursive": Recursive,
 EVENT_CLASSES = {"waitqueue": WaitQueue, "completion": Completion}
 
 
-def make_resources(k: "Kernel", scenario: "Scenario") -> dict[str, Resource]:
-    """Instantiate the scenario's locks and events for one run."""
-    out: dict[str, Resource] = {}
+def recipe(scenario: "Scenario") -> list[tuple[str, type, tuple, str | None]]:
+    """How to build the scenario's resources: ``(name, class, extra arguments, lock
+    class)`` each, in the scenario's order. It depends on the scenario only, so a kernel
+    works it out once and builds every run's resources from it (an exploration builds
+    them anew for each schedule)."""
+    out: list[tuple[str, type, tuple, str | None]] = []
     for name, kind in scenario.locks.items():
-        if kind == "semaphore":
-            out[name] = lock = Semaphore(k, name, *scenario.semaphores.get(name, (1, 1)))
-        else:
-            out[name] = lock = LOCK_CLASSES[kind](k, name)
-        lock.lock_class = scenario.lock_classes.get(name, name)
+        args = tuple(scenario.semaphores.get(name, (1, 1))) if kind == "semaphore" else ()
+        out.append((name, LOCK_CLASSES[kind], args, scenario.lock_classes.get(name, name)))
     for name, kind in scenario.events.items():
-        out[name] = EVENT_CLASSES[kind](k, name)
+        out.append((name, EVENT_CLASSES[kind], (), None))
+    return out
+
+
+def build(how: list[tuple[str, type, tuple, str | None]], k: "Kernel") -> dict[str, Resource]:
+    """One run's resources, from a :func:`recipe`."""
+    out: dict[str, Resource] = {}
+    for name, cls, args, lock_class in how:
+        out[name] = r = cls(k, name, *args)
+        if lock_class is not None:
+            r.lock_class = lock_class
     return out

@@ -85,6 +85,14 @@ class ScheduleIterator:
     def __iter__(self) -> "ScheduleIterator":
         return self
 
+    @property
+    def bare(self) -> Iterator[Strategy]:
+        """The same strategies without this wrapper's bookkeeping, for a loop that steps
+        them itself and sees the end as StopIteration (an exploration's block: a Python
+        ``__next__`` per schedule costs a tenth of a microsecond or more): ``count`` and
+        ``exhausted`` then leave its steps out."""
+        return self._gen
+
     def __next__(self) -> Strategy:
         try:
             s = next(self._gen)
