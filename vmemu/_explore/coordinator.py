@@ -41,8 +41,8 @@ from . import work
 from .base import COVER_CAP, ExploreInterrupted, ExploreResult, Spec, WorkersLost
 from .executors import make_executor
 from .findings import Findings
-from .plan import (Pending, SafePoints, check_signals, coalesce, shipped_run_block, shutdown,
-                   take)
+from .plan import (Pending, SafePoints, check_signals, coalesce, prompt_helpers,
+                   shipped_run_block, shutdown, take)
 from .store import Store, holes, sig_from_text
 
 #: Smallest and largest blocks handed out (schedules).
@@ -126,7 +126,8 @@ class _Exploration:
         status = "interrupted"
         owned: list[Any] = []          # the executor, from the moment it exists
         try:
-            with lockup.shorter_after_first(), SafePoints():
+            with lockup.shorter_after_first(), SafePoints(), \
+                    prompt_helpers(jobs > 1 or cluster is not None):
                 executor = make_executor(jobs, cluster, self.spec, owned)
                 self._run(executor, deadline, inline=cluster is None)
             shutdown(owned)

@@ -204,11 +204,8 @@ class DaskExecutor:
         self._thread = threading.Thread(target=self._start_here, args=(address, spec),
                                         name="vmemu-dask-start", daemon=True)
         # The cluster starts in a thread of this process, whose event loop takes many
-        # short turns, while the main thread runs blocks and holds the GIL for up to a
-        # switch interval (5 ms) each time: a shorter one, until the cluster is up, has
-        # it ready in half the time.
-        self._interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._interval, 0.001))
+        # short turns while the main thread runs blocks: the exploration's short switch
+        # interval (plan.prompt_helpers) has it ready in half the time.
         if owner is not None:   # (from here on shutdown() can end what starts)
             owner.append(self)
         self._thread.start()
@@ -229,7 +226,6 @@ class DaskExecutor:
         except BaseException as e:
             self._error = e
         finally:
-            sys.setswitchinterval(self._interval)
             # The LocalCluster's own processes (workers), to end if they linger.
             self._procs = [p for p in multiprocessing.active_children()
                            if p.pid not in before]

