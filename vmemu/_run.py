@@ -88,8 +88,9 @@ def _populate(k: Kernel, scenario: Scenario) -> None:
         k.body_of = lambda spec: _body(k, spec)
         # `start: spawned` tasks start when a `spawn` step creates them.
         k.initial = [(spec, _body(k, spec)) for spec in scenario.tasks if not spec.spawned]
+    add = k.add_task
     for spec, body in k.initial:
-        k.add_task(spec.name, body, spec=spec, start=spec.start, daemon=spec.daemon)
+        add(spec.name, body, spec, spec.start, spec.daemon)
     if k.mm is not None:
         k.mm.start()
 

@@ -124,7 +124,7 @@ class Kernel(Kthreads):
         return self._final_tasks
 
     # ---------------------------------------------------------------- task table
-    def add_task(self, name: str, body: Callable[[Task], Any], *, spec: Any = None,
+    def add_task(self, name: str, body: Callable[[Task], Any], spec: Any = None,
                  start: int = 0, daemon: bool = False, asleep_on: Any = None) -> Task:
         """Create a task whose coroutine is ``body(task)``; it starts at tick ``start``.
 
@@ -133,7 +133,7 @@ class Kernel(Kthreads):
         idle kswapd then costs no scheduling decisions). The caller queues the task
         among the resource's waiters.
         """
-        t = Task(len(self.tasks), name, spec, daemon=daemon, shared=self.vars)
+        t = Task(len(self.tasks), name, spec, daemon, self.vars)   # (positional: cheaper)
         if spec is not None and spec.locals:
             t.stack[0].locals = {n: list(v) if isinstance(v, tuple) else v
                                  for n, v in spec.locals}

@@ -46,7 +46,7 @@ class Task:
                  "exc", "reclaiming", "handles", "ok", "should_stop", "interruptible",
                  "timer_seq", "exited", "parent")
 
-    def __init__(self, tid: int, name: str, spec: "TaskSpec | None", *, daemon: bool = False,
+    def __init__(self, tid: int, name: str, spec: "TaskSpec | None", daemon: bool = False,
                  shared: Any = None):
         """``shared``: the run's shared variables, which the root frame's expressions read."""
         self.tid = tid
