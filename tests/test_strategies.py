@@ -570,3 +570,30 @@ def test_pct_draws_pinned_to_the_seed():
     assert s.change_at == {points[0]: 1, points[1]: 2}
     s.pick_task([SimpleNamespace(tid=i) for i in range(3)], None)
     assert s.priority == {i: 3 + mt.random() for i in range(3)}
+
+
+def test_a_random_subclass_that_picks_its_own_way_is_asked_at_every_choice():
+    # RandomStrategy offers the kernel a fast path (pick_index, pick_coin) that skips
+    # pick_task; a subclass that overrides pick_task must lose it, on every driver, and
+    # one that overrides only index must have its own index used.
+    from vmemu._strategies.random import RandomStrategy
+
+    class Last(RandomStrategy):
+        asked = 0
+
+        def pick_task(self, runnable, current):
+            Last.asked += 1
+            return runnable[-1]
+
+    class Second(RandomStrategy):
+        def index(self, n):
+            return 1
+
+    sc = vmemu.load(str(CONTRACT / "abba_ordered.yaml"))
+    for driver in ("direct", "trio"):
+        Last.asked = 0
+        r = vmemu.run(sc, strategy=Last(3), driver=driver)
+        assert Last.asked == len(r.trace.tape) > 0 and r.verdict == "ok"
+        s = Second(3)
+        assert s.pick_index(2) == 1 and s.pick_coin is not None
+    assert Last(3).pick_index is None and getattr(Last(3), "pick_coin", None) is None

@@ -69,8 +69,8 @@ class RandomStrategy(Strategy):
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls._by_index = cls.pick_task is RandomStrategy.pick_task
-        if not cls._by_index:
-            cls.pick_index = None    # type: ignore[assignment]
+        # pick_index is index (a subclass's own, if it has one), or none at all.
+        cls.pick_index = cls.index if cls._by_index else None   # type: ignore[assignment]
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed          # (Strategy.__init__, inlined: one per schedule)
