@@ -507,6 +507,24 @@ def test_import_vmemu_loads_nothing_heavy():
     assert callable(vmemu.explore) and vmemu.Result and vmemu.VERDICTS
 
 
+def test_an_exploration_in_one_process_starts_no_pool_machinery(tmp_path):
+    # `vmemu explore` without --jobs or --cluster runs every schedule here: it imports no
+    # worker pool (concurrent.futures and the logging it pulls in) and no socket (the
+    # store names this host without it): together ~10 ms of every such command.
+    code = ("import sys, runpy; sys.argv = ['vmemu', 'explore', sys.argv[1], '--runs', '50', "
+            "'--store', sys.argv[2]]\n"
+            "try:\n    runpy.run_module('vmemu', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('concurrent.futures', 'multiprocessing', 'socket', "
+            "'logging') if m in sys.modules), file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code, str(CONTRACT / "abba_ordered.yaml"),
+                        str(tmp_path / "c.sqlite")], cwd=ROOT, capture_output=True, text=True)
+    assert "none failed" in p.stdout and p.stderr.strip().splitlines()[-1] == "[]", p.stderr
+    from vmemu._explore.store import _hostname
+    import socket
+    assert _hostname() == socket.gethostname()
+
+
 def test_an_interrupted_campaign_keeps_what_it_found(tmp_path, write_scenario):
     # Ctrl-C after a bug was found but before it was final (minimized): its schedules
     # are recorded as run, so the campaign must know the bug as found, or a resumed

@@ -28,7 +28,6 @@ killed exploration left), so no schedule runs twice.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import itertools
 import time
 from typing import Any, Iterator, NamedTuple
@@ -39,7 +38,6 @@ from .._strategies import PARAMS, is_exhaustive
 from .._trace import Trace
 from . import work
 from .base import COVER_CAP, ExploreInterrupted, ExploreResult, Spec, WorkersLost
-from .executors import make_executor
 from .findings import Findings
 from .plan import (Pending, SafePoints, check_signals, coalesce, prompt_helpers,
                    shipped_run_block, shutdown, take)
@@ -128,7 +126,10 @@ class _Exploration:
         try:
             with lockup.shorter_after_first(), SafePoints(), \
                     prompt_helpers(jobs > 1 or cluster is not None):
-                executor = make_executor(jobs, cluster, self.spec, owned)
+                executor = None
+                if jobs > 1 or cluster:   # (this process alone imports no pool machinery)
+                    from .executors import make_executor
+                    executor = make_executor(jobs, cluster, self.spec, owned)
                 self._run(executor, deadline, inline=cluster is None)
             shutdown(owned)
             self._finish()
@@ -172,6 +173,8 @@ class _Exploration:
         return n or DEFAULT_STEPS_HINT
 
     def _run(self, executor: Any, deadline: float | None, inline: bool) -> None:
+        # (concurrent.futures, for the executor's futures only: no executor, no import)
+        cf: Any = _futures() if executor is not None else None
         width = (executor.workers if executor is not None else 0) + (1 if inline else 0)
         for base, epoch in self._epochs():
             if epoch[0][0] > self.found.first:
@@ -180,7 +183,7 @@ class _Exploration:
             size = sum(b - a for a, b in epoch)
             split = executor is not None and size >= SPLIT_FROM
             pending = Pending(self._blocks(epoch, width if split else 1, inline and not split))
-            inflight: dict[cf.Future, tuple[int, int]] = {}
+            inflight: dict[Any, tuple[int, int]] = {}
             self._pending, self._inflight = pending, inflight     # (for _frontier)
             while pending or inflight:
                 check_signals()
@@ -229,7 +232,7 @@ class _Exploration:
                 break
 
     def _workers_died(self, executor: Any, pending: Pending,
-                      inflight: dict[cf.Future, tuple[int, int]],
+                      inflight: dict[Any, tuple[int, int]],
                       lost: list[tuple[int, int]], e: BaseException) -> None:
         """A worker died (SIGKILL, OOM): run its block (and every other one the broken
         pool lost) again on fresh workers. Workers that die again and again (a crash,
@@ -455,3 +458,8 @@ def coverage_curve(cover: dict[int, int], limit: int, first: int, schedules: int
     if not capped:
         pts.append((max(schedules, pts[-1][0]), earlier + len(firsts)))
     return pts
+
+
+def _futures() -> Any:
+    import concurrent.futures
+    return concurrent.futures

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -193,7 +192,7 @@ class Store:
             (scenario.path, scenario.name, scenario.content_hash,
              getattr(faults, "path", None), getattr(faults, "content_hash", None),
              strategy, json.dumps(params, sort_keys=True), str(seed), driver, now, now,
-             "running", os.getpid(), socket.gethostname()))
+             "running", os.getpid(), _hostname()))
         return int(cur.lastrowid)
 
     def find(self, scenario_hash: str, faults_hash: str | None,
@@ -235,7 +234,7 @@ class Store:
         Raises:
             UserError: the campaign is running in another live process here.
         """
-        db, me, host = self.db, os.getpid(), socket.gethostname()
+        db, me, host = self.db, os.getpid(), _hostname()
         try:
             self._claim(db, campaign, me, host)
         except sqlite3.Error as e:
@@ -339,7 +338,7 @@ class Store:
         rows = self.db.execute("SELECT * FROM campaigns ORDER BY id")
         cols = [c[0] for c in rows.description]
         out = []
-        host = socket.gethostname()
+        host = _hostname()
         for row in rows.fetchall():
             c = self._decode(dict(zip(cols, row)))
             if c["status"] == "running" and c["host"] == host and not _alive(c["pid"]):
@@ -382,3 +381,13 @@ def holes(done: list[tuple[int, int, int]]) -> tuple[list[tuple[int, int]], int]
             gaps.append((end, a))
         end = max(end, b)
     return gaps, end
+
+
+def _hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` says it (without importing
+    socket, which costs a command a few milliseconds to start)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return uname().nodename
+    import socket   # pragma: no cover - not POSIX
+    return socket.gethostname()
