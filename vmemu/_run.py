@@ -78,6 +78,8 @@ def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
     for t in k.tasks:
         t.stack.clear()
         t.coro = t.exited = None
+    if k.mm is not None:
+        k.mm.detach()
     k._reset(strategy)
     _populate(k, k.scenario)
     return k
