@@ -365,5 +365,31 @@ def test_jobs_leave_the_hosts_gil_switch_interval_as_it_was():
             explore(CONTRACT / "abba_ordered.yaml", runs=3000, jobs=2, store=None,
                     strategy="random", depth=3)
         assert sys.getswitchinterval() == pytest.approx(0.004)
+        # Two explorations that overlap (threads of one host; A ends while B runs):
+        # the host's interval comes back when the last one ends.
+        import threading
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+        def wait_for(mine, other):
+            def progress(*_):
+                mine.set()
+                other.wait(30)
+            return progress
+
+        def a():
+            explore(CONTRACT / "abba_ordered.yaml", runs=3000, jobs=2, store=None,
+                    progress=wait_for(a_in, b_in))
+            a_out.set()
+
+        ta = threading.Thread(target=a)
+        ta.start()
+        assert a_in.wait(30)
+        tb = threading.Thread(target=lambda: explore(
+            CONTRACT / "abba_ordered.yaml", runs=3000, jobs=2, store=None,
+            progress=wait_for(b_in, a_out)))
+        tb.start()
+        ta.join(60)
+        tb.join(60)
+        assert a_out.is_set() and sys.getswitchinterval() == pytest.approx(0.004)
     finally:
         sys.setswitchinterval(old)

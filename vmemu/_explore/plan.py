@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections import deque
 from typing import Any, Iterator
 
@@ -27,7 +28,6 @@ class SafePoints:
 
     def __enter__(self) -> "SafePoints":
         import signal
-        import threading
         self.old: dict[int, Any] = {}
         work.STOP[0] = 0
         if threading.current_thread() is threading.main_thread():
@@ -49,6 +49,11 @@ class SafePoints:
 HELPER_SWITCH_INTERVAL = 0.0005
 
 
+#: Explorations with helpers running now, and the interval the first of them found.
+_HELPED: list[Any] = [0, None]
+_HELPED_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def prompt_helpers(parallel: bool) -> Iterator[None]:
     """While blocks run elsewhere, this process's main thread runs blocks too and holds
@@ -56,16 +61,26 @@ def prompt_helpers(parallel: bool) -> Iterator[None]:
     Dask's event loop) wait for it up to a switch interval at each step, and a worker
     whose queue ran dry waits with them. A short interval (for the exploration only,
     then restored) keeps the workers fed: ``--jobs 2`` at 200,000 schedules took 2.6-2.8 s
-    instead of 3.1-3.2 s (the small blocks at each epoch's end suffered most)."""
+    instead of 3.1-3.2 s (the small blocks at each epoch's end suffered most).
+
+    Explorations may overlap (threads of one host): the host's own interval comes back
+    when the last of them ends, not when the first does.
+    """
     if not parallel:
         yield
         return
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(min(old, HELPER_SWITCH_INTERVAL))
+    with _HELPED_LOCK:
+        if _HELPED[0] == 0:
+            _HELPED[1] = sys.getswitchinterval()
+            sys.setswitchinterval(min(_HELPED[1], HELPER_SWITCH_INTERVAL))
+        _HELPED[0] += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(old)
+        with _HELPED_LOCK:
+            _HELPED[0] -= 1
+            if _HELPED[0] == 0:
+                sys.setswitchinterval(_HELPED[1])
 
 
 def _note_signal(signum: int, frame: Any) -> None:
