@@ -10,13 +10,14 @@ traces as the full scans they replace.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import pytest
 
 import vmemu
-from conftest import ROOT, contract_files, lang_files
+from conftest import ROOT, contract_files, lang_files, vmemu_cli_all
 from vmemu._kernel.drivers.direct import run_direct
 from vmemu._kernel.kernel import Kernel
 from vmemu._run import new_kernel, reset_kernel
@@ -225,3 +226,85 @@ def test_a_reset_kernel_runs_the_next_schedule_as_a_new_one_would(strategy, tmp_
             assert _state(k) == _state(fresh), (path, seed)
             verdicts.add(fresh.outcome.verdict)
     assert {"ok", "deadlock", "hang", "bug"} <= verdicts
+
+
+_SWALLOWER = '''
+name = "swallower"
+locks = {"A": "mutex", "B": "mutex"}
+events = {"wq": "waitqueue"}
+
+
+async def main(ctx):
+    await ctx.spawn("worker")
+    async with ctx.lock("A"):
+        await ctx.yield_()
+        async with ctx.lock("B"):
+            pass
+    await ctx.stop("worker")
+
+
+async def other(ctx):
+    async with ctx.lock("B"):
+        await ctx.yield_()
+        async with ctx.lock("A"):
+            pass
+
+
+async def worker(ctx):
+    BODY
+
+
+tasks = {"main": main, "other": other,
+         "worker": {"fn": worker, "start": "spawned", "daemon": True}}
+'''
+#: Swallows the Killed that unwinds it at the end of a run, once, and returns.
+_ONCE = '''try:
+        while not ctx.should_stop:
+            await ctx.event("wq").wait(state="interruptible")
+    except:  # noqa: E722  (a bare except, as real code has)
+        pass'''
+#: Swallows every Killed and goes back to waiting: it refuses to die.
+_ALWAYS = '''while True:
+        try:
+            await ctx.event("wq").wait(state="interruptible")
+        except:  # noqa: E722
+            pass'''
+
+
+def test_a_task_that_swallows_the_end_of_run_kill_ends_alike_on_every_driver(tmp_path):
+    # It ends when Killed is thrown into it (an `exit` event, after the verdict): the
+    # direct driver once dropped that end, so its traces differed from trio's and
+    # asyncio's and explore's findings failed to replay on them.
+    path = tmp_path / "once.py"
+    path.write_text(_SWALLOWER.replace("BODY", _ONCE))
+    sc = vmemu.load(str(path))
+    verdicts = set()
+    for seed in range(12):
+        runs = [vmemu.run(sc, seed=seed, driver=d) for d in ("direct", "trio", "asyncio")]
+        assert len({(r.verdict, r.trace_hash) for r in runs}) == 1, seed
+        verdicts.add(runs[0].verdict)
+    assert verdicts == {"ok", "deadlock"}
+    x = vmemu.explore(sc, runs=200, findings_dir=str(tmp_path / "f"), store=None)
+    assert x.verdict == "deadlock"
+    assert vmemu.replay(x.result.trace_path, driver="trio").trace_hash == x.result.trace_hash
+
+
+def test_a_task_that_refuses_to_die_is_left_parked_and_the_run_ends(tmp_path):
+    # A task that swallows every Killed and waits again used to spin at 100 % CPU in the
+    # end-of-run kill on every driver, deaf to SIGTERM. It is now parked for good (never
+    # resumed) and the command ends with its verdict, saying nothing about the coroutine
+    # Python could not close.
+    path = tmp_path / "always.py"
+    path.write_text(_SWALLOWER.replace("BODY", _ALWAYS))
+    calls = [("run", str(path), "--seed", str(seed), "--driver", d, "--json")
+             for seed in (1, 3) for d in ("direct", "trio", "asyncio")]
+    calls.append(("explore", str(path), "--runs", "300", "--all", "--store",
+                  str(tmp_path / "c.sqlite"), "--findings", str(tmp_path / "f")))
+    procs = vmemu_cli_all(*calls, timeout=60)
+    for p in procs:
+        assert p.returncode in (0, 1) and not p.stderr, p
+    runs = [json.loads(p.stdout) for p in procs[:6]]
+    for seed_runs in (runs[:3], runs[3:]):
+        assert len({(r["verdict"], r["trace_hash"]) for r in seed_runs}) == 1
+    assert {r["verdict"] for r in runs} <= {"ok", "deadlock", "hang"}
+    assert "schedules explored: 300" in procs[6].stdout

@@ -110,7 +110,7 @@ def _run_drawn(sc: Scenario, strat: HypothesisStrategy, plan: Any) -> Result:
         # suspended, then let Hypothesis have its exception.
         k.stopping = True
         for t in k.live_tasks():
-            kill(t)
+            kill(k, t)
         raise
     return _result(k, sc, strat, plan, "direct")
 

@@ -15,7 +15,7 @@ from .._scenario.model import TASK_FLAGS
 from ._values import wrap
 from .sync import Lock, RWSem, might_sleep
 from .waitqueue import WaitQueue
-from .task import BLOCKED, Killed, Task, VerdictSignal
+from .task import BLOCKED, Task, VerdictSignal
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -66,13 +66,13 @@ class TaskContext:
         # and a generator of its own saves a call and a frame on every one of them.
         k = self.k
         if k.stopping:
-            raise Killed()
+            yield from k.stopped(self.task)
         if k.bare_yield:
             yield               # the direct driver: this yield is the park
         else:
             yield from k.park(self.task)
             if k.stopping:
-                raise Killed()
+                yield from k.stopped(self.task)
 
     async def sleep(self, ticks: int) -> None:
         """Sleep ``ticks`` of virtual time."""

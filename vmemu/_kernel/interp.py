@@ -17,7 +17,7 @@ from .._scenario.model import Step
 from ._values import call_routine, evaluate, label, read, show, store, wrap
 from .context import TaskContext
 from .sync import Lock, Mutex, might_sleep
-from .task import BLOCKED, RUNNABLE, Killed, VerdictSignal
+from .task import BLOCKED, RUNNABLE, VerdictSignal
 
 
 @types.coroutine
@@ -64,13 +64,13 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
                         might_sleep(t, "lock " + lock.name)   # type: ignore[union-attr]
                     # Kernel.checkpoint
                     if k.stopping:
-                        raise Killed()
+                        yield from k.stopped(t)
                     if k.bare_yield:
                         yield
                     else:
                         yield from k.park(t)
                         if k.stopping:
-                            raise Killed()
+                            yield from k.stopped(t)
                     if lock is None:
                         continue
                     if op == "lock":
@@ -100,7 +100,7 @@ def run_steps(ctx: TaskContext, steps: tuple[Step, ...], times: int = 1,
                             else:
                                 yield from k.park(t)
                             if k.stopping:
-                                raise Killed()
+                                yield from k.stopped(t)
                         ev = [k.now, name, "lock", lock.name, step.loc.line]
                         events.append(ev)
                         if log is not None:

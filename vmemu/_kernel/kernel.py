@@ -13,6 +13,7 @@ and how a task parks itself (``Kernel.park`` is installed by the driver).
 from __future__ import annotations
 
 import heapq
+import sys
 import types
 from bisect import bisect_left
 from typing import Any, Callable, Iterable
@@ -22,7 +23,8 @@ from .._scenario.model import Scenario
 from . import watchdog
 from .kthread import Kthreads
 from .resources import build, recipe
-from .task import BLOCKED, DONE, RUNNABLE, SLEEPING, Killed, Outcome, Task, VerdictSignal
+from .task import (BLOCKED, DONE, REFUSED, RUNNABLE, SLEEPING, Killed, Outcome, Task,
+                   VerdictSignal)
 
 
 class Kernel(Kthreads):
@@ -323,13 +325,13 @@ class Kernel(Kthreads):
         saves two coroutine frames per scheduling point.
         """
         if self.stopping:
-            raise Killed()
+            yield from self.stopped(t)
         if self.bare_yield:
             yield
         else:
             yield from self.park(t)
         if self.stopping:
-            raise Killed()
+            yield from self.stopped(t)
 
     @types.coroutine
     def block(self, t: Task, resource: Any, what: str, *, interruptible: bool = False,
@@ -342,7 +344,7 @@ class Kernel(Kthreads):
         wait also ends when they run out (the value is then ``"timeout"``).
         """
         if self.stopping:
-            raise Killed()
+            yield from self.stopped(t)
         self._unrun(t)
         t.state = BLOCKED
         t.waiting_for = resource
@@ -362,7 +364,7 @@ class Kernel(Kthreads):
         else:
             yield from self.park(t)
         if self.stopping:
-            raise Killed()
+            yield from self.stopped(t)
         return t.wake_value
 
     def wake(self, t: Task, value: Any = None, by: Task | None = None) -> None:
@@ -375,7 +377,7 @@ class Kernel(Kthreads):
     def sleep(self, t: Task, ticks: int, what: str = "sleep") -> Any:
         """Sleep for ``ticks`` of virtual time (a timer wait: always ends)."""
         if self.stopping:
-            raise Killed()
+            yield from self.stopped(t)
         if ticks <= 0:
             yield from self.checkpoint(t)
             return
@@ -388,7 +390,7 @@ class Kernel(Kthreads):
         else:
             yield from self.park(t)
         if self.stopping:
-            raise Killed()
+            yield from self.stopped(t)
 
     async def preempt(self, t: Task) -> None:
         """A forced preemption: another runnable task (if any) runs before ``t``."""
@@ -415,6 +417,21 @@ class Kernel(Kthreads):
         if self.steps > self.limits.steps:
             raise VerdictSignal("livelock", f"step budget of {self.limits.steps} exhausted "
                                 f"while {t.name} was still running")
+
+    @types.coroutine
+    def stopped(self, t: Task) -> Any:
+        """A scheduling point ``t`` reached while the run stops: unwind it (Killed).
+
+        A task that swallowed that Killed (a bare ``except:``) and comes back is parked
+        for good instead (it yields :data:`~.task.REFUSED`; its driver stops resuming
+        it): raising again would spin inside its loop for ever, the tool hung at 100 %
+        CPU with no scheduling point left to stop it.
+        """
+        if t.killed:
+            _quiet_refused()
+            yield REFUSED
+        t.killed = True
+        raise Killed()
 
     def task_finished(self, t: Task, exc: BaseException | None) -> None:
         """A task's coroutine ended (``exc`` is what escaped it, if anything)."""
@@ -476,6 +493,42 @@ class Kernel(Kthreads):
     def live_tasks(self) -> Iterable[Task]:
         """Tasks whose coroutine has not finished (to be killed at the end of a run)."""
         return [t for t in self.tasks if t.state is not DONE]
+
+
+def _quiet_refused() -> None:
+    """Python closes a dropped coroutine when it is collected; one that swallows even
+    that ``GeneratorExit`` and parks again makes Python print "Exception ignored ...
+    coroutine ignored GeneratorExit" on stderr, once per run of an exploration. The task
+    was parked for good on purpose (``Kernel.stopped``): that message, and only for such
+    coroutines, is dropped (installed once, on the first task that refuses to die)."""
+    global _QUIET
+    if _QUIET:
+        return
+    _QUIET = True
+    previous = sys.unraisablehook
+
+    def hook(u: Any) -> None:
+        if not (u.exc_type is RuntimeError and _parked_for_good(u.object)):
+            previous(u)
+
+    sys.unraisablehook = hook
+
+
+_QUIET = False
+
+
+def _parked_for_good(coro: Any) -> bool:
+    """True if ``coro`` is suspended inside ``Kernel.stopped`` (followed down its awaits)."""
+    code = Kernel.stopped.__code__
+    for _ in range(1000):       # (a chain of awaits; never a cycle, but bounded anyway)
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None and frame.f_code is code:
+            return True
+        nxt = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if nxt is None:
+            return False
+        coro = nxt
+    return False
 
 
 #: Outcomes are immutable, and a frozen dataclass costs to build: one `ok` for all runs.

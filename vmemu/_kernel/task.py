@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass, field
 from typing import Any, TYPE_CHECKING
 
@@ -92,6 +93,39 @@ class Task:
 
 class Killed(BaseException):
     """Thrown into parked tasks when a run ends, to unwind them without side effects."""
+
+
+#: Yielded at a scheduling point, while the run stops, by a task that swallowed the
+#: Killed meant to unwind it (a bare ``except:`` around its waits) and came back for
+#: more: its driver stops resuming it. Raising Killed again would spin inside the task's
+#: loop for ever, never giving control back (see ``Kernel.stopped``).
+REFUSED = "vmemu: task refused to die"
+
+
+class Abandoned(BaseException):
+    """Ends the host task of an emulated task that refused to die (:data:`REFUSED`): its
+    coroutine is dropped where it parked, never resumed."""
+
+
+@types.coroutine
+def drop_refused(coro: Any) -> Any:
+    """``await coro``, except that a coroutine that yields :data:`REFUSED` is dropped
+    there (raises :class:`Abandoned`). The event-loop drivers await each task's coroutine
+    through this; the direct driver sees REFUSED itself."""
+    send, throw = coro.send, coro.throw
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            got = send(value) if error is None else throw(error)
+        except StopIteration as e:
+            return e.value
+        if got is REFUSED:
+            raise Abandoned()
+        try:
+            value, error = (yield got), None
+        except BaseException as e:      # (the host loop's own: forwarded, as await does)
+            value, error = None, e
 
 
 class VerdictSignal(BaseException):

@@ -30,7 +30,7 @@ import anyio
 import sniffio
 
 from .. import lockup
-from ..task import Killed, Task
+from ..task import Abandoned, Killed, Task, drop_refused
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
@@ -159,8 +159,8 @@ async def _run(k: "Kernel") -> None:
         try:
             await t.handle
             started = True
-            await t.coro
-        except Killed as e:
+            await drop_refused(t.coro)
+        except (Killed, Abandoned) as e:
             exc = e
         except BaseException as e:
             if isinstance(e, cancel_exc):
@@ -200,6 +200,7 @@ async def _run(k: "Kernel") -> None:
         await done
         for t in k.live_tasks():
             if not t.handle.done():
+                t.killed = True
                 t.handle.set_exception(Killed())
     if internal:
         raise internal[0]

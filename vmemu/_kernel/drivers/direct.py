@@ -36,7 +36,7 @@ def _checkpoint(k: "Kernel", t: Task):
     (it throws Killed into it instead, see :func:`kill`).
     """
     if k.stopping:
-        raise Killed()
+        yield from k.stopped(t)
     yield
 
 
@@ -102,14 +102,21 @@ def run_direct(k: "Kernel") -> None:
         lockup.unwatch(token)
     if k._done != len(k.tasks):   # (most runs end with every task done)
         for t in k.live_tasks():
-            kill(t)
+            kill(k, t)
 
 
-def kill(t: Task) -> None:
-    """Unwind a parked coroutine: scheduling points raise Killed while the kernel stops."""
+def kill(k: "Kernel", t: Task) -> None:
+    """Unwind a parked coroutine: scheduling points raise Killed while the kernel stops.
+
+    What the task does with it is reported as the event-loop drivers report it: it
+    unwinds (nothing to say), it swallows Killed and returns (it ended: ``exit``, and its
+    joiners are woken), or it swallows it and comes back to a scheduling point, which
+    parks it for good (``Kernel.stopped``): it is never resumed again.
+    """
+    t.killed = True
     try:
         t.coro.throw(Killed())
-    except BaseException:
-        pass
-    else:  # pragma: no cover - emulated code swallowed Killed and parked again
-        t.coro.close()
+    except StopIteration:
+        k.task_finished(t, None)
+    except BaseException as e:
+        k.task_finished(t, e)     # (ignored while the run stops: Killed, or what unwinding raised)

@@ -25,7 +25,7 @@ import trio
 from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
 from .. import lockup
-from ..task import Killed, Task
+from ..task import Killed, Task, drop_refused
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
@@ -83,7 +83,7 @@ async def _run(k: "Kernel") -> None:
         try:
             await wait_task_rescheduled(_stay_parked)
             started = True
-            await t.coro
+            await drop_refused(t.coro)
         except BaseException as e:
             exc = e
         finally:
@@ -137,6 +137,7 @@ async def _run(k: "Kernel") -> None:
         draining = True
         for t in k.tasks:
             if t.handle is not None:
+                t.killed = True
                 reschedule(t.handle, outcome.Error(Killed()))
         if alive:
             await wait_task_rescheduled(loop_abort)
