@@ -141,3 +141,20 @@ def test_a_findings_folder_or_trace_path_that_cannot_be_written_is_one_line(tmp_
             assert lines[0].startswith(f"vmemu: error: {blocker}/") and \
                 "cannot save a trace there" in lines[0], args
     assert blocker.read_text() == "not a folder\n"     # nothing the user had was touched
+
+
+def test_sigterm_while_explore_sets_up_is_reported_as_terminated(monkeypatch, capsys,
+                                                                 tmp_path):
+    # SIGTERM raises vmemu's _Terminated (a KeyboardInterrupt, so that an exploration ends
+    # its workers and saves). One that lands before the exploration handles it (loading,
+    # opening the store) was reported as Ctrl-C: "interrupted", exit 130, not 143.
+    import vmemu._explore as ex
+    from vmemu._cli import _Terminated, main
+
+    def set_up_then_sigterm(*a, **kw):
+        raise _Terminated()
+
+    monkeypatch.setattr(ex, "explore", set_up_then_sigterm)
+    code = main(["explore", str(CONTRACT / "abba_ordered.yaml"), "--store",
+                 str(tmp_path / "c.sqlite")])
+    assert (code, capsys.readouterr().err) == (143, "vmemu: terminated\n")

@@ -241,9 +241,11 @@ def _main(argv: Sequence[str] | None) -> int:
     except UserError as e:
         print(f"vmemu: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("vmemu: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # (SIGTERM while a command sets up, before it handles interruptions itself)
+        signum = getattr(e, "signum", 2)
+        print(f"vmemu: {'terminated' if signum == 15 else 'interrupted'}", file=sys.stderr)
+        return 128 + signum
 
 
 def _make_log(kind: str | None) -> Any:
