@@ -145,6 +145,25 @@ def test_dfs_says_when_it_explored_everything():
         d["schedules"]
 
 
+def test_dfs_with_a_budget_of_exactly_the_space_says_it_explored_everything():
+    # The search learns that it is done only when asked for one more schedule: a budget
+    # that ended exactly at the space's end was reported as "the budget ran out ... some
+    # with 4 delays" (there are none) and not exhausted.
+    size = explore(CONTRACT / "abba_ordered.yaml", strategy="dfs", store=None).schedules
+    for runs, whole in ((size - 1, False), (size, True)):
+        x = explore(CONTRACT / "abba_ordered.yaml", strategy="dfs", runs=runs, store=None)
+        assert (x.schedules, x.exhausted, x.bound["whole"]) == (runs, whole, whole)
+        assert ("the whole space is exhausted" in x.bound["summary"]) == whole
+
+
+def test_dfs_that_stops_at_a_failure_does_not_say_no_failure():
+    x = explore(CONTRACT / "abba.yaml", strategy="dfs", store=None, minimize=False)
+    assert x.verdict == "deadlock" and not x.exhausted
+    s = x.bound["summary"]
+    assert "no failure" not in s and s.startswith("the search stopped at a failure after "
+                                                  f"{x.schedules} schedules")
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_time_alone_bounds_an_exploration(jobs):
     # No --runs: only the time budget can end this (the scenario never fails).

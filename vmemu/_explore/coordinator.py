@@ -423,9 +423,14 @@ class _Exploration:
                 raise RuntimeError("exploration ran no schedule")
             result = work.rerun(self.spec, self.last)
         bound = None
-        search = getattr(work.forget(self.token), "search", None)
+        stream = work.forget(self.token)
+        search = getattr(stream, "search", None)
         if search is not None:
-            bound = search.coverage(n)
+            if not findings and not search.whole:
+                # The budget may have ended exactly where the space does: the search
+                # knows only when asked for one more schedule (it runs none to answer).
+                next(stream.bare, None)
+            bound = search.coverage(n, failed=bool(findings))
         exhausted = self.exhausted if bound is None else bound["whole"]
         # Interleavings among the schedules counted (none beyond the first failure, which
         # only some job counts ran), and a resumed campaign's earlier ones (index -1).

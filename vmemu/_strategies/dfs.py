@@ -128,18 +128,24 @@ class DFSSearch:
         self.whole = False
         self._pruned = False
 
-    def coverage(self, schedules: int) -> dict[str, Any]:
+    def coverage(self, schedules: int, failed: bool = False) -> dict[str, Any]:
         """What the search covered after ``schedules`` runs, for reports and JSON:
         ``bound``, ``max_bound``, ``complete`` (every schedule with at most that many
         delays or preemptions ran), ``whole`` (every schedule there is ran) and
-        ``summary``, one line that says so."""
+        ``summary``, one line that says so (``failed``: the search stopped at a
+        failure, which the line then says instead of "no failure")."""
         unit = self.bound
         one = unit[:-1]
         k = self.complete
 
         def n_units(n: int) -> str:
             return f"{n} {one if n == 1 else unit}"
-        if self.whole:
+        if failed:
+            done = (f"all with \u2264 {n_units(k)} and some with {k + 1}" if k >= 0
+                    else f"with 0 {unit}")
+            text = (f"the search stopped at a failure after {schedules} schedules "
+                    f"({done})")
+        elif self.whole:
             text = (f"all {schedules} schedules explored: that is every schedule of the "
                     "scenario, the whole space is exhausted")
         elif k >= 0 and k == self.max_bound:
