@@ -107,6 +107,36 @@ def _failing(path: str, seed: int, indices: range) -> list[int]:
                          driver="direct").failed]
 
 
+def test_a_known_bug_hit_lower_down_by_a_resume_becomes_the_campaigns_record(
+        tmp_path, write_scenario):
+    # An --all campaign interrupted while a worker's higher block, which hit the bug,
+    # was recorded before the lower block that hits it first: the store had the bug at
+    # the higher schedule. The resume runs the lower block, and the bug there was
+    # "known", so the campaign kept the higher schedule for good (an exploratory review
+    # saw 6111 where one uninterrupted campaign keeps 4). That state, made by hand:
+    path = write_scenario(ABBA_SAID_FINE)
+    store, found = tmp_path / "c.sqlite", tmp_path / "f"
+    a = explore(path, strategy="random", runs=300, keep_going=True, store=store,
+                findings_dir=found)
+    [f] = a.findings
+    first, want = f.extra["schedule"], f.trace_hash
+    db = sqlite3.connect(store)
+    with db:
+        db.execute("UPDATE findings SET schedule = ?", (first + 200,))
+        db.execute("DELETE FROM ranges")
+        db.execute("INSERT INTO ranges (campaign, start, stop, longest) "
+                   "SELECT id, ?, 300, 13 FROM campaigns", (first + 1,))
+    db.close()
+    b = explore(path, runs=first + 1, store=store, findings_dir=found, resume=True)
+    assert b.first_index == 0 and not b.findings and b.known[0]["again_at"] == first
+    db = sqlite3.connect(store)
+    [(schedule, trace, got)] = db.execute("SELECT schedule, trace, trace_hash FROM findings")
+    db.close()
+    # As one uninterrupted campaign has it: that schedule, minimized, saved, replaying.
+    assert (schedule, got) == (first, want)
+    assert vmemu.replay(trace).trace_hash == want
+
+
 def test_a_resumed_campaign_still_fails_on_the_bugs_it_knew(tmp_path, write_scenario):
     # An overnight campaign resumed in the morning: the deadlock it found is not news, so
     # it goes on looking past it, but a bug that is still there is not an OK either. The

@@ -280,6 +280,8 @@ class _Exploration:
         try:
             for i, sig, trace in blk.found:
                 self.found.add(i, sig, trace)
+            for i, sig, trace in blk.again:
+                self.found.lower(i, sig, trace)
         except BaseException:
             self._cut = min(self._cut, blk.start)     # (no block above it counts now)
             raise

@@ -63,6 +63,8 @@ class Findings:
         self.folder, self.minimize, self.on_finding = folder, minimize, on_finding
         self.db, self.cid, self.known = db, cid, known
         self.kept: dict[tuple, Finding] = {}
+        # Known bugs hit below the schedule the campaign recorded for them (see lower).
+        self.better: dict[tuple, Finding] = {}
         self.first = 2**62
         self._trash: list[str] = []     # replaced trace files, to delete (empty_trash)
 
@@ -94,12 +96,37 @@ class Findings:
         else:
             self.first = min(self.first, i)
 
+    def lower(self, i: int, sig: tuple, trace: Trace) -> None:
+        """A bug the resumed campaign knew, hit again at schedule ``i``. Below the
+        schedule the campaign recorded for it (an interrupted ``--all`` exploration may
+        record a higher block's hit first, and the lower block never), it becomes the
+        campaign's record of that bug, as one uninterrupted exploration would have kept
+        it: saved as found, stored with its block, minimized at the end. It is still a
+        known bug, not a finding of this exploration."""
+        k = next((k for k in self.known if sig_from_text(k["signature"]) == sig), None)
+        old = self.better.get(sig)
+        if k is None or i >= k["schedule"] or (old is not None and old.index <= i):
+            return
+        f = Finding(i, sig, trace)
+        if self.folder is not None:
+            f.path = self._save(trace)
+        if old is not None:
+            self._discard(old.path, keep=f.path)
+        self.better[sig] = f
+
     def finish(self) -> None:
         """The exploration is over: minimize and record the findings that are final
-        (the coordinator records how often each was hit, with the ranges run)."""
+        (the coordinator records how often each was hit, with the ranges run), and the
+        known bugs found lower down (:meth:`lower`)."""
         for f in self.sorted():
             if not f.final:
                 self._final(f)
+        limit = self.limit()
+        for sig, f in list(self.better.items()):
+            if f.index > limit:      # (beyond the first failure: that block never counts)
+                del self.better[sig]
+            else:
+                self._minimized(f)
 
     def store_rows(self, ranges: list[tuple[int, int, int]]) -> list[tuple]:
         """What the store must write of the findings, as :meth:`Store.record` takes them,
@@ -108,7 +135,7 @@ class Findings:
         for one stored before (its minimized trace). The store never has a finding
         without the block that found it, nor a block without its findings."""
         rows = []
-        for f in self.sorted():
+        for f in [*self.sorted(), *self.better.values()]:
             if f.stored_as is None and not any(a <= f.index < b for a, b, _ in ranges):
                 continue
             if f.stored_as != f.row:
@@ -120,8 +147,8 @@ class Findings:
         """Delete the replaced trace files that no finding names any more, in the store
         or here (a file the store names is kept until its replacement is written, so
         that a campaign killed in between still names a file that exists)."""
-        named = {f.stored_as[0] for f in self.kept.values() if f.stored_as} | \
-            {f.path for f in self.kept.values()}
+        mine = [*self.kept.values(), *self.better.values()]
+        named = {f.stored_as[0] for f in mine if f.stored_as} | {f.path for f in mine}
         keep = []
         for path in self._trash:
             if path in named:
@@ -142,7 +169,8 @@ class Findings:
             return
         for k in self.known:
             sig = sig_from_text(k["signature"])
-            if sig not in again or (k["trace"] and self._replayed(k["trace"])):
+            if sig not in again or sig in self.better or \
+                    (k["trace"] and self._replayed(k["trace"])):
                 continue
             r = self.rebuild(again[sig][1])
             if self.minimize:
@@ -182,8 +210,16 @@ class Findings:
         return r
 
     def _final(self, f: Finding) -> None:
+        r = self._minimized(f)
+        r.extra.update({"schedule": f.index, "found_by": self._found_by(f.trace),
+                        "minimized_from": len(f.trace.tape)})
+        if self.on_finding is not None:
+            self.on_finding(r)
+
+    def _minimized(self, f: Finding) -> Result:
+        """``f`` replayed here and minimized; its minimal trace saved in place of the raw
+        one (which goes to the trash)."""
         r = self.rebuild(f.trace)
-        raw_len = len(f.trace.tape)
         if self.minimize:
             r = minimize_result(r, driver="direct", faults=self.plan)
         raw = f.path
@@ -191,11 +227,8 @@ class Findings:
             f.path = self._save(r.trace)
             self._discard(raw, keep=f.path)
         r.trace_path = f.path
-        r.extra.update({"schedule": f.index, "found_by": self._found_by(f.trace),
-                        "minimized_from": raw_len})
         f.result, f.final = r, True
-        if self.on_finding is not None:
-            self.on_finding(r)
+        return r
 
     def _found_by(self, trace: Trace) -> str:
         """The command that re-runs the schedule alone: its strategy, seed, parameters."""
