@@ -308,3 +308,24 @@ def test_a_task_that_refuses_to_die_is_left_parked_and_the_run_ends(tmp_path):
         assert len({(r["verdict"], r["trace_hash"]) for r in seed_runs}) == 1
     assert {r["verdict"] for r in runs} <= {"ok", "deadlock", "hang"}
     assert "schedules explored: 300" in procs[6].stdout
+
+
+def test_tasks_that_end_while_the_run_unwinds_do_so_in_one_order_on_every_driver(tmp_path):
+    # Two daemons swallow the end-of-run Killed and return (two `exit` events after the
+    # verdict). Trio ran every unwinding task at once, in an order of its own choosing
+    # (it shuffles each batch): the trace's tail, and its hash, changed from run to run.
+    text = _SWALLOWER.replace("BODY", _ONCE).replace('await ctx.stop("worker")', "pass")
+    text = text.replace('await ctx.spawn("worker")',
+                        'await ctx.spawn("worker")\n    await ctx.spawn("second")')
+    text = text.replace('''"worker": {"fn": worker, "start": "spawned", "daemon": True}}''',
+                        '''"worker": {"fn": worker, "start": "spawned", "daemon": True},
+         "second": {"fn": worker, "start": "spawned", "daemon": True}}''')
+    path = tmp_path / "two.py"
+    path.write_text(text)
+    sc = vmemu.load(str(path))
+    want = vmemu.run(sc, seed=3, driver="direct")
+    assert want.verdict == "deadlock" and \
+        [e[1] for e in want.trace.events if e[2] == "exit"][-2:] == ["worker", "second"]
+    got = {vmemu.run(sc, seed=3, driver="trio").trace_hash for _ in range(12)}
+    got.add(vmemu.run(sc, seed=3, driver="asyncio").trace_hash)
+    assert got == {want.trace_hash}

@@ -54,7 +54,6 @@ async def _run(k: "Kernel") -> None:
     loop = current_task()
     pending = len(k.tasks)     # tasks not yet parked at their start
     alive = len(k.tasks)       # tasks whose trio task has not ended
-    draining = False           # the loop waits for every task to end
     stop: list[Callable[[], Any]] = []   # raises the host's cancellation, latest last
     entered: set[int] = set()  # tids whose trio task has started
 
@@ -97,9 +96,9 @@ async def _run(k: "Kernel") -> None:
             stop.append(outcome.Error(exc).unwrap)
         else:
             k.task_finished(t, exc)
-        # Outside draining, only the running task can end, and the loop waits for it.
-        if not draining or alive == 0:
-            reschedule(loop)
+        # Only the running task can end, or (once the run is over) the one being
+        # unwound: either way the loop waits for it.
+        reschedule(loop)
 
     async def start_task(t: Task) -> None:
         # Called by the spawning task, which runs: the new trio task parks before its
@@ -134,13 +133,14 @@ async def _run(k: "Kernel") -> None:
         # the last one has ended, so that the nursery has nothing left to wait for.
         if k.outcome is None:
             k.stopping = True          # no verdict: every scheduling point raises Killed
-        draining = True
+        # One at a time, in task order, each to its end: what a task does as it unwinds
+        # (a bare except that returns: `exit`, joiners woken) lands on the trace in the
+        # order the other drivers give it, not in the order trio happens to run them.
         for t in k.tasks:
             if t.handle is not None:
                 t.killed = True
                 reschedule(t.handle, outcome.Error(Killed()))
-        if alive:
-            await wait_task_rescheduled(loop_abort)
+                await wait_task_rescheduled(loop_abort)
     if error is not None:
         raise error
     if stop:
