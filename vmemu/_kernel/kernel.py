@@ -23,8 +23,8 @@ from .._scenario.model import Scenario
 from . import watchdog
 from .kthread import Kthreads
 from .resources import build, recipe
-from .task import (BLOCKED, DONE, REFUSED, RUNNABLE, SLEEPING, Killed, Outcome, Task,
-                   VerdictSignal)
+from .task import (BLOCKED, DONE, REFUSE_AFTER, REFUSED, RUNNABLE, SLEEPING, Killed, Outcome,
+                   Task, VerdictSignal)
 
 
 class Kernel(Kthreads):
@@ -422,15 +422,17 @@ class Kernel(Kthreads):
     def stopped(self, t: Task) -> Any:
         """A scheduling point ``t`` reached while the run stops: unwind it (Killed).
 
-        A task that swallowed that Killed (a bare ``except:``) and comes back is parked
-        for good instead (it yields :data:`~.task.REFUSED`; its driver stops resuming
-        it): raising again would spin inside its loop for ever, the tool hung at 100 %
-        CPU with no scheduling point left to stop it.
+        A task that swallows that Killed (a bare ``except:``) and comes back, again and
+        again (:data:`~.task.REFUSE_AFTER` times), is parked for good instead (it yields
+        :data:`~.task.REFUSED`; its driver stops resuming it): raising for ever would
+        spin inside its loop, the tool hung at 100 % CPU with no scheduling point left to
+        stop it. (A task that only unwinds meets a few scheduling points on its way out,
+        in ``finally`` blocks and ``async with`` exits: each raises Killed, as before.)
         """
-        if t.killed:
+        if t.killed >= REFUSE_AFTER:
             _quiet_refused()
             yield REFUSED
-        t.killed = True
+        t.killed += 1
         raise Killed()
 
     def task_finished(self, t: Task, exc: BaseException | None) -> None:

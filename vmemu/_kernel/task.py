@@ -67,7 +67,7 @@ class Task:
         self.handle: Any = None            # the driver's handle (a trio Task)
         self.wake_value: Any = None        # what the waker handed over (e.g. io result)
         self.daemon = daemon               # kswapd: not required to finish for `ok`
-        self.killed = False
+        self.killed = 0                    # Killed raised in it while the run stops
         self.exc: BaseException | None = None
         self.reclaiming = 0                # >0 while inside direct reclaim / writeback
         self.handles: dict[str, Any] = {}  # alloc `as:` name -> pages, per task
@@ -96,10 +96,14 @@ class Killed(BaseException):
 
 
 #: Yielded at a scheduling point, while the run stops, by a task that swallowed the
-#: Killed meant to unwind it (a bare ``except:`` around its waits) and came back for
-#: more: its driver stops resuming it. Raising Killed again would spin inside the task's
-#: loop for ever, never giving control back (see ``Kernel.stopped``).
+#: Killed meant to unwind it (a bare ``except:`` around its waits) again and again:
+#: its driver stops resuming it. Raising Killed for ever would spin inside the task's
+#: loop, never giving control back (see ``Kernel.stopped``).
 REFUSED = "vmemu: task refused to die"
+#: Killed raised in one task while a run stops, before it counts as refusing to die. A
+#: task that unwinds meets a few scheduling points on its way out (an ``async with``'s
+#: release, an ``await`` in a ``finally``); each raises Killed again, as it always did.
+REFUSE_AFTER = 100
 
 
 class Abandoned(BaseException):

@@ -146,6 +146,7 @@ async def _run(k: "Kernel") -> None:
                 try:
                     await baton
                 except Killed:
+                    k.current = t   # (unwinding: what a lock or waitqueue op charges)
                     raise
                 except BaseException:
                     abandon()
@@ -200,7 +201,6 @@ async def _run(k: "Kernel") -> None:
         await done
         for t in k.live_tasks():
             if not t.handle.done():
-                t.killed = True
                 t.handle.set_exception(Killed())
     if internal:
         raise internal[0]

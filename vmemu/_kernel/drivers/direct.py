@@ -110,10 +110,10 @@ def kill(k: "Kernel", t: Task) -> None:
 
     What the task does with it is reported as the event-loop drivers report it: it
     unwinds (nothing to say), it swallows Killed and returns (it ended: ``exit``, and its
-    joiners are woken), or it swallows it and comes back to a scheduling point, which
+    joiners are woken), or it swallows it again and again, until a scheduling point
     parks it for good (``Kernel.stopped``): it is never resumed again.
     """
-    t.killed = True
+    k.current = t     # (what a lock or waitqueue op on its way out charges)
     try:
         t.coro.throw(Killed())
     except StopIteration:

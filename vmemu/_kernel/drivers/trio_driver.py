@@ -138,7 +138,7 @@ async def _run(k: "Kernel") -> None:
         # order the other drivers give it, not in the order trio happens to run them.
         for t in k.tasks:
             if t.handle is not None:
-                t.killed = True
+                k.current = t     # (what a lock or waitqueue op on its way out charges)
                 reschedule(t.handle, outcome.Error(Killed()))
                 await wait_task_rescheduled(loop_abort)
     if error is not None:
