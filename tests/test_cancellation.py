@@ -110,6 +110,54 @@ async def test_a_deadline_firing_mid_run_unwinds_arun_and_the_host_goes_on(
     assert during > 0 and turns_after > 0
 
 
+_SWALLOWS_ALL = """
+name = "swallows-all"
+limits = {"steps": 5_000_000}
+
+
+async def swallower(ctx):
+    while True:
+        try:
+            await ctx.yield_()
+        except:  # noqa: E722  (even the host's cancellation, and Killed)
+            pass
+
+
+async def worker(ctx):
+    while True:
+        await ctx.yield_()
+
+
+tasks = {"swallower": swallower, "worker": worker}
+"""
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+@pytest.mark.parametrize("driver", [None, "asyncio"])
+def test_a_deadline_ends_a_run_whose_task_swallows_every_exception(backend, driver,
+                                                                    tmp_path):
+    # The asyncio driver threw the host's cancellation into emulated code, which a bare
+    # except swallowed; anyio delivered it again and again and the host hung at 100 %
+    # CPU. Now a cancelled run stops as a finished one does: scheduling points raise
+    # Killed, and a task that swallows that for good is left parked. (In a process of
+    # its own: were it to hang again, the timeout says so instead of hanging the suite.)
+    path = tmp_path / "swallows_all.py"
+    path.write_text(_SWALLOWS_ALL)
+    code = textwrap.dedent(f"""
+        import anyio, vmemu
+        async def main():
+            with anyio.move_on_after(0.3) as scope:
+                await vmemu.arun({str(path)!r}, seed=1, driver={driver!r})
+            print(scope.cancelled_caught)
+            print((await vmemu.arun({ABBA!r}, seed=1, driver={driver!r})).verdict)
+        anyio.run(main, backend={backend!r})
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd=ROOT)
+    want = vmemu.run(ABBA, seed=1, driver="direct").verdict
+    assert (p.returncode, p.stdout.split(), p.stderr) == (0, ["True", want], ""), p
+
+
 @pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
 @pytest.mark.parametrize("driver", [None, "asyncio"])
 @pytest.mark.anyio

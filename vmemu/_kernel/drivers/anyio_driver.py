@@ -98,6 +98,10 @@ async def _run(k: "Kernel") -> None:
         # the cancellation reached only one of them (asyncio's Task.cancel() on it).
         nonlocal cancelled
         cancelled = True
+        # ... and from now on every scheduling point raises Killed (Kernel.stopped), as
+        # the trio driver does: a task whose bare except swallows the host's cancellation
+        # (which anyio delivers again and again) would otherwise never end.
+        k.stopping = True
         tg.cancel_scope.cancel()
 
     def hand_off(t: Task | None) -> bool:
