@@ -76,8 +76,11 @@ def reset_kernel(k: Kernel, strategy: Strategy) -> Kernel:
     # refcounts, where the cyclic GC would have had to find them (on abba_ordered, a
     # collection every ~30 schedules, a tenth of an exploration's time).
     for t in k.tasks:
-        t.stack.clear()
+        # (A coroutine left parked for good runs again when dropped here, as Python
+        # closes it: as its own task, and while the last run's state is still there.)
+        k.current = t
         t.coro = t.exited = None
+        t.stack.clear()
     if k.mm is not None:
         k.mm.detach()
     k._reset(strategy)
@@ -119,7 +122,9 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
     strat_name = getattr(strategy, "recorded", None) or strategy.name
     faults_path = getattr(faults, "path", None)
     # trace_hash=None: hashed when first read (LazyField), as many runs never are. The
-    # tape and events are the kernel's own lists: it is done with them, so no copies.
+    # tape and events are the kernel's own lists: it is done with them, so no copies;
+    # it gets new ones (below), so that nothing can add to this trace once it is made
+    # (a task left parked for good runs again when Python closes its coroutine).
     trace = Trace(
         scenario=scenario.path, scenario_hash=scenario.content_hash,
         scenario_name=scenario.name, strategy=strat_name, seed=strategy.seed,
@@ -129,6 +134,7 @@ def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
         scenario_abspath=scenario.abspath or os.path.abspath(scenario.path),
         faults_abspath=os.path.abspath(faults_path) if faults_path else "",
     )
+    k.tape, k.events = [], []
     r = Result(verdict=o.verdict, message=o.message, scenario=scenario,
                strategy=strat_name, seed=strategy.seed, steps=k.steps, ticks=k.now,
                trace_hash=None, tasks=_final_states(k.final_tasks, o), cycle=k.final_cycle,

@@ -13,7 +13,6 @@ and how a task parks itself (``Kernel.park`` is installed by the driver).
 from __future__ import annotations
 
 import heapq
-import sys
 import types
 from bisect import bisect_left
 from typing import Any, Callable, Iterable
@@ -430,7 +429,6 @@ class Kernel(Kthreads):
         in ``finally`` blocks and ``async with`` exits: each raises Killed, as before.)
         """
         if t.killed >= REFUSE_AFTER:
-            _quiet_refused()
             yield REFUSED
         t.killed += 1
         raise Killed()
@@ -495,42 +493,6 @@ class Kernel(Kthreads):
     def live_tasks(self) -> Iterable[Task]:
         """Tasks whose coroutine has not finished (to be killed at the end of a run)."""
         return [t for t in self.tasks if t.state is not DONE]
-
-
-def _quiet_refused() -> None:
-    """Python closes a dropped coroutine when it is collected; one that swallows even
-    that ``GeneratorExit`` and parks again makes Python print "Exception ignored ...
-    coroutine ignored GeneratorExit" on stderr, once per run of an exploration. The task
-    was parked for good on purpose (``Kernel.stopped``): that message, and only for such
-    coroutines, is dropped (installed once, on the first task that refuses to die)."""
-    global _QUIET
-    if _QUIET:
-        return
-    _QUIET = True
-    previous = sys.unraisablehook
-
-    def hook(u: Any) -> None:
-        if not (u.exc_type is RuntimeError and _parked_for_good(u.object)):
-            previous(u)
-
-    sys.unraisablehook = hook
-
-
-_QUIET = False
-
-
-def _parked_for_good(coro: Any) -> bool:
-    """True if ``coro`` is suspended inside ``Kernel.stopped`` (followed down its awaits)."""
-    code = Kernel.stopped.__code__
-    for _ in range(1000):       # (a chain of awaits; never a cycle, but bounded anyway)
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None and frame.f_code is code:
-            return True
-        nxt = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-        if nxt is None:
-            return False
-        coro = nxt
-    return False
 
 
 #: Outcomes are immutable, and a frozen dataclass costs to build: one `ok` for all runs.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 from dataclasses import dataclass, field
 from typing import Any, TYPE_CHECKING
@@ -111,6 +112,32 @@ class Abandoned(BaseException):
     coroutine is dropped where it parked, never resumed."""
 
 
+#: ids of coroutines left parked for good (see refused); bounded.
+_REFUSED: set[int] = set()
+_HOOKED = [False]
+
+
+def refused(coro: Any) -> None:
+    """``coro`` is left parked for good. Python closes it when it is collected, and its
+    bare ``except:`` then runs once more: whatever that raises (or "coroutine ignored
+    GeneratorExit") is not printed, once per run of an exploration. The task was left
+    on purpose, and the run it belonged to is over (its trace is its own: see
+    ``_run._result``)."""
+    if not _HOOKED[0]:
+        _HOOKED[0] = True
+        previous = sys.unraisablehook
+
+        def hook(u: Any) -> None:
+            if id(u.object) in _REFUSED:
+                _REFUSED.discard(id(u.object))
+            else:
+                previous(u)
+
+        sys.unraisablehook = hook
+    if len(_REFUSED) < 100_000:
+        _REFUSED.add(id(coro))
+
+
 @types.coroutine
 def drop_refused(coro: Any) -> Any:
     """``await coro``, except that a coroutine that yields :data:`REFUSED` is dropped
@@ -125,6 +152,7 @@ def drop_refused(coro: Any) -> Any:
         except StopIteration as e:
             return e.value
         if got is REFUSED:
+            refused(coro)
             raise Abandoned()
         try:
             value, error = (yield got), None

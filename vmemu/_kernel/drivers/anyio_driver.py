@@ -109,7 +109,8 @@ async def _run(k: "Kernel") -> None:
         try:
             nxt = k.next_task()
         except BaseException as e:  # a vmemu bug, not the emulated program's: surface it
-            internal.append(e)
+            internal.append(e)      # (or Ctrl-C at a safe point: interrupt_running)
+            k.stopping = True       # every task unwinds now, a bare except or not
             nxt = None
         if nxt is None:
             if not done.done():

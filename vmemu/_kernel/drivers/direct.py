@@ -16,7 +16,7 @@ import types
 from typing import TYPE_CHECKING
 
 from .. import lockup
-from ..task import Killed, Outcome, Task
+from ..task import Killed, Outcome, Task, refused
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
@@ -93,10 +93,11 @@ def run_direct(k: "Kernel") -> None:
         # the garbage collector half-run or never started.
         k.stopping = True
         for t in k.tasks:
+            k.current = t
             try:
                 t.coro.close()
             except BaseException:
-                pass
+                refused(t.coro)   # (its bare except would not let go: left as it is)
         raise
     finally:
         lockup.unwatch(token)
@@ -120,3 +121,5 @@ def kill(k: "Kernel", t: Task) -> None:
         k.task_finished(t, None)
     except BaseException as e:
         k.task_finished(t, e)     # (ignored while the run stops: Killed, or what unwinding raised)
+    else:
+        refused(t.coro)           # it yielded REFUSED: never resumed
