@@ -333,16 +333,8 @@ def test_tasks_that_end_while_the_run_unwinds_do_so_in_one_order_on_every_driver
     assert got == {want.trace_hash}
 
 
-_UNWINDING = '''
-name = "unwinding"
-locks = {"A": "mutex", "B": "mutex", "C": "mutex"}
-events = {"E": "waitqueue"}
-vars = {"x": 0}
-
-
-async def s(ctx):
-    BODY
-
+#: Two tasks that take A and B in opposite orders (Python scenario text).
+_ABBA = '''
 
 async def t1(ctx):
     async with ctx.lock("A"):
@@ -356,7 +348,19 @@ async def t2(ctx):
         await ctx.yield_()
         async with ctx.lock("A"):
             pass
+'''
 
+
+_UNWINDING = '''
+name = "unwinding"
+locks = {"A": "mutex", "B": "mutex", "C": "mutex"}
+events = {"E": "waitqueue"}
+vars = {"x": 0}
+
+
+async def s(ctx):
+    BODY
+''' + _ABBA + '''
 
 tasks = {"s": s, "t1": t1, "t2": t2}
 '''
@@ -397,21 +401,7 @@ _LATE = '''
 name = "late"
 locks = {"A": "mutex", "B": "mutex", "T": "mutex"}
 events = {"E": "waitqueue"}
-
-
-async def t1(ctx):
-    async with ctx.lock("A"):
-        await ctx.yield_()
-        async with ctx.lock("B"):
-            pass
-
-
-async def t2(ctx):
-    async with ctx.lock("B"):
-        await ctx.yield_()
-        async with ctx.lock("A"):
-            pass
-
+''' + _ABBA + '''
 
 async def cnt(ctx):
     n = 0
