@@ -53,13 +53,12 @@ async def run_trio(k: "Kernel") -> None:
 async def _run(k: "Kernel") -> None:
     loop = current_task()
     pending = len(k.tasks)     # tasks not yet parked at their start
-    alive = len(k.tasks)       # tasks whose trio task has not ended
     stop: list[Callable[[], Any]] = []   # raises the host's cancellation, latest last
     entered: set[int] = set()  # tids whose trio task has started
 
     def loop_abort(raise_cancel: Callable[[], Any]) -> Abort:
         # Trio wants to cancel the loop's wait (or deliver Ctrl-C to it): note it; the
-        # task that runs (or the last one to start or end) will wake the loop.
+        # task that runs (or the last one to start, or one that ends) wakes the loop.
         stop.append(raise_cancel)
         return Abort.FAILED
 
@@ -68,7 +67,7 @@ async def _run(k: "Kernel") -> None:
         await wait_task_rescheduled(_stay_parked)
 
     async def main(t: Task, task_status: Any = None) -> None:
-        nonlocal pending, alive
+        nonlocal pending
         t.handle = current_task()
         entered.add(t.tid)
         if task_status is not None:
@@ -89,7 +88,6 @@ async def _run(k: "Kernel") -> None:
             if not started:
                 t.coro.close()
             t.handle = None
-            alive -= 1
         if isinstance(exc, _HOST_EXCEPTIONS):
             # Ctrl-C or a cancellation raised inside emulated code: stop the run and let
             # the loop re-raise it once everything has unwound.
@@ -103,13 +101,10 @@ async def _run(k: "Kernel") -> None:
     async def start_task(t: Task) -> None:
         # Called by the spawning task, which runs: the new trio task parks before its
         # first turn, exactly like the tasks the run started with.
-        nonlocal alive
-        alive += 1
         try:
             await nursery.start(main, t, name=f"vmemu:{t.name}")
         except BaseException:
             if t.tid not in entered:   # cancelled before it ever ran: nothing ends it
-                alive -= 1
                 t.coro.close()
             raise
 
