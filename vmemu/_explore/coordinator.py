@@ -282,6 +282,9 @@ class _Exploration:
                 self.found.add(i, sig, trace)
             for i, sig, trace in blk.again:
                 self.found.lower(i, sig, trace)
+                old = self.again.get(sig)
+                if old is None or i < old[0]:
+                    self.again[sig] = (i, trace)
         except BaseException:
             self._cut = min(self._cut, blk.start)     # (no block above it counts now)
             raise
@@ -310,10 +313,6 @@ class _Exploration:
         self.exhausted = self.exhausted or blk.exhausted
         if blk.hits:
             self.hit_blocks.append((blk.start, blk.hits))
-        for i, sig, trace in blk.again:
-            old_again = self.again.get(sig)
-            if old_again is None or i < old_again[0]:
-                self.again[sig] = (i, trace)
         if self.progress is not None:
             self.progress(self.done, len(self.found.kept), len(self.cover))
         if time.monotonic() - self._flushed > FLUSH_EVERY:

@@ -354,9 +354,9 @@ def _probe(address: str) -> None:
 
 def make_executor(jobs: int, cluster: str | None, spec: Spec, owner: list) -> Any:
     """The executor for ``--jobs``/``--cluster`` (None: this process alone). It is in
-    ``owner`` from the start, so that a signal while it starts cannot orphan it."""
+    ``owner`` from the start, so that a signal while it starts cannot orphan it.
+    (``api.explore`` has checked ``cluster`` with :func:`check_cluster` already.)"""
     if cluster:
-        check_cluster(cluster)
         return DaskExecutor(cluster, spec, owner)
     if jobs > 1:
         return ProcessExecutor(jobs - 1, spec, owner)

@@ -103,7 +103,7 @@ class Findings:
         campaign's record of that bug, as one uninterrupted exploration would have kept
         it: saved as found, stored with its block, minimized at the end. It is still a
         known bug, not a finding of this exploration."""
-        k = next((k for k in self.known if sig_from_text(k["signature"]) == sig), None)
+        k = self._known(sig)
         old = self.better.get(sig)
         if k is None or i >= k["schedule"] or (old is not None and old.index <= i):
             return
@@ -172,9 +172,7 @@ class Findings:
             if sig not in again or sig in self.better or \
                     (k["trace"] and self._replayed(k["trace"])):
                 continue
-            r = self.rebuild(again[sig][1])
-            if self.minimize:
-                r = minimize_result(r, driver="direct", faults=self.plan)
+            r = self._minimal(again[sig][1])
             k["trace"] = os.path.abspath(self._save(r.trace))
             if self.db is not None:
                 self.db.repoint(self.cid, sig, k["trace"], r.trace_hash)
@@ -190,8 +188,8 @@ class Findings:
     def known_result(self, i: int, sig: tuple, trace: Trace) -> Result:
         """The report of a known bug hit again at schedule ``i``: its saved (minimized)
         trace replayed, or, when that file is gone or no longer replays, schedule ``i``."""
-        path = next((k["trace"] for k in self.known
-                     if sig_from_text(k["signature"]) == sig), None)
+        k = self._known(sig)
+        path = k["trace"] if k is not None else None
         r = self._replayed(path) if path else None
         if r is None:
             r, path = self.rebuild(trace), None
@@ -219,9 +217,7 @@ class Findings:
     def _minimized(self, f: Finding) -> Result:
         """``f`` replayed here and minimized; its minimal trace saved in place of the raw
         one (which goes to the trash)."""
-        r = self.rebuild(f.trace)
-        if self.minimize:
-            r = minimize_result(r, driver="direct", faults=self.plan)
+        r = self._minimal(f.trace)
         raw = f.path
         if self.folder is not None and r.trace is not f.trace:
             f.path = self._save(r.trace)
@@ -229,6 +225,16 @@ class Findings:
         r.trace_path = f.path
         f.result, f.final = r, True
         return r
+
+    def _minimal(self, trace: Trace) -> Result:
+        """The schedule ``trace`` recorded, replayed here, and minimized (unless this
+        exploration does not minimize)."""
+        r = self.rebuild(trace)
+        return minimize_result(r, driver="direct", faults=self.plan) if self.minimize else r
+
+    def _known(self, sig: tuple) -> dict[str, Any] | None:
+        """The resumed campaign's record of bug ``sig``, if it knew it."""
+        return next((k for k in self.known if sig_from_text(k["signature"]) == sig), None)
 
     def _found_by(self, trace: Trace) -> str:
         """The command that re-runs the schedule alone: its strategy, seed, parameters."""

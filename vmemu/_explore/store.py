@@ -199,12 +199,9 @@ class Store:
              want: dict[str, Any]) -> dict[str, Any] | None:
         """The newest campaign of this scenario and fault plan whose settings match the
         given ones (``strategy``, ``seed``, ``params``: only those in ``want``)."""
-        rows = self.db.execute(
-            "SELECT * FROM campaigns WHERE scenario_hash = ? AND faults_hash IS ? "
-            "ORDER BY id DESC", (scenario_hash, faults_hash))
-        cols = [c[0] for c in rows.description]
-        for row in rows:
-            c = self._decode(dict(zip(cols, row)))
+        for row in self._dicts("SELECT * FROM campaigns WHERE scenario_hash = ? AND "
+                               "faults_hash IS ? ORDER BY id DESC", (scenario_hash, faults_hash)):
+            c = self._decode(row)
             if all(c[k] == v for k, v in want.items()):
                 return c
         return None
@@ -212,11 +209,16 @@ class Store:
     def newest_of(self, scenario_path: str) -> dict[str, Any] | None:
         """The newest campaign of the scenario file at ``scenario_path`` (as named when
         it ran), whatever its content then: why ``--resume`` found no campaign."""
-        rows = self.db.execute("SELECT * FROM campaigns WHERE scenario = ? ORDER BY id DESC "
-                               "LIMIT 1", (scenario_path,))
+        rows = self._dicts("SELECT * FROM campaigns WHERE scenario = ? ORDER BY id DESC "
+                           "LIMIT 1", (scenario_path,))
+        return self._decode(rows[0]) if rows else None
+
+    def _dicts(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        """A query's rows as dicts by column name (read whole: a caller may query again
+        while it goes through them)."""
+        rows = self.db.execute(sql, args)
         cols = [c[0] for c in rows.description]
-        row = rows.fetchone()
-        return self._decode(dict(zip(cols, row))) if row is not None else None
+        return [dict(zip(cols, r)) for r in rows.fetchall()]
 
     @staticmethod
     def _decode(c: dict[str, Any]) -> dict[str, Any]:
@@ -270,11 +272,8 @@ class Store:
             "SELECT hash FROM interleavings WHERE campaign = ?", (campaign,))}
 
     def findings(self, campaign: int) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT signature, verdict, schedule, trace, trace_hash, hits FROM findings "
-            "WHERE campaign = ? ORDER BY schedule", (campaign,))
-        cols = [c[0] for c in rows.description]
-        return [dict(zip(cols, r)) for r in rows]
+        return self._dicts("SELECT signature, verdict, schedule, trace, trace_hash, hits "
+                           "FROM findings WHERE campaign = ? ORDER BY schedule", (campaign,))
 
     # ------------------------------------------------------------------ progress
     def record(self, campaign: int, *, ranges: list[tuple[int, int, int]],
@@ -335,12 +334,10 @@ class Store:
     # ------------------------------------------------------------------ listing
     def campaigns(self) -> list[dict[str, Any]]:
         """Every campaign, oldest first, with its findings (``vmemu campaigns``)."""
-        rows = self.db.execute("SELECT * FROM campaigns ORDER BY id")
-        cols = [c[0] for c in rows.description]
         out = []
         host = _hostname()
-        for row in rows.fetchall():
-            c = self._decode(dict(zip(cols, row)))
+        for row in self._dicts("SELECT * FROM campaigns ORDER BY id"):
+            c = self._decode(row)
             if c["status"] == "running" and c["host"] == host and not _alive(c["pid"]):
                 c["status"] = "killed"
             c["findings"] = self.findings(c["id"])
