@@ -234,39 +234,47 @@ COMMANDS = {
 }
 
 
-def test_ctrl_c_on_every_driver_and_command_is_one_line_and_exit_130(tmp_path):
+def _signal_once_running(tmp_path, source: str, cases, sig: int) -> dict:
+    """Start ``vmemu`` on the Python scenario ``source`` for every (driver, command) of
+    ``cases``, all at once, send each ``sig`` as soon as its emulated run is under way,
+    and return (exit code, stdout, stderr) per case."""
     scenario = tmp_path / "forever.py"
-    scenario.write_text(textwrap.dedent(STARTED))
+    scenario.write_text(textwrap.dedent(source))
     procs = {}
     # All at once: each process spends most of its time importing (2 cores, ~1 s each).
-    for driver in ("trio", "asyncio", "direct"):
-        for cmd, args in COMMANDS.items():
-            started = tmp_path / f"started-{driver}-{cmd}"
-            steps = 10**7
-            env = {**os.environ, "VMEMU_TEST_STARTED": str(started),
-                   "VMEMU_TEST_STEPS": str(steps)}
-            argv = [a.format(s=scenario) for a in args] + ["--driver", driver]
-            p = subprocess.Popen([sys.executable, "-m", "vmemu", *argv], cwd=ROOT, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 preexec_fn=_default_sigint)
-            procs[(driver, cmd)] = (p, started)
+    for driver, cmd in cases:
+        started = tmp_path / f"started-{driver}-{cmd}"
+        steps = 10**7
+        env = {**os.environ, "VMEMU_TEST_STARTED": str(started),
+               "VMEMU_TEST_STEPS": str(steps)}
+        argv = [a.format(s=scenario) for a in COMMANDS[cmd]] + ["--driver", driver]
+        p = subprocess.Popen([sys.executable, "-m", "vmemu", *argv], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_default_sigint)
+        procs[(driver, cmd)] = (p, started)
     try:
         deadline = time.monotonic() + 60
         waiting = dict(procs)
         while waiting and time.monotonic() < deadline:
             for key, (p, started) in list(waiting.items()):
                 if started.exists():       # the emulated run is under way: interrupt it
-                    p.send_signal(signal.SIGINT)
+                    p.send_signal(sig)
                     del waiting[key]
                 elif p.poll() is not None:
                     del waiting[key]       # ended early: reported below
             time.sleep(0.02)
-        results = {key: (p.wait(timeout=60), *p.communicate()) for key, (p, _) in procs.items()}
+        return {key: (p.wait(timeout=60), *p.communicate()) for key, (p, _) in procs.items()}
     finally:
         for p, _ in procs.values():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_ctrl_c_on_every_driver_and_command_is_one_line_and_exit_130(tmp_path):
+    results = _signal_once_running(
+        tmp_path, STARTED, [(d, c) for d in ("trio", "asyncio", "direct") for c in COMMANDS],
+        signal.SIGINT)
     bad = {key: (code, err) for key, (code, _out, err) in results.items()
            if code != 130 or len(err.strip().splitlines()) != 1
            or not err.startswith("vmemu: interrupted")}
@@ -275,3 +283,28 @@ def test_ctrl_c_on_every_driver_and_command_is_one_line_and_exit_130(tmp_path):
     for driver in ("trio", "asyncio", "direct"):
         assert results[(driver, "explore")][2].startswith(
             "vmemu: interrupted after 0 schedules; nothing found"), driver
+
+
+# Every task swallows whatever is raised in it, Ctrl-C included, as a C-like port's
+# `except:` around a retry does.
+SWALLOWING = STARTED.replace("""    while True:
+        await ctx.yield_()""", """    while True:
+        try:
+            await ctx.yield_()
+        except:
+            pass""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["int", "term"])
+def test_a_signal_stops_a_run_whose_tasks_swallow_everything(tmp_path, sig):
+    # The direct driver runs emulated code in the main thread, where Python raises
+    # KeyboardInterrupt at whatever bytecode runs: inside a task's `try`, it was
+    # swallowed, and `vmemu run` went on to its 10**7-step livelock verdict, exit 1.
+    assert "except:" in SWALLOWING
+    cases = [("direct", c) for c in COMMANDS] + [("trio", "run"), ("asyncio", "run")]
+    results = _signal_once_running(tmp_path, SWALLOWING, cases, sig)
+    word, code = ("interrupted", 130) if sig == signal.SIGINT else ("terminated", 143)
+    bad = {key: (rc, err) for key, (rc, _out, err) in results.items()
+           if rc != code or len(err.strip().splitlines()) != 1
+           or not err.startswith(f"vmemu: {word}")}
+    assert bad == {}

@@ -7,11 +7,12 @@ a mismatch), 2 bad input or usage. Bad input is one line on stderr, never a trac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ._errors import UserError
 
@@ -237,7 +238,8 @@ def _main(argv: Sequence[str] | None) -> int:
         log = _make_log(getattr(args, "log", None))
         from ._viz.cli import check_outputs
         check_outputs(args)   # --html/--perfetto: refuse an unwritable path before the work
-        return _COMMANDS[args.command](args, log)
+        with _stop_at_a_step():
+            return _COMMANDS[args.command](args, log)
     except UserError as e:
         print(f"vmemu: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -246,6 +248,42 @@ def _main(argv: Sequence[str] | None) -> int:
         signum = getattr(e, "signum", 2)
         print(f"vmemu: {'terminated' if signum == 15 else 'interrupted'}", file=sys.stderr)
         return 128 + signum
+
+
+@contextlib.contextmanager
+def _stop_at_a_step() -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop a command's run at its next step, on every driver.
+
+    Python raises KeyboardInterrupt at whatever bytecode runs, and that may be emulated
+    code whose bare ``except:`` swallows it (the run then went on to its end). A run
+    stops at a step instead, which no emulated code sees; outside a run, and at a second
+    signal, the handler raises at once. An exploration installs handlers of its own
+    for its span. A signal the shell made us ignore stays ignored.
+    """
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield       # (called from a thread: signals are not ours to handle)
+        return
+    seen = [0]
+
+    def stop(signum: int, frame: Any) -> None:
+        from ._kernel.kernel import interrupt_running
+        if seen[0] or not interrupt_running(signum, later_runs=True):
+            raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+        seen[0] = signum
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, was in old.items():
+        if was is not signal.SIG_IGN:
+            signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, was in old.items():
+            if was is not signal.SIG_IGN:
+                signal.signal(sig, was if was is not None else signal.SIG_DFL)
+        from ._kernel import lockup
+        lockup.STOP[0] = 0
 
 
 def _make_log(kind: str | None) -> Any:

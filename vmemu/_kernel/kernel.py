@@ -499,12 +499,16 @@ class Kernel(Kthreads):
 _OK = Outcome("ok")
 
 
-def interrupt_running(signum: int) -> bool:
+def interrupt_running(signum: int, *, later_runs: bool = False) -> bool:
     """Stop the run this thread is executing at its next step, with a KeyboardInterrupt
     (``e.signum`` is ``signum``). For signal handlers that may not raise at any bytecode
-    (an exploration's, which guards its pool's bookkeeping): a run is always safe to stop
-    at a step, whichever driver runs it. False when no run is going on."""
+    (an exploration's, which guards its pool's bookkeeping; a command's, as emulated
+    code's bare ``except`` would swallow it): a run is always safe to stop at a step,
+    whichever driver runs it. With ``later_runs``, every run this process starts from
+    now on stops at its first step too. False when no run is going on."""
     from . import lockup
+    if later_runs:
+        lockup.STOP[0] = signum
     k = lockup.running()
     if k is None or k.outcome is not None:
         return False

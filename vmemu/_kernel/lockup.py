@@ -116,9 +116,18 @@ class SoftLockup(VerdictSignal):
         super().__init__("livelock", msg)
 
 
+#: A signal that stops every run of this process from now on, at its first step (set by
+#: ``interrupt_running(..., later_runs=True)``: a command's Ctrl-C that came as one run
+#: ended must still stop the next).
+STOP = [0]
+
+
 def watch(k: "Kernel") -> tuple[int, "Kernel | None"]:
     """Put the run of ``k`` (in this thread) under the watchdog; returns what
     :func:`unwatch` needs. Cheap: two dict operations, once per run."""
+    if STOP[0]:
+        k.interrupted = STOP[0]
+        k.detour = True
     ident = threading.get_ident()
     prev = _active.get(ident)
     _active[ident] = k
