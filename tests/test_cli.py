@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -158,3 +160,24 @@ def test_sigterm_while_explore_sets_up_is_reported_as_terminated(monkeypatch, ca
     code = main(["explore", str(CONTRACT / "abba_ordered.yaml"), "--store",
                  str(tmp_path / "c.sqlite")])
     assert (code, capsys.readouterr().err) == (143, "vmemu: terminated\n")
+
+
+def test_a_command_builds_only_its_own_parser_and_help_still_lists_all(tmp_path):
+    # Building every subcommand's parser (and importing what `measure`'s needs) cost
+    # every command milliseconds of start-up.
+    code = ("import sys, runpy; sys.argv = ['vmemu', 'run', sys.argv[1], '--driver', 'direct']\n"
+            "try:\n    runpy.run_module('vmemu', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('vmemu._measure', 'csv') if m in sys.modules),"
+            " file=sys.stderr)")
+    p = subprocess.run([sys.executable, "-c", code, str(CONTRACT / "abba_ordered.yaml")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert "OK in abba-ordered" in p.stdout, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == "[]", p.stderr
+    top = subprocess.run([sys.executable, "-m", "vmemu", "--help"], cwd=ROOT,
+                         capture_output=True, text=True).stdout
+    for name in ("run", "explore", "campaigns", "replay", "check", "lockdep", "measure"):
+        assert f"\n    {name}" in top
+    one = subprocess.run([sys.executable, "-m", "vmemu", "measure", "--help"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert one.returncode == 0 and one.stdout.startswith("usage: vmemu measure")

@@ -119,21 +119,35 @@ def _add_strategy(p: argparse.ArgumentParser, default: str, command: str,
                    "(from a replay command)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for docs and tests)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and tests).
+
+    Args:
+        command: build only this subcommand's parser (a command line names one: the
+            others cost milliseconds of every command's start-up); None or a name that
+            is not a command builds them all, for ``--help`` and for the error.
+    """
     from . import __version__
     p = _Parser(prog="vmemu", description="Find and replay concurrency hangs in emulated "
                 "kernels: deadlocks, hung tasks, livelocks, low-memory lock inversions.")
     p.add_argument("--version", action="version", version=f"vmemu {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    for name, add in _SUBPARSERS.items():
+        if command in (None, name) or command not in _SUBPARSERS:
+            add(sub)
+    return p
 
+
+def _add_run(sub: Any) -> None:
     r = sub.add_parser("run", help="run one schedule of a scenario")
     _add_common(r)
     _add_strategy(r, "random", "run")
     r.add_argument("--trace", metavar="OUT.json", type=_path, help="save the trace here")
     _add_viz(r)
 
+
+def _add_explore(sub: Any) -> None:
     e = sub.add_parser("explore", help="search many schedules for a failure")
     # Explore runs thousands of schedules: the direct driver is the fast one (same traces).
     _add_common(e, driver="direct")
@@ -156,15 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resume", action="store_true", help="continue this scenario's last "
                    "campaign at its next unrun schedule")
 
+
+def _add_campaigns(sub: Any) -> None:
     cp = sub.add_parser("campaigns", help="list the campaigns in the store")
     cp.add_argument("--store", default=_STORE, metavar="FILE", help=f"default {_STORE}")
     cp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+
+def _add_replay(sub: Any) -> None:
     rp = sub.add_parser("replay", help="replay a saved trace")
     rp.add_argument("trace", type=_path, help="trace file saved by run --trace or explore")
     _add_common(rp, scenario=False)
     _add_viz(rp)
 
+
+def _add_check(sub: Any) -> None:
     c = sub.add_parser("check", help="check that each scenario reaches its `expect` verdict")
     c.add_argument("scenarios", nargs="+", type=_path,
                    help="scenario files, or folders (searched recursively; a file whose "
@@ -181,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Many schedules of many scenarios: the direct driver is the fast one (same traces).
     _add_common(c, scenario=False, driver="direct")
 
+
+def _add_lockdep(sub: Any) -> None:
     ld = sub.add_parser("lockdep", help="predict lock-order and reclaim deadlock cycles")
     _add_common(ld)
     ld.add_argument("--runs", type=_pos_int, default=None, help="schedules to learn from")
@@ -194,9 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="first seed of the learning schedules (default 0)")
     _add_viz(ld, perfetto=False)
 
+
+def _add_measure(sub: Any) -> None:
     from ._measure import add_parser as add_measure
     add_measure(sub, _add_common, _seed)
-    return p
+
+
+#: The subcommands, in the order ``--help`` lists them.
+_SUBPARSERS = {"run": _add_run, "explore": _add_explore, "campaigns": _add_campaigns,
+               "replay": _add_replay, "check": _add_check, "lockdep": _add_lockdep,
+               "measure": _add_measure}
 
 
 def _add_viz(p: argparse.ArgumentParser, perfetto: bool = True) -> None:
@@ -227,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(argv[0] if argv else None).parse_args(argv)
         from ._kernel.lockup import ENV, env_error
         if (problem := env_error()) is not None:
             raise UserError(problem + "; unset it or fix it", key=ENV)
