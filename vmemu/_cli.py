@@ -236,9 +236,9 @@ def _add_viz(p: argparse.ArgumentParser, perfetto: bool = True) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    from ._output import Stdout, write_error
-    out = Stdout(sys.stdout)
-    sys.stdout = out
+    from ._output import Stderr, Stdout, write_error
+    out, err = Stdout(sys.stdout), sys.stderr
+    sys.stdout, sys.stderr = out, Stderr(err)
     try:
         code = _main(argv)
         try:
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = EXIT_USAGE
         return code
     finally:
-        sys.stdout = out.inner
+        sys.stdout, sys.stderr = out.inner, err
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -378,9 +378,11 @@ def findings_dir(path: str | None) -> str | None:
     read-only folder still runs, and says its failing traces are not saved; a folder the
     user named that cannot be made is one line, exit 2, from ``explore`` itself). Called
     by each command after its other checks: bad input stays one line."""
-    if path != _FINDINGS:
-        return path
     from ._files import check_folder
+    if path != _FINDINGS:
+        if path is not None:    # (a folder named but unusable: one line, before the work)
+            check_folder(path, "--findings")
+        return path
     try:
         check_folder(_FINDINGS, "--findings")
     except UserError as e:
@@ -497,6 +499,10 @@ def _cmd_campaigns(args: argparse.Namespace, log: Any) -> int:
 def _cmd_replay(args: argparse.Namespace, log: Any) -> int:
     from ._run import replay
     r = replay(args.trace, driver=args.driver, log=log)
+    from ._viz.cli import check_outputs
+    # (the scenario and fault plan the trace names are inputs too, known only now)
+    check_outputs(args, {"trace": args.trace, "scenario": r.scenario.path,
+                         "faults": r.faults})
     _write_viz(args, result=r)
     _emit(r, args)
     return EXIT_FOUND if r.failed else EXIT_OK

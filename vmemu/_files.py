@@ -26,7 +26,7 @@ from typing import Any, Iterator
 from ._errors import UserError
 
 __all__ = ["read_user_file", "check_user_file", "MAX_TEXT_BYTES", "MAX_TRACE_BYTES", "describe_path",
-           "atomic_write_text"]
+           "atomic_write_text", "check_output_file"]
 
 #: Scenario files, Python scenarios and fault plans: far above any real one (the bundled
 #: ones are a few KiB), far below what would take long to parse.
@@ -55,14 +55,71 @@ def describe_path(mode: int) -> str | None:
 def check_writable_place(path: str, option: str, place: Path) -> None:
     """Refuse (one line, exit 2) to go on when ``path`` could not be written: the nearest
     existing folder at or above ``place`` must be a folder this process may write in."""
+    if not os.path.isabs(place):
+        try:
+            os.getcwd()
+        except OSError:     # (a deleted folder still answers stat and access)
+            raise UserError(f"cannot write {path}: the current folder no longer exists; "
+                            "cd to one that does, or give a full path", key=option) from None
     probe = place
-    while not probe.exists() and probe != probe.parent:
+    while not _exists(probe, path, option) and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"cannot write {path}: {probe} is not a folder", key=option)
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"cannot write {path}: no permission to write in {probe}",
                         key=option)
+
+
+def _exists(p: Path, path: str, option: str) -> bool:
+    try:
+        os.stat(p)
+        return True
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise UserError(f"cannot write {path}: {_stat_error(str(p), e, 'folder')}",
+                        key=option) from None
+    except ValueError:
+        raise UserError(f"cannot write {path}: not a valid file name (it contains a NUL "
+                        "byte)", key=option) from None
+
+
+def check_output_file(path: str, option: str, example: str) -> None:
+    """Refuse at once (one line, exit 2) an output file that could not be written: a
+    folder, a socket, a read-only file, a name too long, a place that cannot be written.
+    A character device or a FIFO (``/dev/null``, ``/dev/stdout``) is written through
+    (:func:`atomic_write_text`), never replaced."""
+    if not path or not path.strip():
+        raise UserError("needs a file name, got an empty one", key=option)
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise UserError(f"cannot write {path}: {_stat_error(path, e, 'file')}",
+                            key=option) from None
+        st = None
+    except ValueError:
+        raise UserError(f"cannot write {path}: not a valid file name (it contains a NUL "
+                        "byte)", key=option) from None
+    if st is not None:
+        kind = describe_path(st.st_mode)
+        if kind == "a directory":
+            raise UserError(f"{path} is a folder; give a file name such as "
+                            f"{os.path.join(path, example)}", key=option)
+        if kind is not None and not _written_through(st.st_mode):
+            raise UserError(f"cannot write {path}: it is {kind}; give a file name",
+                            key=option)
+        if not os.access(path, os.W_OK):
+            raise UserError(f"cannot write {path}: the file is read-only", key=option)
+        if kind is not None:
+            return
+    parent = os.path.dirname(path)
+    check_writable_place(path, option, Path(parent) if parent else Path("."))
+
+
+def _written_through(mode: int) -> bool:
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def check_folder(path: str | os.PathLike[str], option: str) -> None:
@@ -180,11 +237,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     could otherwise strike between creating the temp file and cleaning it up).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:            # replacing a file keeps its mode, as `>` in a shell would
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st = path.stat()
+        mode = stat.S_IMODE(st.st_mode)
     except OSError:
         mode = 0o666 & ~_umask()
+    else:
+        if _written_through(st.st_mode):
+            # /dev/null, /dev/stdout, a FIFO: written to, never replaced by a file (as
+            # root, a rename over /dev/null would break it for the whole machine). A FIFO
+            # nobody reads is an error (ENXIO), not a wait.
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            return
+        if path.is_symlink():
+            path = Path(os.path.realpath(path))   # (the file it names, not the link)
+    path.parent.mkdir(parents=True, exist_ok=True)
     import tempfile   # (late: only writing needs it, and it imports random)
     with _sigint_deferred():
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

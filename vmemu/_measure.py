@@ -199,6 +199,9 @@ def _columns(only: str | None) -> list[str]:
     if only is None:
         return list(METRICS)
     cols = [c.strip() for c in only.split(",") if c.strip()]
+    if not cols:
+        raise UserError("names no metric; give one or more, comma-separated: "
+                        + ", ".join(METRICS), key="--metrics")
     for c in cols:
         if c not in METRICS:
             raise UserError(f"unknown metric {c!r}" + did_you_mean(c, METRICS)

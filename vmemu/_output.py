@@ -12,7 +12,7 @@ from typing import Any
 
 from ._errors import UserError
 
-__all__ = ["Stdout", "write_error"]
+__all__ = ["Stdout", "Stderr", "write_error"]
 
 
 def write_error(e: OSError) -> str:
@@ -25,8 +25,10 @@ class Stdout:
     failure to write (a full disk) is one line and exit code 2."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.broken = False
+        self.broken = inner is None
+        # None: started with standard output closed (`vmemu run S >&-`); Python then
+        # has no sys.stdout. Nobody reads: the command still exits with its verdict.
+        self.inner = open(os.devnull, "w") if inner is None else inner
 
     def write(self, text: str) -> int:
         if not self.broken:
@@ -61,6 +63,31 @@ class Stdout:
                 os.close(devnull)
         except (OSError, ValueError, AttributeError):
             pass   # not a real file (a test's capture): nothing will flush it at exit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class Stderr:
+    """``sys.stderr`` while a command runs: a message that cannot be written (standard
+    error closed, or a full disk) is dropped, and the command still exits with its code
+    (2 for bad input, not 1 for the failed write of its message)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def write(self, text: str) -> int:
+        try:
+            return self.inner.write(text)
+        except (OSError, ValueError, AttributeError):   # (AttributeError: closed: None)
+            self.inner = None
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.inner.flush()
+        except (OSError, ValueError, AttributeError):
+            self.inner = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

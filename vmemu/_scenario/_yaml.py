@@ -72,7 +72,11 @@ class _Loader(yaml.SafeLoader):
         except (ValueError, TypeError, OverflowError) as exc:
             # Safe constructors convert scalars with int()/datetime(); e.g. ``!!int abc``.
             # The innermost node catches first, so the line is the offending value's.
-            raise ScenarioError(f"invalid YAML value at line {_line(node)}: {exc}",
+            why = str(exc)
+            if "integer string conversion" in why:   # (Python's advice is for programs)
+                why = (f"a number of {len(str(node.value))} digits; no scenario value is "
+                       "that large: write a smaller one")
+            raise ScenarioError(f"invalid YAML value at line {_line(node)}: {why}",
                                 file=self.file, line=_line(node)) from None
 
 

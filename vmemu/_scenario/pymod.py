@@ -87,7 +87,7 @@ def _import(file: str, data: bytes, digest: str) -> Any:
         # The bytes already read (and hashed), not a second read of the path: what runs
         # is what the trace pins, and the path is never opened in a way that could block.
         exec(compile(data, file, "exec", dont_inherit=True), module.__dict__)
-    except Exception as e:
+    except (Exception, SystemExit) as e:   # (sys.exit() at import: not vmemu's exit)
         tb = e.__traceback__
         line = None
         while tb is not None:

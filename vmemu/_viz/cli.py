@@ -19,24 +19,39 @@ def add_options(p: argparse.ArgumentParser, *, perfetto: bool = True) -> None:
                             "Perfetto UI and chrome://tracing) to FILE")
 
 
-def check_outputs(args: argparse.Namespace) -> None:
+def check_outputs(args: argparse.Namespace, inputs: dict[str, Any] | None = None) -> None:
     """Refuse, before any work is done, output paths that cannot be written or that
-    would overwrite an input (the scenario, fault plan or trace) or each other."""
-    if getattr(args, "html", None) is None and getattr(args, "perfetto", None) is None:
+    would overwrite an input (the scenario, fault plan or trace) or each other.
+
+    Args:
+        args: the command's options: ``--html``, ``--perfetto`` and ``run``'s
+            ``--trace`` are its outputs.
+        inputs: the files that must survive, by what they are, when not the command's
+            own options (``replay``: the scenario and fault plan its trace names).
+    """
+    # `run --trace` is an output; `replay TRACE` an input.
+    outputs = (("html", "perfetto", "trace") if getattr(args, "command", None) == "run"
+               else ("html", "perfetto"))
+    if all(getattr(args, opt, None) is None for opt in outputs):
         return
     import os
 
     from .._errors import UserError
     from .output import check_path
-    inputs = {k: getattr(args, k, None) for k in ("scenario", "faults", "trace")}
+    if inputs is None:
+        inputs = {k: getattr(args, k, None) for k in ("scenario", "faults", "trace")
+                  if k not in outputs}
     seen: dict[str, str] = {}
-    for opt in ("html", "perfetto"):
+    for opt in outputs:
         path = getattr(args, opt, None)
         if path is None:
             continue
         check_path(path, f"--{opt}")
         real = os.path.realpath(path)
+        if os.path.exists(real) and not os.path.isfile(real):
+            continue        # (a device or FIFO, written through: /dev/null for all)
         for what, given in inputs.items():
+            given = getattr(given, "path", given)     # (a loaded fault plan)
             if isinstance(given, str) and given and os.path.realpath(given) == real:
                 raise UserError(f"{path} is the {what} file; writing there would destroy "
                                 "it: choose another name", key=f"--{opt}")

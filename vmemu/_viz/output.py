@@ -7,26 +7,16 @@ one. A reader sees the old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .._errors import UserError
-from .._files import atomic_write_text, check_writable_place
+from .._files import atomic_write_text, check_output_file
 
 
 def check_path(path: str, option: str) -> None:
     """Reject at once (one line, exit 2) a path that cannot be written, so that a long
     exploration does not run only to fail at the end."""
-    if not path or not path.strip():
-        raise UserError("needs a file name, got an empty one", key=option)
-    p = Path(path)
-    if p.is_dir():
-        name = "run.json" if option == "--perfetto" else "run.html"
-        raise UserError(f"{path} is a folder; give a file name such as {p / name}",
-                        key=option)
-    check_writable_place(path, option, p.parent if str(p.parent) else Path("."))
-    if p.exists() and not os.access(p, os.W_OK):
-        raise UserError(f"cannot write {path}: the file is read-only", key=option)
+    check_output_file(path, option, "run.html" if option == "--html" else "run.json")
 
 
 def write_text(path: str, text: str, what: str) -> None:

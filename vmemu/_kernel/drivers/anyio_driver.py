@@ -174,7 +174,7 @@ async def _run(k: "Kernel") -> None:
                 raise
             if cancelled:
                 return            # whatever unwinding a cancelled task raised: moot
-            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            if isinstance(e, KeyboardInterrupt):   # (sys.exit() in a task: a verdict)
                 raise
             exc = e
         finally:

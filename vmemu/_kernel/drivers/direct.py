@@ -79,7 +79,7 @@ def run_direct(k: "Kernel") -> None:
                 t.coro.send(None)
             except StopIteration:
                 task_finished(t, None)
-            except (KeyboardInterrupt, SystemExit):
+            except KeyboardInterrupt:   # (sys.exit() in a task is a verdict, as any raise)
                 raise
             except BaseException as e:  # VerdictSignal, user errors: all become verdicts
                 task_finished(t, e)

@@ -31,7 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..kernel import Kernel
 
 #: What escapes emulated code without being a verdict: the host's own exceptions.
-_HOST_EXCEPTIONS = (trio.Cancelled, KeyboardInterrupt, SystemExit)
+#: (Not SystemExit: a task that calls sys.exit() is a scenario bug, reported as one,
+#: rather than an exit of vmemu with no report.)
+_HOST_EXCEPTIONS = (trio.Cancelled, KeyboardInterrupt)
 
 
 def _stay_parked(_raise_cancel: object) -> Abort:
