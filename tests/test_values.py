@@ -331,3 +331,104 @@ tasks:
     stack = next(t for t in r.tasks if t["name"] == "t")["stack"]
     assert stack[0]["step"] == "call take(a=1, b=x + 1)"
     assert stack[1]["frame"] == "take" and stack[1]["step"] == "lock m"
+
+
+# ------------------------------------------------ found by an adversarial pass (round 5)
+
+def test_arithmetic_wraps_to_64_bits_at_every_operation(write_scenario):
+    # Intermediate results were unbounded Python ints: a routine squaring its parameter
+    # at each of 24 calls hung the tool (a number of 2**24 * 63 bits; 12 calls here), a
+    # product of 300 INT_MAXes was a `bug` verdict from Python's int-to-text limit, and
+    # cmpxchg's `old` of INT_MAX + 1 never matched INT_MIN.
+    product = "*".join(["x"] * 300)
+    r = one(write_scenario(f"""
+vars: {{x: 9223372036854775807, y: 0, z: -9223372036854775808}}
+routines:
+  sq:
+    params: [a, d]
+    steps:
+      - if: "d > 0"
+        then:
+          - call: sq
+            args: {{a: "a * a", d: "d - 1"}}
+      - return: "a"
+tasks:
+  t:
+    locals: {{m: 9223372036854775807, seen: 0, r: 0, big: 0}}
+    steps:
+      - call: sq
+        args: {{a: "m", d: 12}}
+        as: r
+      - add: {{y: "{product}"}}
+      - cmpxchg: {{var: z, old: "m + 1", new: 5, as: seen}}
+      - assert: "ok == 1 and z == 5 and seen == -9223372036854775808"
+      - assert: "y == 1 and r == 9223372036854775807"
+      - set: {{big: "-(-9223372036854775807 - 1)"}}
+      - assert: "big == -9223372036854775807 - 1"
+      - assert: "(m + 1) / 2 == -4611686018427387904 and 9223372036854775808 == -m - 1"
+"""))
+    assert r.verdict == "ok", r.message
+
+
+def test_a_condition_wait_may_drop_a_spinlock_to_sleep(write_scenario):
+    # md/raid1's wait_barrier(): wait_event_lock_irq(wq, !barrier, resync_lock) sleeps
+    # with its spinlock released; it was a might-sleep `bug`. Sleeping while holding
+    # another spinlock still is one.
+    text = """
+locks: {resync_lock: spinlock, other: spinlock}
+events: {wait_barrier: waitqueue}
+vars: {barrier: 1}
+tasks:
+  io:
+    - lock: resync_lock
+    - while: "barrier != 0"
+      do:
+        - wait: wait_barrier
+          with_lock: resync_lock
+    - unlock: resync_lock
+  resync:
+    - lock: resync_lock
+    - set: {barrier: 0}
+    - broadcast: wait_barrier
+    - unlock: resync_lock
+"""
+    x = explore(write_scenario(text), runs=50, store=None)
+    assert x.verdict == "ok" and x.schedules == 50
+    nested = text.replace("  io:\n    - lock: resync_lock", "  io:\n    - lock: other\n"
+                          "    - lock: resync_lock").replace(
+        "    - unlock: resync_lock\n  resync", "    - unlock: resync_lock\n"
+        "    - unlock: other\n  resync")
+    x = explore(write_scenario(nested), runs=50, store=None)
+    assert x.verdict == "bug" and "while holding spinlock other" in x.result.message
+
+
+def test_a_kthread_that_exits_holding_a_mutex_is_a_bug(write_scenario):
+    # Linux: debug_check_no_locks_held() in do_exit; daemons were exempt and the run `ok`.
+    r = one(write_scenario("""
+locks: {M: mutex}
+tasks:
+  main:
+    - spawn: worker
+    - stop: worker
+  worker:
+    start: spawned
+    daemon: true
+    steps:
+      - lock: M
+"""))
+    assert r.verdict == "bug" and r.message == "task worker exited holding M"
+
+
+@pytest.mark.parametrize("name", ["should_stop", "ok", "not"])
+def test_a_loop_index_may_not_hide_a_name_every_expression_reads(write_scenario, name):
+    # `repeat ... as: should_stop` shadowed kthread_should_stop(): `stop` never ended the
+    # loop that read it, and the run was a deadlock.
+    path = write_scenario(f"""
+tasks:
+  t:
+    - repeat: 3
+      as: {name}
+      do: [yield]
+""")
+    with pytest.raises(vmemu.ScenarioError, match="name the loop index something else"):
+        vmemu.load(path)

@@ -451,7 +451,7 @@ class Kernel(Kthreads):
             self.emit(t, "exit")
             # Semaphores have no owner: another task may up() them later.
             owned = [r for r in t.held if r.kind != "semaphore"] if t.held else None
-            if owned and not t.daemon:
+            if owned:
                 names = ", ".join(r.name for r in owned)
                 self.finish(Outcome("bug", f"task {t.name} exited holding {names}", t.name))
             return

@@ -69,7 +69,7 @@ class WaitQueue(Resource):
         and take it again before returning."""
         k = self.k
         t = k.current
-        might_sleep(t, f"wait {self.name}")
+        might_sleep(t, f"wait {self.name}", with_lock)
         await k.checkpoint(t)
         if with_lock is not None:
             with_lock._check_release(t)

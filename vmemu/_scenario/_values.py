@@ -13,8 +13,8 @@ import re
 from typing import Any
 
 from .._errors import did_you_mean
-from .expr import compile_place, expand_template
-from .model import Loc, Place, Step
+from .expr import KEYWORDS, compile_place, expand_template
+from .model import TASK_NAMES, Loc, Place, Step
 from ._text import describe, line_of, shown
 
 __all__ = ["ValueOps"]
@@ -136,6 +136,11 @@ class ValueOps:
             if not isinstance(name, str) or not _IDENT.match(name):
                 raise self.error(f"as: names the loop index, a local like k; got "
                                  f"{shown(name)}", aline, akey)
+            if name in KEYWORDS or name in TASK_NAMES:
+                # (a loop index named should_stop would hide kthread_should_stop())
+                raise self.error(f"{name!r} is a name every expression reads (ok, "
+                                 "should_stop, and, or, not, true, false); name the loop "
+                                 "index something else, like k", aline, akey)
             if name in self.scope.shared and name not in self.scope.local:
                 raise self.error(f"{name!r} is a shared variable; a loop index is a local "
                                  "(pick another name)", aline, akey)

@@ -9,8 +9,11 @@ Precedence, loosest first::
 
 Comparisons and ``and``/``or``/``not`` yield 1 or 0; ``and``/``or`` short-circuit.
 ``/`` and ``//`` are both integer floor division and ``%`` takes the sign of the divisor
-(Python semantics). Division by zero raises :class:`ZeroDivisionError` at run time; the
-interpreter turns it into a verdict.
+(Python semantics). Every result of ``+ - * / // %`` and unary ``-`` (and every literal)
+wraps to a 64-bit signed integer at once, as C's arithmetic on ``s64`` does in the kernel
+(``-fno-strict-overflow``): an intermediate value never grows past 64 bits, so a small
+scenario cannot make an expression cost seconds or gigabytes. Division by zero raises
+:class:`ZeroDivisionError` at run time; the interpreter turns it into a verdict.
 
 Names are resolved when the expression is compiled. With a :class:`Scope` (scenario
 steps) a name is a local of the task or routine (locals, parameters, loop indices), else
@@ -62,6 +65,14 @@ _MUL_OPS: dict[str, Callable[[int, int], int]] = {
 }
 
 _Fn = Callable[[Any], int]
+_HALF = 1 << 63
+_MASK = (1 << 64) - 1
+
+
+def _s64(v: int) -> int:
+    """``v`` wrapped to a 64-bit signed integer (callers test the common in-range case
+    inline: a call per operation would cost more than the operation)."""
+    return ((v + _HALF) & _MASK) - _HALF
 # A token: (kind, text, 1-based column). kind is "int", "name", "op", "end", or "bad" (a
 # character outside the language; always the last token).
 _Token = tuple[str, str, int]
@@ -285,12 +296,15 @@ class _Parser:
             return first
         if len(rest) == 1:
             (op, second), = rest
-            return lambda env: op(first(env), second(env))
+            return lambda env: (v if -_HALF <= (v := op(first(env), second(env))) < _HALF
+                                else _s64(v))
 
         def chain(env: Any) -> int:
             value = first(env)
             for op, fn in rest:
                 value = op(value, fn(env))
+                if not -_HALF <= value < _HALF:
+                    value = _s64(value)
             return value
         return chain
 
@@ -307,13 +321,13 @@ class _Parser:
         self.enter()
         inner = self.unary()
         self.depth -= 1
-        return lambda env: -inner(env)
+        return lambda env: v if (v := -inner(env)) < _HALF else _s64(v)
 
     def primary(self) -> _Fn:
         kind, text, col = self.peek()
         if kind == "int":
             self.take()
-            value = int(text)
+            value = _s64(int(text))
             return lambda env: value
         if kind == "name":
             if text in ("true", "false"):
