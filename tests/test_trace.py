@@ -143,3 +143,58 @@ def test_ctrl_c_during_a_save_lands_after_the_file_is_complete(tmp_path, monkeyp
         r.trace.save(tmp_path / "t.json")
     assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
     assert Trace.load(tmp_path / "t.json") == r.trace
+
+
+@pytest.mark.parametrize("key", ["events.stream", "tape"])
+def test_a_stream_longer_than_its_run_could_record_is_refused_before_decoding(tmp_path, key):
+    # A crafted trace of an 8-step run with 2 million more events (or decisions): it used
+    # to be decoded whole (10 million took 25 s and 1.6 GB) before being found damaged.
+    path, d = _saved(tmp_path)
+    if key == "tape":
+        d["tape"] += "0" * 2_000_000
+    else:
+        d["events"]["stream"] += "0" * 2_000_000
+    path.write_text(json.dumps(d))
+    p = vmemu_cli("replay", str(path))
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
+    line = p.stderr.strip()
+    assert "\n" not in line and line.startswith(f"vmemu: error: {path}: {key}: ")
+    assert f"more than a run of {d['steps']} steps records" in line
+    assert line.endswith("the file is damaged or was edited; re-record it")
+
+
+def test_a_fault_plans_many_coin_flips_still_round_trip(tmp_path):
+    # The tape is bounded by the run's steps only without a fault plan: each rule that
+    # may fire is a coin flip on the tape, many a step here (over a million in all).
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("faults:\n" + "  - {at: step, probability: 0.0001, do: preempt}\n" * 800)
+    r = vmemu.run(_long_scenario(tmp_path, 150), seed=3, driver="direct", faults=str(plan))
+    assert len(r.trace.tape) > max(1 << 20, 64 * r.trace.steps)
+    assert Trace.load(r.trace.save(tmp_path / "t.json")) == r.trace
+
+
+def test_a_deeply_nested_trace_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"format": "vmemu-trace", "version": 3, "x": '
+                    + "[" * 100_000 + "]" * 100_000 + "}")
+    p = vmemu_cli("replay", str(path))
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
+    assert p.stderr.strip() == (f"vmemu: error: {path}: not a vmemu trace: its JSON is nested "
+                                "too deeply (the file is damaged or is not a trace; "
+                                "re-record it)")
+
+
+def test_a_trace_saved_with_a_byte_order_mark_is_read(tmp_path):
+    # An editor that saves "UTF-8 with BOM" (scenario files are read with one too).
+    path, d = _saved(tmp_path)
+    plain = Trace.load(path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert Trace.load(path) == plain
+    assert Trace.from_json("\ufeff" + json.dumps(d)) == plain
+    p = vmemu_cli("replay", str(path))
+    assert p.returncode == 1 and "deadlock" in p.stdout, p.stderr   # it replays the bug
+    path.write_bytes(json.dumps(d).encode("utf-16"))
+    p = vmemu_cli("replay", str(path))
+    assert p.returncode == 2 and p.stderr.strip() == (
+        f"vmemu: error: {path}: not a vmemu trace: the file is UTF-16 text (its BOM says "
+        "so); save it as UTF-8")

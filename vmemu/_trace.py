@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from ._bounds import MAX_STEPS
 from ._errors import TraceError, UserError
 from ._files import MAX_TRACE_BYTES, atomic_write_text, read_user_file
 
@@ -137,6 +138,28 @@ def decode_ints(text: str) -> list[int]:
     if shift:
         raise ValueError("the last number is cut short")
     return out
+
+
+# How long a tape or event stream a run of ``steps`` steps can write, so that a trace
+# whose strings are longer is refused before they are decoded (a 10-million-character
+# stream decodes to 10 million event lists: 25 s and 1.6 GB). A step is charged for every
+# scheduling point and every scenario-file step (``Kernel.count_step``), so what a run
+# records grows with its steps: the tape has one decision a step (without a fault plan:
+# only a fault's coin flip adds decisions), and a step emits a few events (a lock and
+# its block; the waiters a wake-up wakes each took a step to block). A number is at most
+# 13 characters (decode_ints stops past 2**60) and an event at most two numbers (row,
+# tick delta); every scenario of this repository writes at most 3 characters a step.
+# 64 a step is twenty times that, and the constant (a megabyte, which decodes in about
+# a second) covers a short run whose end or Python code emits events without steps
+# (unwinding, ``try_acquire`` in a loop).
+_CHARS_PER_STEP = 64
+_CHARS_SLACK = 1 << 20
+
+
+def max_encoded_chars(steps: int) -> int:
+    """The longest tape or event stream a run of ``steps`` steps writes (see above);
+    ``steps`` past what any run can take (``limits.steps`` <= MAX_STEPS) counts as that."""
+    return _CHARS_PER_STEP * (min(steps, MAX_STEPS + 1) + 1) + _CHARS_SLACK
 
 
 def encode_events(events: list[list]) -> dict[str, Any]:
@@ -281,6 +304,8 @@ class Trace:
             data = json.dumps(d)
         except (TypeError, ValueError) as e:
             raise TraceError(f"not a vmemu trace: {e}", file=p) from None
+        except RecursionError:
+            raise TraceError("not a vmemu trace: nested too deeply", file=p) from None
         return cls.from_json(data, p)
 
 

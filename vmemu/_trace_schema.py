@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 import msgspec
 
 from ._errors import TraceError
+from ._bounds import MAX_STEPS
 from ._trace import (READABLE_VERSIONS, TRACE_FORMAT, TRACE_VERSION, decode_events,
-                     decode_ints, events_hash)
+                     decode_ints, events_hash, max_encoded_chars)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._trace import Trace
@@ -81,10 +82,12 @@ def _check_version(data: bytes | str, p: str) -> type[_Fields]:
     """The schema for this file's version, or one line saying why there is none."""
     try:
         head = msgspec.json.decode(data, type=_Header)
+    except msgspec.ValidationError:   # not an object at all (before DecodeError, its base)
+        head = _Header()
     except msgspec.DecodeError as e:
         raise TraceError(f"not a vmemu trace: {_json_problem(e)}", file=p) from None
-    except msgspec.ValidationError:   # not an object at all
-        head = _Header()
+    except RecursionError:   # (msgspec's own, past ~1000 levels of arrays or objects)
+        raise TraceError(_TOO_DEEP, file=p) from None
     if head.format != TRACE_FORMAT:
         raise TraceError(f"not a vmemu trace (no \"format\": \"{TRACE_FORMAT}\")", file=p)
     version = head.version
@@ -99,7 +102,20 @@ def _check_version(data: bytes | str, p: str) -> type[_Fields]:
     return SCHEMAS[version]
 
 
+_TOO_DEEP = ("not a vmemu trace: its JSON is nested too deeply (the file is damaged or "
+             "is not a trace; re-record it)")
+
+
 def from_json(cls: "type[Trace]", data: bytes | str, p: str) -> "Trace":
+    # A BOM (an editor that saves "UTF-8 with BOM") is not part of the JSON: skip it, as
+    # the scenario loader does.
+    if isinstance(data, str):
+        data = data.removeprefix("\ufeff")
+    elif data[:3] == b"\xef\xbb\xbf":
+        data = memoryview(data)[3:]
+    elif data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise TraceError("not a vmemu trace: the file is UTF-16 text (its BOM says so); "
+                         "save it as UTF-8", file=p)
     schema = _check_version(data, p)
     try:
         raw = msgspec.json.decode(data, type=schema)
@@ -110,8 +126,21 @@ def from_json(cls: "type[Trace]", data: bytes | str, p: str) -> "Trace":
                          "re-record it)", file=p, key=key) from None
     except msgspec.DecodeError as e:
         raise TraceError(f"not a vmemu trace: {_json_problem(e)}", file=p) from None
+    except RecursionError:
+        raise TraceError(_TOO_DEEP, file=p) from None
     d = {f: getattr(raw, f) for f in raw.__struct_fields__ if f not in ("format", "version")}
     if isinstance(raw, _V2):
+        # Before decoding: a string longer than the run can have written is refused
+        # at once, whatever its length (see _trace.max_encoded_chars). Without a fault
+        # plan the tape holds one decision a step; a plan's coin flips are not bounded
+        # by steps. A livelock may be a soft lockup: Python code that emitted events for
+        # seconds without a step.
+        steps = raw.steps
+        _check_length(raw.tape, "tape", "decisions",
+                      steps if raw.faults is None and raw.faults_hash is None else MAX_STEPS,
+                      p)
+        _check_length(raw.events.stream, "events.stream", "events",
+                      steps if raw.verdict != "livelock" else MAX_STEPS, p)
         try:
             d["tape"] = decode_ints(raw.tape)
         except ValueError as e:
@@ -127,6 +156,15 @@ def from_json(cls: "type[Trace]", data: bytes | str, p: str) -> "Trace":
     else:
         d["events"] = [list(e) for e in raw.events]
     return cls(**d)
+
+
+def _check_length(text: str, key: str, what: str, steps: int, p: str) -> None:
+    """One line if ``text`` is longer than a run of ``steps`` steps writes."""
+    limit = max_encoded_chars(steps)
+    if len(text) > limit:
+        raise TraceError(f"{len(text):,} characters of {what}, more than a run of "
+                         f"{steps:,} steps records (at most {limit:,}): the file is damaged "
+                         "or was edited; re-record it", file=p, key=key)
 
 
 def _json_problem(e: Exception) -> str:
