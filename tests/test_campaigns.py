@@ -750,6 +750,88 @@ def test_a_store_that_cannot_be_written(tmp_path):
     assert "cannot open the campaign store" in p.stderr and "Traceback" not in p.stderr
 
 
+_NOT_A_STORE = {
+    "another program's campaigns table": (
+        "CREATE TABLE campaigns (id INTEGER PRIMARY KEY, name TEXT); "
+        "INSERT INTO campaigns (name) VALUES ('x')",
+        "its campaigns table lacks 19 of the 20 columns of a store (scenario, "
+        "scenario_name, scenario_hash ...)"),
+    "a column missing": ("ALTER TABLE campaigns DROP COLUMN new_cover_at",
+                         "its campaigns table has no column new_cover_at"),
+    "params not JSON": ("UPDATE campaigns SET params = '{oops'",
+                        "campaign 1 is damaged (its params are '{oops', not a JSON object)"),
+    "a seed that is no number": ("UPDATE campaigns SET seed = 'abc'",
+                                 "campaign 1 is damaged (its seed is 'abc', not a number)"),
+    "a count that is no number": ("UPDATE campaigns SET schedules = 'many'",
+                                  "campaign 1 is damaged (schedules is 'many')"),
+    "a newer vmemu's": ("PRAGMA user_version = 7",
+                        "it was written by a newer vmemu (store version 7, this vmemu reads 1)"),
+}
+
+
+@pytest.mark.parametrize("how", list(_NOT_A_STORE))
+def test_a_store_of_another_layout_or_with_damaged_rows_is_one_line(tmp_path, how):
+    # An SQLite file of another program, or a store edited by hand: `campaigns` and a
+    # resume say so in one line naming it (not KeyError, JSONDecodeError, ValueError),
+    # before anything is claimed: the campaign is not left `running`.
+    sql, why = _NOT_A_STORE[how]
+    store = tmp_path / "c.sqlite"
+    if how.startswith("another program"):
+        db = sqlite3.connect(store)
+    else:
+        explore(ORDERED, runs=5, store=store)
+        db = sqlite3.connect(store)
+    db.executescript(sql)
+    db.close()
+    for args in (["campaigns"], ["campaigns", "--json"],
+                 ["explore", ORDERED, "--resume", "--runs", "5"]):
+        p = vmemu_cli(*args, "--store", str(store))
+        assert p.returncode == 2 and p.stdout == "", p.stderr
+        assert p.stderr == (f"vmemu: error: {store}: --store: not a campaign store this vmemu "
+                            f"can use: {why}; use another --store, or move this file away\n")
+    if not how.startswith("another program"):
+        db = sqlite3.connect(store)
+        assert db.execute("SELECT status FROM campaigns").fetchall() == [("done",)]
+        db.close()
+
+
+def test_a_store_written_before_it_had_a_version_still_opens(tmp_path):
+    store = tmp_path / "c.sqlite"
+    explore(ORDERED, runs=5, store=store)
+    db = sqlite3.connect(store)
+    assert db.execute("PRAGMA user_version").fetchone() == (1,)
+    db.execute("PRAGMA user_version = 0")       # as every store made before it was set
+    db.close()
+    assert explore(ORDERED, runs=5, store=store, resume=True).first_index == 5
+    assert [c["schedules"] for c in Store(str(store), readonly=True).campaigns()] == [10]
+
+
+def test_a_store_another_program_holds_locked_is_in_use_not_damaged(tmp_path, monkeypatch,
+                                                                     capsys):
+    # Another program holds the store (BEGIN EXCLUSIVE) for longer than vmemu waits: the
+    # line says it is in use, not "delete a damaged one" (it is healthy); listing works.
+    from vmemu._cli import main
+    from vmemu._explore import store as st
+    monkeypatch.setattr(st, "BUSY_SECONDS", 0.5, raising=False)
+    store = tmp_path / "c.sqlite"
+    explore(ORDERED, runs=5, store=store)
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code = main(["explore", ORDERED, "--runs", "5", "--store", str(store)])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == ""
+        assert err == (f"vmemu: error: {store}: --store: the campaign store is in use: another "
+                       "vmemu or program has held it locked for 0.5 s (database is locked); "
+                       "wait for it to finish, or pass --store PATH with another store\n")
+        assert main(["campaigns", "--store", str(store)]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["1", "abba-ordered"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert [c["schedules"] for c in Store(str(store)).campaigns()] == [5]
+
+
 @pytest.mark.parametrize("kind", ["directory", "FIFO", "character device"])
 def test_a_store_that_is_not_a_file_is_named_for_what_it_is(tmp_path, kind):
     # SQLite would say "disk I/O error" of a FIFO or /dev/null, and "unable to open

@@ -21,6 +21,12 @@ Tables:
   index, its finding file and trace hash, and how many times it was hit.
 - ``interleavings``: the distinct interleaving hashes (exact counts across resumes and
   concurrent explorations of one campaign).
+
+Opening a store checks its layout (``PRAGMA user_version``, :data:`STORE_VERSION`, and
+every column of :data:`_SCHEMA`), and each row is checked as it is read: an SQLite file
+of another program, a newer vmemu's store or a row edited by hand is one line naming the
+store, never a KeyError halfway through a resume. A store another program holds locked
+is "in use", not damaged.
 """
 
 from __future__ import annotations
@@ -66,6 +72,37 @@ CREATE TRIGGER IF NOT EXISTS interleavings_counted AFTER INSERT ON interleavings
 """
 
 
+#: ``PRAGMA user_version`` of the stores this vmemu writes. Stores written before it was
+#: set say 0 and have the same tables: both open. A higher one is a newer vmemu's.
+STORE_VERSION = 1
+
+#: SQLite's result codes for "another connection held the lock for longer than the busy
+#: timeout" (SQLITE_BUSY, SQLITE_LOCKED): the store is in use, not damaged.
+_LOCKED = (5, 6)
+#: Seconds to wait for another connection's lock (another exploration's write is short).
+BUSY_SECONDS = 30.0
+
+_columns: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {}
+
+
+def _expected() -> dict[str, dict[str, tuple[tuple[type, ...], bool]]]:
+    """Each table of :data:`_SCHEMA` -> its columns -> (the Python types a value may
+    have, whether it may be NULL), read from the schema itself (one place to change)."""
+    if not _columns:
+        db = sqlite3.connect(":memory:")
+        try:
+            db.executescript(_SCHEMA)
+            types = {"INTEGER": (int,), "TEXT": (str,), "REAL": (float, int)}
+            for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+                _columns[table] = {
+                    name: (types[kind], not notnull and not pk)
+                    for _, name, kind, notnull, _, pk in db.execute(
+                        f"PRAGMA table_info({table})")}
+        finally:
+            db.close()
+    return _columns
+
+
 def sig_text(sig: tuple) -> str:
     """A signature as stored (JSON)."""
     return json.dumps([sig[0], [list(c) for c in sig[1]], sig[2]])
@@ -101,15 +138,78 @@ class Store:
             return
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            with self._tx():
-                self.db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            self.db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                with self._tx():
+                    # (The tables are made only where none is: one of another layout
+                    # is left as it is, and refused by the check; if its index cannot be
+                    # made, the check says why.)
+                    try:
+                        self.db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+                    except sqlite3.Error as e:
+                        if self.db.in_transaction and not _locked(e):
+                            self._check_schema()
+                        raise
+                    self._check_schema()
+                    if self.db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                        self.db.execute(f"PRAGMA user_version = {STORE_VERSION}")
+                    self.db.execute("COMMIT")
+            except BaseException:
+                self.db.close()
+                raise
         except (OSError, sqlite3.Error) as e:
+            if _locked(e):
+                raise self._in_use(e) from None
             raise UserError(f"cannot open the campaign store ({e}); pass --store PATH with "
                             "a file you can write, or delete a damaged one", file=self.path,
                             key="--store") from None
+
+    def _in_use(self, e: Exception) -> UserError:
+        """Another program holds the store locked (a healthy store: keep it)."""
+        return UserError(f"the campaign store is in use: another vmemu or program has held "
+                         f"it locked for {BUSY_SECONDS:g} s ({e}); wait for it to finish, or "
+                         "pass --store PATH with another store", file=self.path,
+                         key="--store")
+
+    def _damaged(self, what: str) -> UserError:
+        return UserError(f"not a campaign store this vmemu can use: {what}; use another "
+                         "--store, or move this file away", file=self.path, key="--store")
+
+    def _check_schema(self) -> None:
+        """Refuse a store whose tables are not the ones this vmemu reads and writes (an
+        SQLite file of another program, a newer vmemu's store), before any of it is read.
+
+        Raises:
+            UserError: naming the first table that differs.
+        """
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > STORE_VERSION:
+            raise self._damaged(f"it was written by a newer vmemu (store version {version}, "
+                                f"this vmemu reads {STORE_VERSION})")
+        for table, want in _expected().items():
+            have = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                raise self._damaged(f"it has no {table} table")
+            missing = [c for c in want if c not in have]
+            if len(missing) > 3:
+                raise self._damaged(f"its {table} table lacks {len(missing)} of the "
+                                    f"{len(want)} columns of a store "
+                                    f"({', '.join(missing[:3])} ...)")
+            if missing:
+                raise self._damaged(f"its {table} table has no column "
+                                    + ", ".join(missing))
+
+    def _check_row(self, table: str, row: dict[str, Any]) -> None:
+        """Refuse a row whose values are not of its columns' types (SQLite keeps any
+        value in any column: a store edited by hand, or by another program)."""
+        for name, (types, nullable) in _expected()[table].items():
+            v = row.get(name)
+            if v is None and nullable or type(v) in types:
+                continue
+            which = f"campaign {row['id']}" if table == "campaigns" else f"a row of {table}"
+            raise self._damaged(f"{which} is damaged ({name} is {str(v)[:40]!r})")
 
     def _read_only(self) -> sqlite3.Connection:
         # A WAL store is read through its -shm file, which a reader that may not write
@@ -119,12 +219,29 @@ class Store:
         err: sqlite3.Error | None = None
         for mode in ("mode=ro", "immutable=1"):
             try:
-                db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30.0,
+                db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=BUSY_SECONDS,
                                      isolation_level=None)
-                db.execute("SELECT count(*) FROM campaigns").fetchone()
-                return db
+                try:
+                    db.execute("SELECT count(*) FROM campaigns").fetchone()
+                except sqlite3.Error:
+                    db.close()
+                    raise
             except sqlite3.Error as e:
+                if _locked(e):
+                    raise self._in_use(e) from None
+                if "no such table" in str(e):
+                    break       # (a database, but not a store: said below)
                 err = e
+                continue
+            self.db = db
+            try:
+                self._check_schema()
+            except BaseException:
+                db.close()
+                raise
+            return db
+        if err is None:
+            raise self._damaged("it has no campaigns table")
         raise UserError(f"cannot read the campaign store ({err}); pass --store PATH with "
                         "a campaign store you can read", file=self.path, key="--store")
 
@@ -179,6 +296,8 @@ class Store:
             raise self._cannot_write(e) from None
 
     def _cannot_write(self, e: Exception) -> UserError:
+        if _locked(e):
+            return self._in_use(e)
         return UserError(f"cannot write the campaign store ({e}); free some space, or pass "
                          "--store PATH with a file you can write", file=self.path,
                          key="--store")
@@ -220,10 +339,22 @@ class Store:
         cols = [c[0] for c in rows.description]
         return [dict(zip(cols, r)) for r in rows.fetchall()]
 
-    @staticmethod
-    def _decode(c: dict[str, Any]) -> dict[str, Any]:
-        c["params"] = json.loads(c["params"])
-        c["seed"] = int(c["seed"])
+    def _decode(self, c: dict[str, Any]) -> dict[str, Any]:
+        """A campaigns row as used: params a dict, seed an int; one line if it is not."""
+        self._check_row("campaigns", c)
+        try:
+            params = json.loads(c["params"])
+        except ValueError:
+            params = None
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise self._damaged(f"campaign {c['id']} is damaged (its params are "
+                                f"{c['params'][:40]!r}, not a JSON object)")
+        try:
+            seed = int(c["seed"])
+        except ValueError:
+            raise self._damaged(f"campaign {c['id']} is damaged (its seed is "
+                                f"{c['seed'][:40]!r}, not a number)") from None
+        c["params"], c["seed"] = params, seed
         return c
 
     def reopen(self, campaign: int) -> None:
@@ -263,17 +394,35 @@ class Store:
                       ("interrupted" if status == "running" else status, campaign))])
 
     def ranges(self, campaign: int) -> list[tuple[int, int, int]]:
-        return [tuple(r) for r in self.db.execute(
+        rows = [tuple(r) for r in self.db.execute(
             "SELECT start, stop, longest FROM ranges WHERE campaign = ? ORDER BY start",
             (campaign,))]
+        for r in rows:
+            if not all(type(v) is int for v in r):
+                raise self._damaged(f"a range of campaign {campaign} is damaged "
+                                    f"({str(r)[:60]})")
+        return rows
 
     def interleavings(self, campaign: int) -> set[int]:
-        return {h & ((1 << 64) - 1) for (h,) in self.db.execute(
-            "SELECT hash FROM interleavings WHERE campaign = ?", (campaign,))}
+        try:
+            return {h & ((1 << 64) - 1) for (h,) in self.db.execute(
+                "SELECT hash FROM interleavings WHERE campaign = ?", (campaign,))}
+        except TypeError:   # (a hash that is not an int)
+            raise self._damaged(f"an interleaving of campaign {campaign} is damaged "
+                                "(not a number)") from None
 
     def findings(self, campaign: int) -> list[dict[str, Any]]:
-        return self._dicts("SELECT signature, verdict, schedule, trace, trace_hash, hits "
-                           "FROM findings WHERE campaign = ? ORDER BY schedule", (campaign,))
+        rows = self._dicts("SELECT * FROM findings WHERE campaign = ? ORDER BY schedule",
+                           (campaign,))
+        for f in rows:
+            self._check_row("findings", f)
+            try:
+                hash(sig_from_text(f["signature"]))
+            except (ValueError, TypeError):
+                raise self._damaged(f"a finding of campaign {campaign} is damaged (its "
+                                    f"signature is {f['signature'][:40]!r})") from None
+        keep = ("signature", "verdict", "schedule", "trace", "trace_hash", "hits")
+        return [{k: f[k] for k in keep} for f in rows]
 
     # ------------------------------------------------------------------ progress
     def record(self, campaign: int, *, ranges: list[tuple[int, int, int]],
@@ -343,6 +492,12 @@ class Store:
             c["findings"] = self.findings(c["id"])
             out.append(c)
         return out
+
+
+def _locked(e: Exception) -> bool:
+    """Is ``e`` SQLite saying another connection holds the store locked?"""
+    code = getattr(e, "sqlite_errorcode", None)     # (an extended code: its low byte)
+    return (code is not None and code & 0xFF in _LOCKED) or "database is locked" in str(e)
 
 
 def _alive(pid: int | None) -> bool:
