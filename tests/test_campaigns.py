@@ -879,7 +879,8 @@ def test_resume_says_why_there_is_no_campaign_to_go_on_with(tmp_path):
                         "campaign\n")
 
 
-@pytest.mark.parametrize("cluster", ["local:0", "local:abc", "local:", "dask://x"])
+@pytest.mark.parametrize("cluster", ["local:0", "local:abc", "local:", "dask://x",
+                                     "local:99999"])
 def test_a_bad_cluster_is_one_line_and_records_no_campaign(tmp_path, cluster):
     store = tmp_path / "c.sqlite"
     p = vmemu_cli("explore", ORDERED, "--cluster", cluster, "--store", str(store))
@@ -1145,6 +1146,65 @@ def test_a_cluster_address_with_no_scheduler_is_one_line_at_once(tmp_path):
         assert p.stderr.startswith(f"vmemu: error: --cluster: cannot reach the Dask "
                                    f"scheduler at {address} (") and why in p.stderr
     assert Store(str(store)).campaigns() == []      # nothing ran
+
+
+def test_a_cluster_too_large_for_one_machine_is_refused_as_jobs_is():
+    # local:N starts N worker processes here, as --jobs does: the same cap, the same line.
+    from vmemu._bounds import MAX_JOBS
+    from vmemu._errors import UserError
+    from vmemu._explore.executors import check_cluster
+    check_cluster(f"local:{MAX_JOBS}")
+    with pytest.raises(UserError) as e:
+        check_cluster(f"local:{MAX_JOBS + 1}")
+    assert str(e.value) == (f"--cluster: expected local:N with N at most {MAX_JOBS} worker "
+                            f"processes, got {MAX_JOBS + 1}")
+
+
+def test_a_cluster_address_where_no_dask_scheduler_answers_is_one_line(tmp_path):
+    # A TCP service that is not Dask (an SSH server's banner, which Dask read as the
+    # length of a frame: a MemoryError traceback), or a host name no resolver takes.
+    pytest.importorskip("distributed")
+    import socket
+    import threading
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.1)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+    talked: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n")
+            talked.append(conn)       # (kept open, as sshd waits for the client's turn)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    store = tmp_path / "c.sqlite"
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        p = vmemu_cli("explore", ORDERED, "--runs", "10000000", "--time", "60",
+                      "--cluster", address, "--store", str(store))
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        for conn in talked:
+            conn.close()
+    assert talked and p.returncode == 2 and p.stdout == "", p.stderr
+    assert len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith(f"vmemu: error: --cluster: cannot reach the Dask scheduler at "
+                               f"{address}: what answers there may not be a Dask scheduler (")
+    assert p.stderr.endswith("); start one with `dask scheduler`, or use --cluster local:N\n")
+    bad_name = "tcp://" + "a" * 70 + ".example:8786"      # (a label over 63 letters)
+    p = vmemu_cli("explore", ORDERED, "--cluster", bad_name, "--store", str(store))
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr
+    assert p.stderr.startswith(f"vmemu: error: --cluster: cannot reach the Dask scheduler "
+                               f"at {bad_name} (") and len(p.stderr.splitlines()) == 1
 
 
 def test_a_block_cut_short_leaves_no_hole_below_what_is_recorded(tmp_path, monkeypatch):

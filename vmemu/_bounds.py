@@ -21,7 +21,7 @@ MAX_TICKS = 10**15
 MAX_SEED = 2**62
 #: PCT's bug depth d (d - 1 priority change points are drawn per run).
 MAX_DEPTH = 1000
-#: ``explore --jobs``: worker processes.
+#: ``explore --jobs`` and ``--cluster local:N``: worker processes.
 MAX_JOBS = 256
 
 

@@ -33,6 +33,7 @@ import types
 import warnings
 from typing import Any, Callable, Iterator
 
+from .._bounds import MAX_JOBS
 from .._errors import UserError
 from .base import Spec
 
@@ -250,7 +251,19 @@ class DaskExecutor:
                                                 silence_logs=logging.CRITICAL)
                 self.client = Client(self.cluster)
             else:
-                self.client = Client(address, timeout=10)
+                try:
+                    self.client = Client(address, timeout=10)
+                except (OSError, TimeoutError):
+                    raise
+                except Exception as e:
+                    # Something answered, but not as a Dask scheduler does (an SSH server's
+                    # banner read as a frame length is a MemoryError): whatever Dask makes
+                    # of it, the line is the same.
+                    why = type(e).__name__ + (f": {str(e)[:80]}" if str(e) else "")
+                    raise UserError(f"cannot reach the Dask scheduler at {address}: what "
+                                    f"answers there may not be a Dask scheduler ({why}); "
+                                    "start one with `dask scheduler`, or use --cluster "
+                                    "local:N", key="--cluster") from None
         except (OSError, TimeoutError) as e:
             raise UserError(f"cannot reach the Dask scheduler at {address} ({e}); start "
                             "one with `dask scheduler`, or use --cluster local:N",
@@ -313,6 +326,9 @@ def _local_workers(address: str) -> int:
     if n < 1:
         raise UserError(f"expected local:N with N a positive number, got {address!r}",
                         key="--cluster")
+    if n > MAX_JOBS:    # (as --jobs: each worker is a process of this machine)
+        raise UserError(f"expected local:N with N at most {MAX_JOBS} worker processes, "
+                        f"got {n}", key="--cluster")
     return n
 
 
@@ -344,7 +360,8 @@ def _probe(address: str) -> None:
         raise UserError(f"expected tcp://HOST:PORT, got {address!r}", key="--cluster")
     try:
         socket.create_connection((host, port), timeout=2.0).close()
-    except (ConnectionRefusedError, socket.gaierror) as e:
+    except (ConnectionRefusedError, socket.gaierror, UnicodeError) as e:
+        # (UnicodeError: a host name IDNA cannot encode, such as a label over 63 letters)
         raise UserError(f"cannot reach the Dask scheduler at {address} ({e}); start one "
                         "with `dask scheduler`, or use --cluster local:N",
                         key="--cluster") from None
