@@ -59,6 +59,27 @@ def test_dev_stdout_is_written_to(tmp_path):
     assert '"traceEvents"' in p.stdout and '"verdict"' in p.stdout
 
 
+def test_a_link_into_proc_is_written_through_not_replaced(tmp_path):
+    # /dev/stdout -> /proc/self/fd/1 with standard output sent to a file: the rename went
+    # to the file the link named (what was printed after it went to the unlinked old
+    # one, and was lost), or, where that name did not resolve, replaced the link itself
+    # (it broke /dev/stdout for the whole machine). A link of the test's own shows it
+    # without putting the machine at risk. Now the stream itself is written, in order.
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    out = tmp_path / "out.txt"
+    with open(out, "w") as f:
+        p = subprocess.run([sys.executable, "-m", "vmemu", "run", ABBA, "--perfetto",
+                            str(link), "--json"], cwd=ROOT, stdout=f,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode in (0, 1), p.stderr
+    assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
+    import json
+    perfetto, report = json.JSONDecoder().raw_decode(out.read_text())
+    assert "traceEvents" in perfetto
+    assert json.loads(out.read_text()[report:])["scenario"] == "abba"
+
+
 def test_a_symlinked_output_writes_the_file_it_names(tmp_path):
     target = tmp_path / "real.json"
     target.write_text("old\n")

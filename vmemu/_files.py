@@ -122,6 +122,32 @@ def _written_through(mode: int) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
+def _own_fd(path: Path) -> int | None:
+    """N when ``path`` is a link (or chain of links) to ``/proc/self/fd/N`` or
+    ``/dev/fd/N``: one of this process's open files, such as ``/dev/stdout``."""
+    p = os.fspath(path)
+    for _ in range(8):
+        try:
+            p = os.path.join(os.path.dirname(p), os.readlink(p))
+        except OSError:
+            return None
+        for prefix in ("/proc/self/fd/", "/dev/fd/"):
+            if p.startswith(prefix) and p[len(prefix):].isdigit():
+                return int(p[len(prefix):])
+    return None
+
+
+def _through_proc(path: Path) -> bool:
+    """A link into /proc (``/dev/stdout`` -> ``/proc/self/fd/1``, with standard output
+    sent to a file): it names an open file, not a place to rename a new file to, and a
+    rename would replace the link itself."""
+    if not path.is_symlink():
+        return False
+    real = os.path.realpath(path)
+    return real.startswith("/proc/") or os.path.islink(real) or \
+        real == os.path.abspath(path)
+
+
 def check_folder(path: str | os.PathLike[str], option: str) -> None:
     """Refuse at once a folder that could not be made or written in (``--findings``): an
     overnight exploration must not run for hours to fail at its first finding."""
@@ -243,17 +269,26 @@ def atomic_write_text(path: Path, text: str) -> None:
     except OSError:
         mode = 0o666 & ~_umask()
     else:
-        if _written_through(st.st_mode):
-            # /dev/null, /dev/stdout, a FIFO: written to, never replaced by a file (as
-            # root, a rename over /dev/null would break it for the whole machine). A FIFO
+        if (own := _own_fd(path)) is not None:
+            # /dev/stdout (-> /proc/self/fd/1): the stream itself, after what it already
+            # holds (a new open of a file it names would write from its start).
+            if own in (1, 2):
+                (sys.stdout if own == 1 else sys.stderr).flush()
+            with os.fdopen(os.dup(own), "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            return
+        if _written_through(st.st_mode) or _through_proc(path):
+            # /dev/null, a FIFO, a device: written to, never replaced by a file (as root,
+            # a rename over /dev/null would break it for the whole machine). A FIFO
             # nobody reads is an error (ENXIO), not a wait.
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_TRUNC
+                         | getattr(os, "O_CLOEXEC", 0))
             os.set_blocking(fd, True)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
             return
-        if path.is_symlink():
-            path = Path(os.path.realpath(path))   # (the file it names, not the link)
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))   # (the file it names, not the link)
     path.parent.mkdir(parents=True, exist_ok=True)
     import tempfile   # (late: only writing needs it, and it imports random)
     with _sigint_deferred():
