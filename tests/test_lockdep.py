@@ -462,3 +462,51 @@ def test_lockdep_reports_the_cycle_through_the_completion_of_event_lockdep():
     d = res.to_json()
     edges = {(e["from"], e["to"]): (e["from_mode"], e["to_mode"]) for e in d["dependencies"]}
     assert edges == {("L", "done"): ("write", "wait"), ("done", "L"): ("signal", "write")}
+
+
+def test_a_timed_wait_records_no_dependency_so_its_cycle_is_not_predicted(capsys,
+                                                                        write_scenario):
+    # event_lockdep's shape with `timeout: 5` on the wait (wait_for_completion_timeout):
+    # the timeout always ends the wait, so L -> done is no dependency (DEPT's rule) and
+    # there is no cycle. Before, lockdep printed `L --> done --> L`, *** DEADLOCK *** and
+    # exited 1 although no schedule can deadlock. The untimed wait is still predicted.
+    from conftest import LANG
+    untimed = (LANG / "event_lockdep.yaml").read_text()
+    assert "      - wait: done\n" in untimed
+    timed = write_scenario(untimed.replace("      - wait: done\n",
+                                           "      - wait: done\n        timeout: 5\n"),
+                           "timed.yaml")
+    assert explore(timed, runs=50).verdict == "ok"
+    code, out = cli(capsys, "lockdep", timed, "--runs", "20")
+    assert code == 0, out
+    assert "DEADLOCK" not in out and "wait_for_completion(done)" not in out
+    res = lockdep(timed, runs=20, confirm=0, driver="direct")
+    assert res.cycles == [] and not res.found
+    # The signaller's half is still learned; the waiter's L -> done is not.
+    assert [(e["from"], e["to"]) for e in res.to_json()["dependencies"]] == [("done", "L")]
+    code, out = cli(capsys, "lockdep", str(LANG / "event_lockdep.yaml"), "--runs", "20",
+                    "--confirm", "0")
+    assert code == 1 and "L --> done --> L" in out and "*** DEADLOCK ***" in out
+
+
+def test_what_a_task_signals_after_a_timed_wait_does_not_depend_on_it(write_scenario):
+    # A signal records `E -> what the signaller got through`; a timed wait is not
+    # something it must get through (the timeout lets it pass), untimed it is.
+    text = textwrap.dedent("""
+        name: timed-then-signal
+        expect: ok
+        events: {a: completion, b: completion}
+        tasks:
+          t1:
+            - wait: a
+              timeout: 3
+            - complete: b
+          t2:
+            - complete: a
+        """).lstrip("\n")
+    deps = lambda path: {(e["from"], e["to"]) for e in
+                         lockdep(path, runs=5, confirm=0).to_json()["dependencies"]}
+    assert deps(write_scenario(text, "timed.yaml")) == set()
+    untimed = text.replace("      timeout: 3\n", "")
+    assert "timeout" not in untimed
+    assert deps(write_scenario(untimed, "untimed.yaml")) == {("b", "a")}

@@ -79,7 +79,8 @@ class WaitQueue(Resource):
             with_lock._grant()
         if k.observers:
             # After a condition wait released its mutex: the waiter no longer holds it.
-            self._notify("waiting", t, state)
+            # A timed wait says so (its timeout ends it even if nobody ever signals).
+            self._notify("waiting", t, state if timeout is None else "timed")
         woken = True
         if not (self.sticky and self.done):
             self.waiters.append((t, "wait"))

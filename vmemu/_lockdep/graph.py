@@ -20,7 +20,8 @@ The rules are lockdep's (``Documentation/locking/lockdep-design.rst``):
 
 Events (waitqueues and completions) are nodes too, as crossrelease and DEPT make them:
 
-- waiting for event ``E`` while holding ``L`` records ``L -> E`` (mode ``wait``);
+- waiting for event ``E`` while holding ``L`` records ``L -> E`` (mode ``wait``); a
+  timed wait records nothing (its timeout ends it whether or not ``E`` comes);
 - signalling (or completing) ``E`` records ``E -> M`` for everything the signalling
   task had to get through first: every lock it acquired, every event it waited for and
   every reclaim point it passed since it started (mode ``signal``). Whoever waits for
@@ -320,7 +321,13 @@ class Recorder:
 
     # ------------------------------------------------------------ event hooks
     def waiting(self, t: Any, event: Any, state: str) -> None:
-        """``t`` waits for ``event``: what it holds now depends on the event."""
+        """``t`` waits for ``event``: what it holds now depends on the event.
+
+        A timed wait (``state`` is ``timed``) records nothing, as DEPT does: its timeout
+        ends it even if the event never comes, so neither what ``t`` holds nor what it
+        signals later depends on the event."""
+        if state == "timed":
+            return
         name = event.name
         self.g.kinds.setdefault(name, event.kind)
         self._acquire(t, name, "wait", reentrant=True)
