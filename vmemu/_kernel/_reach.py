@@ -83,13 +83,20 @@ def _after(body: tuple, target: Any) -> set | None:
     return None
 
 
-def remaining(k: "Kernel", t: Task) -> frozenset:
-    """What ``t`` can still do (expanded), cached while the run does not move."""
+def _answers(k: "Kernel") -> dict:
+    """The kernel's cache of answers, valid while ``k.steps`` stands: a task id -> what
+    that task can still do; ``("signal", event, stopped)`` -> the signallers of a wait."""
     cache = k._reach_cache
     if cache is None or cache[0] != k.steps:
         cache = (k.steps, {})
         k._reach_cache = cache
-    got = cache[1].get(t.tid)
+    return cache[1]
+
+
+def remaining(k: "Kernel", t: Task) -> frozenset:
+    """What ``t`` can still do (expanded), cached while the run does not move."""
+    answers = _answers(k)
+    got = answers.get(t.tid)
     if got is not None:
         return got
     if t.state is DONE:
@@ -107,7 +114,7 @@ def remaining(k: "Kernel", t: Task) -> frozenset:
             rest = _after(f.body, f.step) if f.step is not None else None
             items |= rest if rest is not None else set().union(*(x.reach for x in f.body))
         result = _expand(k, frozenset(items))
-    cache[1][t.tid] = result
+    answers[t.tid] = result
     return result
 
 
@@ -119,15 +126,49 @@ def can(k: "Kernel", t: Task, item: tuple[str, str]) -> bool:
 
 def signallers(k: "Kernel", event: str, waiter: Task) -> list[Task]:
     """Live tasks that can still signal ``event`` (or, for an interruptible waiter, stop
-    it), in task-id order; the waiter itself too when it could (a cycle of one)."""
+    it), in task-id order; the waiter itself too when it could (a cycle of one).
+
+    The answer is the same for every uninterruptible waiter of ``event`` (an
+    interruptible one adds its stoppers), so it is computed once per report (while
+    ``k.steps`` stands) and shared: the list returned is the cache's, not to be changed.
+    Twenty thousand waiters on one event cost one scan of the task table, not twenty
+    thousand."""
+    stopped = waiter.name if waiter.interruptible else None
+    answers = _answers(k)
+    key = ("signal", event, stopped)
+    got = answers.get(key)
+    if got is None:
+        got = answers[key] = _scan_signallers(k, event, stopped)
+    return got
+
+
+def _scan_signallers(k: "Kernel", event: str, stopped: str | None) -> list[Task]:
+    """One scan of the task table for :func:`signallers`."""
     out = []
     for t in k.tasks:
         if t.state is DONE:
             continue
-        if can(k, t, ("signal", event)) or (waiter.interruptible
-                                             and can(k, t, ("stop", waiter.name))):
+        if can(k, t, ("signal", event)) or (stopped is not None
+                                             and can(k, t, ("stop", stopped))):
             out.append(t)
     return out
+
+
+#: A list of task names longer than this is cut short in report text.
+NAMES_SHOWN = 5
+#: How many names a cut list still shows.
+NAMES_CUT_TO = 3
+
+
+def names(tasks: list[Task], also: Task | None = None) -> str:
+    """``"s1 or s2"``; a long list cut short: ``"s0, s1, s2 ... and 9997 more"`` (with
+    ``also``, one of ``tasks``, among the names shown: a cycle's next task)."""
+    if len(tasks) <= NAMES_SHOWN:
+        return " or ".join(t.name for t in tasks)
+    shown = list(tasks[:NAMES_CUT_TO])
+    if also is not None and also not in shown:
+        shown.append(also)
+    return f"{', '.join(t.name for t in shown)} ... and {len(tasks) - len(shown)} more"
 
 
 def uppers(k: "Kernel", sem: str, takers: list[Task]) -> list[Task]:

@@ -52,14 +52,15 @@ class WaitQueue(Resource):
         return signallers(self.k, self.name, t)
 
     def edge(self, t: Task) -> tuple[str, list[Task]]:
+        from ._reach import names
         blockers = self.blockers(t)
         if not blockers:
             return f"{self.describe()} ({self.nobody_text()})", blockers
-        who = " or ".join(b.name for b in blockers)
-        return f"{self.describe()} (only {who} can {self.verb} it)", blockers
+        return f"{self.describe()} (only {names(blockers)} can {self.verb} it)", blockers
 
     def cycle_text(self, t: Task, nxt: Task) -> str:
-        who = " or ".join(b.name for b in self.blockers(t))
+        from ._reach import names
+        who = names(self.blockers(t), also=nxt)
         return f"{t.name} waits for {self.describe()}, which only {who} can {self.verb}"
 
     async def wait(self, with_lock: Lock | None = None, *, state: str = "uninterruptible",
