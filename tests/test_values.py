@@ -432,3 +432,35 @@ tasks:
 """)
     with pytest.raises(vmemu.ScenarioError, match="name the loop index something else"):
         vmemu.load(path)
+
+
+def test_nesting_too_deep_for_the_interpreter_is_the_same_bug_on_every_driver(write_scenario):
+    # 31 recursive calls, each 15 loops deep: every level costs Python frames, and the
+    # run hit Python's recursion limit (a RecursionError `bug`) at a depth that differed
+    # by driver (482, 479 and 477 steps). The emulated stack now has a bound of its own.
+    loops = "{if: \"d > 0\", then: [{call: r, args: {d: \"d - 1\"}}]}"
+    for _ in range(15):
+        loops = "{repeat: 1, do: [" + loops + "]}"
+    path = write_scenario(f"""
+routines:
+  r:
+    params: [d]
+    steps: [{loops}]
+tasks:
+  t: [{{call: r, args: {{d: 31}}}}]
+""")
+    seen = {(r.verdict, r.message, r.steps, r.trace_hash)
+            for r in (one(path, driver=d) for d in ("direct", "trio", "asyncio"))}
+    assert len(seen) == 1
+    verdict, message, steps, _ = seen.pop()
+    assert verdict == "bug" and "nested beyond 160 (kernel stack overflow)" in message
+    # Within the bound, the same shape runs to its end.
+    ok = one(write_scenario(f"""
+routines:
+  r:
+    params: [d]
+    steps: [{loops}]
+tasks:
+  t: [{{call: r, args: {{d: 8}}}}]
+"""), driver="trio")
+    assert ok.verdict == "ok", ok.message

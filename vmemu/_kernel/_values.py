@@ -12,13 +12,27 @@ from typing import Any, TYPE_CHECKING
 
 from .._scenario.expr import OutOfBounds
 from .._scenario.model import INT_MAX, INT_MIN, Expr, Loc, Place, Routine, Step
-from .task import Frame, VerdictSignal
+from .task import Frame, Task, VerdictSignal
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import TaskContext
 
 #: Deepest routine nesting before the run ends with a ``bug`` (a kernel stack overflow).
 MAX_CALL_DEPTH = 32
+#: Routine calls and ``if``/``while``/``repeat`` bodies open at once in one task, before
+#: the run ends with a ``bug`` (a kernel stack overflow too). Each costs the interpreter
+#: up to three Python frames: the bound keeps every run far from Python's recursion
+#: limit, which would otherwise end it at a depth that differs by driver and host.
+MAX_NESTING = 160
+
+
+def nested(t: Task, loc: Loc | None) -> None:
+    """Count one more call or body open in ``t`` (the caller undoes it: ``t.nest -= 1``)."""
+    t.nest += 1
+    if t.nest > MAX_NESTING:
+        raise VerdictSignal("bug", f"BUG: {t.name}: routine calls and if/while/repeat "
+                            f"bodies nested beyond {MAX_NESTING} (kernel stack overflow) "
+                            f"at {loc}")
 _SPAN = 1 << 64
 
 
@@ -118,12 +132,15 @@ async def call_routine(ctx: "TaskContext", routine: Routine, args: dict[str, int
                             f"(kernel stack overflow) calling {routine.name} at {loc}")
     local = {n: list(v) if isinstance(v, tuple) else v for n, v in routine.locals}
     local.update(args)
+    nested(t, loc)
     t.stack.append(Frame(routine.name, loc, None, local, ctx.k.vars, t, routine.steps))
     try:
         await run_steps(ctx, routine.steps)
         result = 0
     except Return as r:
         result = r.value
+    finally:
+        t.nest -= 1
     # No finally: when a verdict is raised inside the routine, its frame must stay on
     # the stack for the report.
     t.stack.pop()

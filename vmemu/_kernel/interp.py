@@ -14,7 +14,7 @@ from bisect import bisect_left
 from typing import Any, Awaitable, Callable
 
 from .._scenario.model import Step
-from ._values import call_routine, evaluate, label, read, show, store, wrap
+from ._values import call_routine, evaluate, label, nested, read, show, store, wrap
 from .context import TaskContext
 from .sync import Lock, Mutex, might_sleep
 from .task import BLOCKED, RUNNABLE, VerdictSignal
@@ -387,35 +387,50 @@ async def _assert(ctx: TaskContext, s: Step) -> None:
 
 
 async def _if(ctx: TaskContext, s: Step) -> None:
-    ctx.k.count_step(ctx.task)
+    t = ctx.task
+    ctx.k.count_step(t)
     body = s.body if _eval(ctx, s) else s.orelse
-    frame = ctx.task.stack[-1]
-    await run_steps(ctx, body)
+    frame = t.stack[-1]
+    nested(t, s.loc)
+    try:
+        await run_steps(ctx, body)
+    finally:
+        t.nest -= 1
     frame.loc, frame.step = s.loc, s
 
 
 async def _repeat(ctx: TaskContext, s: Step) -> None:
-    frame = ctx.task.stack[-1]
+    t = ctx.task
+    frame = t.stack[-1]
     n = _n(ctx, s)
-    if s.as_place is None:
-        await run_steps(ctx, s.body, n, charge=True)
-    else:
-        index = s.as_place.name
-        for i in range(n):
-            ctx.k.count_step(ctx.task)
-            frame.locals[index] = i
-            await run_steps(ctx, s.body)
+    nested(t, s.loc)
+    try:
+        if s.as_place is None:
+            await run_steps(ctx, s.body, n, charge=True)
+        else:
+            index = s.as_place.name
+            for i in range(n):
+                ctx.k.count_step(t)
+                frame.locals[index] = i
+                await run_steps(ctx, s.body)
+    finally:
+        t.nest -= 1
     frame.loc, frame.step = s.loc, s
 
 
 async def _while(ctx: TaskContext, s: Step) -> None:
-    frame = ctx.task.stack[-1]
-    while True:
-        frame.loc, frame.step = s.loc, s
-        ctx.k.count_step(ctx.task)
-        if not _eval(ctx, s):
-            break
-        await run_steps(ctx, s.body)
+    t = ctx.task
+    frame = t.stack[-1]
+    nested(t, s.loc)
+    try:
+        while True:
+            frame.loc, frame.step = s.loc, s
+            ctx.k.count_step(t)
+            if not _eval(ctx, s):
+                break
+            await run_steps(ctx, s.body)
+    finally:
+        t.nest -= 1
 
 
 async def _point(ctx: TaskContext, s: Step) -> None:

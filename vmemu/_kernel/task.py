@@ -46,7 +46,7 @@ class Task:
     __slots__ = ("tid", "name", "spec", "state", "waiting_for", "wait_what", "blocked_since",
                  "held", "stack", "pf", "coro", "handle", "wake_value", "daemon", "killed",
                  "exc", "reclaiming", "handles", "ok", "should_stop", "interruptible",
-                 "timer_seq", "exited", "parent")
+                 "timer_seq", "exited", "parent", "nest")
 
     def __init__(self, tid: int, name: str, spec: "TaskSpec | None", daemon: bool = False,
                  shared: Any = None):
@@ -76,6 +76,7 @@ class Task:
         self.should_stop = 0               # kthread_should_stop(): set by `stop`
         self.interruptible = False         # blocked in an interruptible wait (not hung)
         self.timer_seq = 0                 # the live timer of a sleep or timed wait
+        self.nest = 0                      # routine calls and if/while/repeat bodies open
         self.exited: Any = None            # the resource `join`ers wait on (lazily made)
         self.parent: "Task | None" = None  # who spawned it (None: started with the run)
 
