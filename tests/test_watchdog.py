@@ -508,3 +508,45 @@ tasks:
         waits = {t["name"]: t["waiting_for"] for t in r.tasks}
         assert waits["a"] == "waitqueue e (only s0, s1, s2 ... and 5 more can signal it)"
         assert waits["s0"] == "completion f (nobody can complete it)"
+
+
+def test_thousands_of_waiters_on_one_semaphore_cost_one_scan_and_a_short_line(
+        write_scenario, monkeypatch):
+    # The same for a semaphore used as a signal: each waiter asked who can still `up` it,
+    # scanning every task (and a list membership test inside): quadratic, and each line
+    # named every upper.
+    from vmemu._kernel import _reach
+    n = 600
+    path = write_scenario(f"""
+name: many-sem-waiters
+locks: {{S: {{kind: semaphore, count: 0}}}}
+events: {{never: waitqueue}}
+tasks:
+  w:
+    count: {n}
+    steps:
+      - lock: S
+  u:
+    count: {n}
+    steps:
+      - wait: never
+      - unlock: S
+""")
+    calls = 0
+    can = _reach.can
+
+    def counting(*a):
+        nonlocal calls
+        calls += 1
+        return can(*a)
+
+    monkeypatch.setattr(_reach, "can", counting)
+    r = vmemu.run(path, seed=0, driver="direct")
+    assert r.verdict == "deadlock"
+    # A scan asks `can` at most twice of each of the 2n tasks (up, and down); a report
+    # asks for the semaphore's uppers and the event's signallers once each.
+    assert 0 < calls <= 4 * (2 * n)
+    waits = {t["name"]: t["waiting_for"] for t in r.tasks}
+    line = f"semaphore S (only u0, u1, u2 ... and {n - 3} more can up it)"
+    assert waits["w0"] == waits[f"w{n - 1}"] == line, waits["w0"]
+    assert max(len(t["waiting_for"]) for t in r.tasks) < 80

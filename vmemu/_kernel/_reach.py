@@ -173,10 +173,23 @@ def names(tasks: list[Task], also: Task | None = None) -> str:
 
 def uppers(k: "Kernel", sem: str, takers: list[Task]) -> list[Task]:
     """Who can still ``up`` semaphore ``sem``: takers whose program still ups it, then
-    tasks that up it without taking it first (a semaphore used as a signal)."""
+    tasks that up it without taking it first (a semaphore used as a signal).
+
+    Like :func:`signallers`, computed once per report and shared by every waiter (the
+    list returned is the cache's): thousands of waiters cost one scan, not one each."""
+    answers = _answers(k)
+    key = ("up", sem)
+    got = answers.get(key)
+    if got is None:
+        got = answers[key] = _scan_uppers(k, sem, takers)
+    return got
+
+
+def _scan_uppers(k: "Kernel", sem: str, takers: list[Task]) -> list[Task]:
     out = [t for t in takers if t.state is not DONE and can(k, t, ("up", sem))]
+    seen = {t.tid for t in out}
     for t in k.tasks:
-        if t.state is not DONE and t not in out and remaining(k, t) is not ANYTHING \
+        if t.state is not DONE and t.tid not in seen and remaining(k, t) is not ANYTHING \
                 and can(k, t, ("up", sem)) and not can(k, t, ("down", sem)):
             out.append(t)
     return out

@@ -331,18 +331,22 @@ class Semaphore(Lock):
         return "nobody can up it"
 
     def edge(self, t: Task) -> tuple[str, list[Task]]:
+        from ._reach import names
         blockers = self._uppers()
-        held = [b.name for b in blockers if b in self.takers]
-        others = [b.name for b in blockers if b not in self.takers]
-        parts = [f"held by {', '.join(held)}"] if held else []
+        taking = {b.tid for b in self.takers}
+        held = [b for b in blockers if b.tid in taking]
+        others = [b for b in blockers if b.tid not in taking]
+        parts = [f"held by {names(held).replace(' or ', ', ')}"] if held else []
         if others:
-            parts.append(f"{'only ' if not held else ''}{' or '.join(others)} can up it")
+            parts.append(f"{'only ' if not held else ''}{names(others)} can up it")
         return f"{self.describe()} ({'; '.join(parts) or self.nobody_text()})", blockers
 
     def cycle_text(self, t: Task, nxt: Task) -> str:
+        from ._reach import names
         if nxt in self.takers:
             return f"{t.name} waits for {self.describe()} held by {nxt.name}"
-        ups = " or ".join(b.name for b in self._uppers() if b not in self.takers)
+        taking = {b.tid for b in self.takers}
+        ups = names([b for b in self._uppers() if b.tid not in taking], also=nxt)
         return f"{t.name} waits for {self.describe()}, which only {ups} can up"
 
     def _can_take(self, t: Task, mode: str) -> bool:
