@@ -236,19 +236,27 @@ def waitfor_section(tl: Timeline, result: Any) -> str:
         cyc_nodes |= {t, r, h}
     culprit = {"t:" + result.culprit} if result.verdict == "hang" and result.culprit else set()
     g = Graph()
-    for w in tl.waits:
+    # Thousands of waiters are no graph anyone can read (and were hundreds of MB of
+    # SVG): past WAITERS_DRAWN, only the cycle's (or the hung task's) waits are drawn,
+    # and each wait draws its cycle edges and at most EDGES_DRAWN others.
+    many = len(tl.waits) > WAITERS_DRAWN
+    drawn = [w for w in tl.waits if not many or "t:" + w["task"] in cyc_nodes | culprit]
+    left_out = len(tl.waits) - len(drawn)
+    for w in drawn:
         t, r = "t:" + w["task"], "r:" + w["resource"]
+        blockers = [(b, label) for i, (b, label) in enumerate(w["blockers"])
+                    if i < EDGES_DRAWN or "t:" + b in cyc_nodes]
         g.node(t, w["task"], kind="task", cycle=t in cyc_nodes or t in culprit)
         if w["kind"] == "task":
             # A join waits for a task, not for something it holds: one edge, task to task.
-            for b, label in w["blockers"]:
+            for b, label in blockers:
                 g.node("t:" + b, b, kind="task", cycle="t:" + b in cyc_nodes)
                 g.edges.append(_edge(t, "t:" + b, label, cyc_edges, w["text"]))
             continue
         g.node(r, w["resource"], kind="resource", cycle=r in cyc_nodes,
                sub=w["nobody"])
         g.edges.append(_edge(t, r, "waits for", cyc_edges, w["text"]))
-        for b, label in w["blockers"]:
+        for b, label in blockers:
             g.node("t:" + b, b, kind="task", cycle="t:" + b in cyc_nodes)
             g.edges.append(_edge(r, "t:" + b, label, cyc_edges,
                                  f"{w['resource']}: {label} {b}"))
@@ -259,10 +267,20 @@ def waitfor_section(tl: Timeline, result: Any) -> str:
         if result.cycle else ""
     note = (f"The cycle {escape(cycle)} is drawn in red." if cycle else
             "No wait-for cycle: the tasks below wait for something nobody in the cycle holds.")
+    if left_out or any(len(w["blockers"]) + w.get("more", 0) > EDGES_DRAWN for w in drawn):
+        note += (f" Of {len(tl.waits)} blocked tasks, {len(drawn)} are drawn, each with at "
+                 f"most {EDGES_DRAWN} of the tasks it waits for besides the cycle's; the "
+                 "table lists every one.")
     return "\n".join(['<section id="waitfor"><h2>Wait-for graph at the verdict</h2>',
                       f'<p class="note">{note} Boxes are tasks, ellipses what they wait for.</p>',
                       svg, '<table class="waits"><thead><tr><th>task</th><th>waits for</th>'
                       f"</tr></thead><tbody>{rows}</tbody></table></section>"])
+
+
+#: Past this many blocked tasks, the wait-for graph draws only the cycle's.
+WAITERS_DRAWN = 40
+#: Edges drawn from one wait besides the cycle's.
+EDGES_DRAWN = 5
 
 
 def _edge(a: str, b: str, label: str, cyc: set, title: str) -> Any:

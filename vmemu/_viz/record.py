@@ -191,6 +191,10 @@ class _Recorder:
             self.rec.waits = wait_graph(k)
 
 
+#: Blockers kept per waiting task in the recording (the rest are counted in ``more``).
+BLOCKERS_KEPT = 50
+
+
 def wait_graph(k: Any) -> list[dict[str, Any]]:
     """The wait-for graph at this moment: every blocked task, what it waits for, and the
     tasks its wait leads to, each with the name of that edge (held by, could be freed
@@ -204,7 +208,10 @@ def wait_graph(k: Any) -> list[dict[str, Any]]:
         holders = set(h.tid for h in r.holders())
         kind = getattr(r, "kind", "")
         edges = []
-        for b in blockers:
+        # (Thousands of tasks may wait on one event, each for the same thousands of
+        # signallers: the page draws a few of each, and keeps a count of the rest.)
+        more = max(0, len(blockers) - BLOCKERS_KEPT)
+        for b in blockers[:BLOCKERS_KEPT]:
             if kind == "task":
                 label = "joins"
             elif b.tid in holders:
@@ -215,7 +222,7 @@ def wait_graph(k: Any) -> list[dict[str, Any]]:
                 label = "queued behind"
             edges.append([b.name, label])
         out.append({"task": t.name, "resource": r.describe(), "kind": kind,
-                    "blockers": edges, "text": describe_wait(t),
+                    "blockers": edges, "more": more, "text": describe_wait(t),
                     "nobody": "" if blockers else r.nobody_text()})
     return out
 
