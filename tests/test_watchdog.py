@@ -436,13 +436,28 @@ tasks:
 
 # ---------------------------------------------------------------- many waiters, one event
 
+def _run_counting_can(path, monkeypatch):
+    """Run ``path`` (direct driver, seed 0); the result and how often ``can`` was asked
+    whether a task's remaining program can do something (the reach analysis's unit)."""
+    from vmemu._kernel import _reach
+    calls = 0
+    can = _reach.can
+
+    def counting(*a):
+        nonlocal calls
+        calls += 1
+        return can(*a)
+
+    monkeypatch.setattr(_reach, "can", counting)
+    return vmemu.run(path, seed=0, driver="direct"), calls
+
+
 def test_thousands_of_waiters_on_one_event_cost_one_scan_and_a_short_line(write_scenario,
                                                                         monkeypatch):
     # Every waiter of an event waits for the same signallers. The report asked "who can
     # still signal it" once per waiter, each time scanning every task: with 10,000 + 10,000
     # tasks, 218 s of `can` calls and 89 KB lines naming every signaller ("only s0 or s1 or
     # ... can signal it"). Now: one scan per event and report, and a cut list.
-    from vmemu._kernel import _reach
     n = 1000
     path = write_scenario(f"""
 name: many-waiters
@@ -458,16 +473,7 @@ tasks:
       - wait: e
       - signal: e
 """)
-    calls = 0
-    can = _reach.can
-
-    def counting(*a):
-        nonlocal calls
-        calls += 1
-        return can(*a)
-
-    monkeypatch.setattr(_reach, "can", counting)
-    r = vmemu.run(path, seed=0, driver="direct")
+    r, calls = _run_counting_can(path, monkeypatch)
     assert r.verdict == "deadlock"
     assert r.message == "wait-for cycle s0 -> s0"
     # A scan asks `can` of each of the 2n tasks: at most two scans in the whole run and
@@ -515,7 +521,6 @@ def test_thousands_of_waiters_on_one_semaphore_cost_one_scan_and_a_short_line(
     # The same for a semaphore used as a signal: each waiter asked who can still `up` it,
     # scanning every task (and a list membership test inside): quadratic, and each line
     # named every upper.
-    from vmemu._kernel import _reach
     n = 600
     path = write_scenario(f"""
 name: many-sem-waiters
@@ -532,16 +537,7 @@ tasks:
       - wait: never
       - unlock: S
 """)
-    calls = 0
-    can = _reach.can
-
-    def counting(*a):
-        nonlocal calls
-        calls += 1
-        return can(*a)
-
-    monkeypatch.setattr(_reach, "can", counting)
-    r = vmemu.run(path, seed=0, driver="direct")
+    r, calls = _run_counting_can(path, monkeypatch)
     assert r.verdict == "deadlock"
     # A scan asks `can` at most twice of each of the 2n tasks (up, and down); a report
     # asks for the semaphore's uppers and the event's signallers once each.
