@@ -308,3 +308,45 @@ def test_a_signal_stops_a_run_whose_tasks_swallow_everything(tmp_path, sig):
            if rc != code or len(err.strip().splitlines()) != 1
            or not err.startswith(f"vmemu: {word}")}
     assert bad == {}
+
+
+_STOP_AT_ONCE = """
+name = "stop_at_once"
+limits = {"steps": 100_000}
+
+
+async def other(ctx):
+    while True:
+        await ctx.yield_()
+
+
+async def worker(ctx):
+    from vmemu._kernel.kernel import interrupt_running
+    n = 0
+    while True:
+        await ctx.yield_()
+        n += 1
+        if n == 50:      # what explore's SIGTERM handler does, at a known moment
+            assert interrupt_running(15)
+        elif n > 50:
+            raise RuntimeError("ran on after the run was interrupted")
+
+
+tasks = {"other": other, "worker": worker}
+"""
+
+
+@pytest.mark.parametrize("driver", ["direct", "trio", "asyncio"])
+def test_an_interrupted_run_stops_at_its_next_step_with_the_signal(tmp_path, driver):
+    # Explore's signal handler stops the run in progress at its very next step, on every
+    # driver (the direct driver's fast path included), and the KeyboardInterrupt carries
+    # the signal, which sets explore's exit status (SIGTERM: 143). Between runs there
+    # is nothing to stop.
+    from vmemu._kernel.kernel import interrupt_running
+    path = tmp_path / "stop_at_once.py"
+    path.write_text(_STOP_AT_ONCE)
+    for seed in range(3):
+        with pytest.raises(KeyboardInterrupt) as e:
+            vmemu.run(str(path), seed=seed, driver=driver)
+        assert e.value.signum == 15
+    assert interrupt_running(2) is False

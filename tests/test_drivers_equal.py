@@ -485,3 +485,72 @@ def test_ctrl_c_ends_a_run_whose_task_swallows_everything_on_every_driver(tmp_pa
         p = subprocess.run([sys.executable, "-c", code, str(path), driver],
                            capture_output=True, text=True, timeout=60)
         assert (p.stdout, p.stderr) == ("interrupted\n", ""), (driver, p)
+
+
+_ONE_LEFT = '''
+name = "one_left"
+events = {"wq": "waitqueue"}
+
+
+async def main(ctx):
+    await ctx.yield_()
+
+
+async def keeper(ctx):
+    try:
+        await ctx.event("wq").wait(state="interruptible")
+    except:  # noqa: E722
+        pass
+
+
+tasks = {"main": main, "keeper": {"fn": keeper, "daemon": True}}
+'''
+
+
+def test_the_last_task_left_is_unwound_on_every_driver(tmp_path):
+    # main ends the run (`ok`) with one task of two done; the daemon left waiting is
+    # unwound all the same, swallows the Killed and returns: its `exit` follows the
+    # verdict on every driver.
+    path = tmp_path / "one_left.py"
+    path.write_text(_ONE_LEFT)
+    runs = [vmemu.run(str(path), driver=d) for d in ("direct", "trio", "asyncio")]
+    for r in runs:
+        assert r.verdict == "ok"
+        assert [e[1:3] for e in r.trace.events][-3:] == [
+            ["main", "exit"], ["-", "verdict"], ["keeper", "exit"]]
+    assert len({r.trace_hash for r in runs}) == 1
+
+
+_JOINED = '''
+name = "joined"
+events = {"wq": "waitqueue"}
+
+
+async def main(ctx):
+    await ctx.spawn("worker")
+    await ctx.join("worker")
+
+
+async def worker(ctx):
+    try:
+        await ctx.event("wq").wait()
+    except:  # noqa: E722
+        raise ValueError("unwinding went wrong")
+
+
+tasks = {"main": main, "worker": {"fn": worker, "start": "spawned"}}
+'''
+
+
+def test_what_a_task_raises_while_it_unwinds_changes_nothing(tmp_path):
+    # The run deadlocks (main joins worker, which waits for a signal nobody sends). While
+    # unwinding, worker raises something else than the Killed thrown into it: that is not
+    # an exit (its joiner main is not woken) and adds nothing to the trace.
+    path = tmp_path / "joined.py"
+    path.write_text(_JOINED)
+    runs = [vmemu.run(str(path), driver=d) for d in ("direct", "trio", "asyncio")]
+    for r in runs:
+        assert r.verdict == "deadlock"
+        assert [e[1:3] for e in r.trace.events][-1] == ["-", "verdict"]
+        assert not [e for e in r.trace.events if e[2] == "wake"]
+    assert len({r.trace_hash for r in runs}) == 1

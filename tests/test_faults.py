@@ -3,11 +3,13 @@ and exact replay of probabilistic firing decisions from a saved trace."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import vmemu
 from conftest import ROOT, cli_json, vmemu_cli
-from vmemu._errors import FaultPlanError
+from vmemu._errors import DivergenceError, FaultPlanError
 from vmemu._faults import load_fault_plan
 
 AMPLE = str(ROOT / "scenarios" / "ext2_bitmap_ample_memory.yaml")
@@ -246,3 +248,61 @@ def test_a_fault_plan_that_is_not_a_regular_file_is_one_line(tmp_path):
         assert p.stderr.strip().splitlines() == [f"vmemu: error: {path}: --faults: "
                                                  + p.stderr.split("--faults: ", 1)[1].strip()]
         assert says in p.stderr
+
+
+@pytest.mark.parametrize("strategy", ["random", "dfs"])
+def test_a_certain_fault_is_no_decision_of_the_strategy(plan, write_scenario, strategy):
+    # probability 1 (the default) fires every time without asking the strategy: nothing
+    # lands on the tape, and a systematic search cannot choose to let it pass (dfs tries
+    # "does not fire" first for a real coin).
+    r = vmemu.run(write_scenario(ATOMICS), strategy=strategy,
+                  faults=plan("faults:\n  - {at: alloc, do: fail, times: 3}\n"))
+    assert outcomes(r) == [False, False, False, True, True, True, True, True]
+    assert r.trace.tape == []
+
+
+@pytest.mark.parametrize("tape, says", [
+    ("20100110", "answers 2 where a fault decision at faults[0] fail at alloc needs 0 or 1"),
+    ("1010011", "asks for another (fault at faults[0] fail at alloc)"),
+])
+def test_a_replay_that_diverges_at_a_fault_names_the_rule_and_site(plan, write_scenario,
+                                                                    tmp_path, tape, says):
+    # A trace edited by hand (or a plan changed since): the message says which rule's
+    # coin the replay stumbled on.
+    r = vmemu.run(write_scenario(ATOMICS), seed=3,
+                  faults=plan("faults:\n  - {at: alloc, do: fail, probability: 0.5}\n"))
+    path = tmp_path / "t.json"
+    r.trace.save(str(path))
+    d = json.loads(path.read_text())
+    assert d["tape"] == "10100110"
+    d["tape"] = tape
+    path.write_text(json.dumps(d))
+    with pytest.raises(DivergenceError) as e:
+        vmemu.replay(str(path), driver="direct")
+    assert says in str(e.value)
+
+
+PREEMPTED = """
+name: preempted
+locks: {m: mutex, n: mutex}
+tasks:
+  t: [{lock: m}, {unlock: m}]
+  u: [{lock: n}, {unlock: n}, {lock: n}, {unlock: n}, {lock: n}, {unlock: n}]
+"""
+
+
+def test_a_preempted_task_lets_the_other_run_first_on_every_driver(plan, write_scenario):
+    # `preempt` at t's lock: u (runnable) must run before t goes on, whatever the
+    # strategy would have picked (dfs keeps running the task that runs), and the direct
+    # driver's own fast path (random has one) must honour it as the kernel does.
+    sc = write_scenario(PREEMPTED)
+    faults = plan("faults:\n  - {at: lock, where: {task: t}, do: preempt}\n")
+    r = vmemu.run(sc, strategy="dfs", faults=faults, driver="direct")
+    ev = [e[1:4] for e in r.trace.events]
+    assert ev[:3] == [["t", "fault", "preempt at lock m (faults[0])"], ["t", "preempt", None],
+                      ["u", "lock", "n"]]
+    assert ev.index(["u", "lock", "n"]) < ev.index(["t", "lock", "m"])
+    for seed in range(8):
+        runs = [vmemu.run(sc, seed=seed, faults=faults, driver=d)
+                for d in ("direct", "trio", "asyncio")]
+        assert len({r.trace_hash for r in runs}) == 1, seed

@@ -310,3 +310,41 @@ def test_bad_lifecycle_input_is_one_line(write_scenario, capsys, text, needle):
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1, err
     assert needle in err and path in err
+
+
+def test_a_timed_out_waiter_leaves_the_queue_and_a_later_signal_is_lost(write_scenario):
+    # The waiter gave up at tick 5 and sleeps on: the signal at tick 10 finds nobody
+    # waiting (a lost wakeup), and does not wake the sleeper early.
+    r = run(write_scenario("""
+events: {wq: waitqueue}
+tasks:
+  impatient: [{wait: wq, timeout: 5}, {assert: "ok == 0"}, {sleep: 20}]
+  waker: [{sleep: 10}, {signal: wq}]
+"""))
+    assert r.verdict == "ok", r.message
+    ev = [e[:4] for e in r.trace.events]
+    assert [5, "impatient", "timeout", "wq"] in ev
+    assert [10, "waker", "signal", "wq (lost: nobody waiting)"] in ev
+    assert not [e for e in ev if e[2] == "wake"]
+    assert r.ticks == 25
+
+
+def test_timed_waits_that_run_out_at_the_same_tick_time_out_in_the_order_they_began(
+        write_scenario):
+    # Both waits end at tick 5: their `timeout` events come in the order the tasks
+    # blocked (a timer queue is first in, first out at equal deadlines), in every schedule.
+    sc = write_scenario("""
+events: {wq: waitqueue}
+tasks:
+  a: [{wait: wq, timeout: 5}]
+  b: [{wait: wq, timeout: 5}]
+""")
+    orders = set()
+    for seed in range(12):
+        r = run(sc, seed=seed)
+        ev = r.trace.events
+        blocked = [e[1] for e in ev if e[2] == "block"]
+        assert [e[1] for e in ev if e[2] == "timeout"] == blocked
+        assert {e[0] for e in ev if e[2] == "timeout"} == {5}
+        orders.add(tuple(blocked))
+    assert orders == {("a", "b"), ("b", "a")}

@@ -146,3 +146,56 @@ tasks:
         assert f"    {name}: " in text
     assert f"{path}:4" in text or f"{path}:5" in text   # scenario lines of the blocked steps
     assert text.rstrip().splitlines()[-1].startswith("replay: vmemu ")
+
+
+_DAEMON_HOLDS = '''
+name = "daemon_holds"
+locks = {"A": "mutex"}
+events = {"wq": "waitqueue"}
+
+
+async def main(ctx):
+    await ctx.yield_()
+
+
+async def keeper(ctx):
+    async with ctx.lock("A"):
+        await ctx.event("wq").wait(state="interruptible")
+
+
+tasks = {"main": main, "keeper": {"fn": keeper, "daemon": True}}
+'''
+
+
+@pytest.mark.parametrize("driver", ["direct", "asyncio"])
+def test_an_ok_run_reports_a_daemon_as_it_was_at_the_verdict(tmp_path, driver):
+    # Every non-daemon task is done, so the run is `ok`; the daemon still waits, holding
+    # A. Ending the run unwinds it (back through its `async with`), but the report shows
+    # the moment of the verdict, as for every other verdict: the line of its wait.
+    path = tmp_path / "daemon_holds.py"
+    path.write_text(_DAEMON_HOLDS)
+    r = vmemu.run(str(path), driver=driver)
+    assert r.verdict == "ok"
+    keeper = next(t for t in r.tasks if t["name"] == "keeper")
+    assert keeper["state"] == "blocked" and keeper["holding"] == ["A"]
+    assert keeper["waiting_for"].startswith("waitqueue wq")
+    wait_line = _DAEMON_HOLDS.splitlines().index(
+        '        await ctx.event("wq").wait(state="interruptible")') + 1
+    assert keeper["stack"][-1]["at"] == f"{path}:{wait_line}"
+
+
+def test_a_daemon_may_exit_holding_a_lock_but_a_task_may_not(write_scenario):
+    # Only the scenario's own tasks must leave every lock behind them (`bug` otherwise);
+    # a daemon's exit is not part of the verdict, so the run is `ok`.
+    text = """
+locks: {A: mutex}
+tasks:
+  worker: [yield]
+  holder:
+    daemon: DAEMON
+    steps: [{lock: A}]
+"""
+    ok = vmemu.run(write_scenario(text.replace("DAEMON", "true")), driver="direct")
+    assert ok.verdict == "ok", ok.message
+    bug = vmemu.run(write_scenario(text.replace("DAEMON", "false")), driver="direct")
+    assert (bug.verdict, bug.message) == ("bug", "task holder exited holding A")

@@ -345,3 +345,18 @@ tasks:
         'id="waitfor-graph"'))]
     assert ">s0<" in graph and ">w1<" not in graph
     assert page.count("<tr><td>w") == n          # the table keeps every waiter
+
+
+def test_a_delay_fault_is_drawn_as_a_delay(tmp_path):
+    # The task sleeps where the plan delays it: its lane says "delay" (not a plain
+    # sleep), then "io" for its own IO.
+    sc, plan = tmp_path / "s.yaml", tmp_path / "p.yaml"
+    sc.write_text("name: points\ntasks:\n  t:\n    - point: before_io\n    - io: 2\n")
+    plan.write_text("faults: [{at: point, where: {name: before_io}, do: {delay: 40}}]\n")
+    doc = json.loads(perfetto_json(vmemu.run(str(sc), faults=str(plan))))
+    check_trace_events(doc)
+    pid, tid = _tracks(doc)[1]["t"]
+    waits = [e["name"] for e in doc["traceEvents"]
+             if e["ph"] == "B" and (e["pid"], e.get("tid")) == (pid, tid)
+             and e["name"] not in ("runnable", "running")]
+    assert waits == ["delay", "io"]
