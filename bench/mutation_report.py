@@ -22,7 +22,10 @@ MODULES = {
     "watchdog": "vmemu._kernel.watchdog", "sync": "vmemu._kernel.sync",
     "gfp": "vmemu._kernel._gfp", "reclaim": "vmemu._kernel._reclaim",
     "graph": "vmemu._lockdep.graph", "pct": "vmemu._strategies.pct",
-    "dfs": "vmemu._strategies.dfs",
+    "dfs": "vmemu._strategies.dfs", "kernel": "vmemu._kernel.kernel",
+    "task": "vmemu._kernel.task", "waitqueue": "vmemu._kernel.waitqueue",
+    "values": "vmemu._kernel._values", "kthread": "vmemu._kernel.kthread",
+    "direct": "vmemu._kernel.drivers.direct",
 }
 TARGET = 0.90
 KILLED = {"killed", "timeout"}

@@ -63,6 +63,32 @@ MUTANTS: dict[str, tuple[str, str, str, list[str]]] = {
         "vmemu/_lockdep/graph.py", "may += [IO_RECLAIM] if IO in gfp else []",
         "may += [IO_RECLAIM] if IO in gfp and FS not in gfp else []",
         ["tests/test_lockdep_rules.py"]),
+    # Found by mutating the kernel (kernel.py), each a bug a user would see in a trace.
+    "timed-out-waiter-stays-queued": (
+        "vmemu/_kernel/kernel.py",
+        "r.waiters = type(r.waiters)(w for w in r.waiters if w[0] is not t)",
+        "r.waiters = type(r.waiters)(w for w in r.waiters if w[1] is not t)",
+        ["tests/test_kthreads.py"]),
+    "timers-last-in-first-out": (
+        "vmemu/_kernel/kernel.py", "self._timer_seq += 1", "self._timer_seq -= 1",
+        ["tests/test_kthreads.py"]),
+    "certain-fault-asks-the-strategy": (
+        "vmemu/_kernel/kernel.py", "if p >= 1.0:", "if p > 1.0:", ["tests/test_faults.py"]),
+    "direct-driver-ignores-preempt": (
+        "vmemu/_kernel/kernel.py", '        self.detour = True\n        self.emit(t, "preempt")',
+        '        self.detour = False\n        self.emit(t, "preempt")',
+        ["tests/test_faults.py"]),
+    "direct-driver-misses-ctrl-c": (
+        "vmemu/_kernel/kernel.py", "    k.detour = True     # the direct driver",
+        "    k.detour = False     # the direct driver", ["tests/test_cancellation.py"]),
+    "ok-reports-after-unwinding": (
+        "vmemu/_kernel/kernel.py", "if outcome is _OK and self._done == len(self.tasks):",
+        "if outcome is _OK and self._done != len(self.tasks):", ["tests/test_verdicts.py"]),
+    "unwinding-error-ends-the-task": (
+        "vmemu/_kernel/kernel.py",
+        "if exc is not None and (self.stopping or isinstance(exc, Killed)):",
+        "if exc is not None and (self.stopping and isinstance(exc, Killed)):",
+        ["tests/test_drivers_equal.py"]),
     "trio-cancellation-ignored": (
         "vmemu/_kernel/drivers/trio_driver.py", "        stop.append(raise_cancel)\n",
         "        pass\n", ["tests/test_cancellation.py"]),
