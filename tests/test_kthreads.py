@@ -348,3 +348,16 @@ tasks:
         assert {e[0] for e in ev if e[2] == "timeout"} == {5}
         orders.add(tuple(blocked))
     assert orders == {("a", "b"), ("b", "a")}
+
+
+def test_a_sleep_of_zero_ticks_is_only_a_scheduling_point(write_scenario):
+    # `sleep: 0` lets others run if the strategy wants, but does not put the task to
+    # sleep: dfs's first schedule keeps running `a`, which sets x before b looks.
+    r = vmemu.run(write_scenario("""
+vars: {x: 0}
+tasks:
+  a: [{sleep: 0}, {set: {x: 1}}]
+  b: [yield, {assert: "x == 1"}]
+"""), strategy="dfs", driver="direct")
+    assert r.verdict == "ok", r.message
+    assert r.ticks == 0

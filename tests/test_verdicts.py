@@ -188,14 +188,39 @@ def test_a_daemon_may_exit_holding_a_lock_but_a_task_may_not(write_scenario):
     # Only the scenario's own tasks must leave every lock behind them (`bug` otherwise);
     # a daemon's exit is not part of the verdict, so the run is `ok`.
     text = """
-locks: {A: mutex}
+locks: {A: mutex, B: mutex}
 tasks:
   worker: [yield]
   holder:
     daemon: DAEMON
-    steps: [{lock: A}]
+    steps: [{lock: A}, {lock: B}]
 """
     ok = vmemu.run(write_scenario(text.replace("DAEMON", "true")), driver="direct")
     assert ok.verdict == "ok", ok.message
     bug = vmemu.run(write_scenario(text.replace("DAEMON", "false")), driver="direct")
-    assert (bug.verdict, bug.message) == ("bug", "task holder exited holding A")
+    assert (bug.verdict, bug.message) == ("bug", "task holder exited holding A, B")
+    assert bug.culprit == "holder"
+
+
+def test_an_exception_escaping_a_python_task_is_a_kernel_oops(tmp_path):
+    # Like an oops: the run ends with `bug`, naming the task and what it raised.
+    path = tmp_path / "oops.py"
+    path.write_text('''
+name = "oops"
+
+
+async def other(ctx):
+    await ctx.yield_()
+
+
+async def faulty(ctx):
+    await ctx.yield_()
+    raise ValueError("no such inode")
+
+
+tasks = {"other": other, "faulty": faulty}
+''')
+    for driver in ("direct", "trio", "asyncio"):
+        r = vmemu.run(str(path), driver=driver)
+        assert (r.verdict, r.message, r.culprit) == (
+            "bug", "task faulty raised ValueError: no such inode", "faulty"), driver

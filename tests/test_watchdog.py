@@ -546,3 +546,25 @@ tasks:
     line = f"semaphore S (only u0, u1, u2 ... and {n - 3} more can up it)"
     assert waits["w0"] == waits[f"w{n - 1}"] == line, waits["w0"]
     assert max(len(t["waiting_for"]) for t in r.tasks) < 80
+
+
+def test_an_idle_kswapd_is_never_a_hung_task(write_scenario):
+    # kswapd reclaims once, then waits on its waitqueue again (interruptibly, as the
+    # real one sleeps): however long the others sleep, that is no hang.
+    r = vmemu.run(write_scenario("""
+limits: {hung_task_timeout: 10}
+memory:
+  pages: 16
+  watermarks: {min: 2, low: 4, high: 8}
+  kswapd: true
+  classes:
+    cache: {}
+tasks:
+  user:
+    - fill: {class: cache, pages: 14}
+    - sleep: 50
+"""), driver="direct")
+    assert r.verdict == "ok", r.message
+    assert [e[1:4] for e in r.trace.events if e[2] == "block"] == [
+        ["kswapd", "block", "wait kswapd_wait"]]
+    assert r.ticks == 50
