@@ -89,6 +89,14 @@ MUTANTS: dict[str, tuple[str, str, str, list[str]]] = {
         "if exc is not None and (self.stopping or isinstance(exc, Killed)):",
         "if exc is not None and (self.stopping and isinstance(exc, Killed)):",
         ["tests/test_drivers_equal.py"]),
+    # mutmut does not mutate the @types.coroutine methods (checkpoint, block, sleep,
+    # stopped): these are written by hand.
+    "sleep-zero-sleeps": (
+        "vmemu/_kernel/kernel.py", "        if ticks <= 0:", "        if ticks < 0:",
+        ["tests/test_kthreads.py"]),
+    "idle-kswapd-can-hang": (
+        "vmemu/_kernel/kernel.py", "interruptible = interruptible or resource.interruptible",
+        "interruptible = interruptible", ["tests/test_watchdog.py"]),
     "trio-cancellation-ignored": (
         "vmemu/_kernel/drivers/trio_driver.py", "        stop.append(raise_cancel)\n",
         "        pass\n", ["tests/test_cancellation.py"]),
