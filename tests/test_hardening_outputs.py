@@ -213,3 +213,84 @@ def test_measure_with_no_metric_named_is_one_line():
     line = _one_line(vmemu_cli("measure", str(ROOT / "scenarios" / "swapout_clustering.yaml"),
                                "--metrics", ","))
     assert "--metrics" in line and "names no metric" in line
+
+
+# ------------------------------------------ Python scenarios and the API (adversarial pass)
+
+BAD_STR = '''
+class Weird(Exception):
+    def __str__(self):
+        raise RuntimeError("broken str")
+
+async def t1(ctx):
+    await ctx.yield_()
+    raise Weird()
+
+tasks = {"t1": t1}
+'''
+
+
+def test_an_exception_whose_str_raises_is_a_bug_verdict_on_every_driver(tmp_path):
+    # Formatting the verdict raised: a traceback on direct and asyncio, and on trio the
+    # loop was never rescheduled: a hang that Ctrl-C and SIGTERM could not end.
+    path = tmp_path / "badstr.py"
+    path.write_text(BAD_STR)
+    import vmemu
+    seen = {(r.verdict, r.message, r.trace_hash)
+            for r in (vmemu.run(str(path), driver=d) for d in ("direct", "trio", "asyncio"))}
+    assert seen and {(v, m) for v, m, _ in seen} == {
+        ("bug", "task t1 raised Weird: <unprintable Weird>")} and len(seen) == 1
+
+
+@pytest.mark.parametrize("call, what", [
+    ("await ctx.sleep(float('nan'))", "sleep of nan ticks"),
+    ("await ctx.io(float('nan'))", "io of nan ticks"),
+    ("await ctx.event('e').wait(timeout=float('nan'))", "a wait's timeout of nan ticks"),
+    ("await ctx.sleep(1.5)", "sleep of 1.5 ticks"),
+    ("await ctx.sleep(-1)", "sleep of -1 ticks"),
+    ("await ctx.event('e').wait(state='interruptable')",
+     "unknown wait state 'interruptable' (did you mean 'interruptible'?)"),
+    ("await ctx.point(object())", "point names a fault site with a string"),
+], ids=["nan-sleep", "nan-io", "nan-timeout", "float", "negative", "state", "point"])
+def test_a_python_tasks_bad_argument_is_a_bug_verdict_not_a_hang(tmp_path, call, what):
+    # NaN never equals a timer's deadline: the clock looped for ever at 100 % CPU, in
+    # kernel code the soft-lockup watchdog does not watch. A float ran, then saving its
+    # trace crashed; a negative sleep was `ok`; a misspelled state a false deadlock.
+    path = tmp_path / "bad.py"
+    path.write_text(f"events = {{'e': 'waitqueue'}}\n\n\nasync def t1(ctx):\n"
+                    f"    await ctx.yield_()\n    {call}\n\ntasks = {{'t1': t1}}\n")
+    import vmemu
+    for driver in ("direct", "trio"):
+        r = vmemu.run(str(path), driver=driver)
+        assert r.verdict == "bug" and what in r.message, (driver, r.message)
+
+
+def test_a_base_exception_at_import_is_one_failing_scenario_of_a_check(tmp_path):
+    # A BaseException (not an Exception) raised while a Python scenario imports was an
+    # internal traceback that ended `vmemu check` of a whole folder.
+    (tmp_path / "a_base.py").write_text("class MyBase(BaseException):\n    pass\n\n"
+                                        "raise MyBase('at import')\n")
+    (tmp_path / "b.yaml").write_text((CONTRACT / "abba.yaml").read_text())
+    p = vmemu_cli("check", str(tmp_path), "--runs", "50")
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "MyBase: at import" in p.stdout and "b.yaml" in p.stdout
+
+
+def test_the_api_refuses_what_the_cli_refuses_seeds_and_a_running_loop():
+    import trio
+
+    import vmemu
+    for seed in (-1, 2**63, 1.5, True):
+        with pytest.raises(vmemu.UserError, match="seed must be a whole number"):
+            vmemu.run(ABBA, seed=seed, driver="direct")
+    # Inside a trio program: the asyncio driver crashed trio (TrioInternalError).
+    caught = []
+
+    async def host():
+        for driver in ("asyncio", "trio"):
+            with pytest.raises(vmemu.UserError, match="await vmemu.arun"):
+                vmemu.run(ABBA, driver=driver)
+        caught.append(vmemu.run(ABBA, driver="direct").verdict)
+        caught.append((await vmemu.arun(ABBA)).verdict)
+    trio.run(host)
+    assert len(caught) == 2

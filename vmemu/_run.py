@@ -109,7 +109,26 @@ def _check_driver(driver: str) -> None:
 def _resolve_strategy(strategy: str | Strategy, seed: int, params: dict[str, Any]) -> Strategy:
     if isinstance(strategy, Strategy):
         return strategy
+    from ._bounds import MAX_SEED
+    # (as the command line's --seed: a seed=-1 or 2**63 ran, then its trace was refused)
+    if type(seed) is not int or not 0 <= seed <= MAX_SEED:
+        raise UserError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
     return make_strategy(strategy, seed, **params)
+
+
+def _check_no_running_loop(driver: str) -> None:
+    """``run`` starts an event loop of its own (but for the direct driver): inside a
+    running one it crashed that loop (asyncio inside trio: a TrioInternalError) or raised
+    a bare RuntimeError. Say what to do instead."""
+    if driver == "direct":
+        return
+    import sniffio
+    try:
+        host = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return
+    raise UserError(f"vmemu.run() starts an event loop of its own, and this code runs in "
+                    f"{host}'s: use `await vmemu.arun(...)` there, or driver='direct'")
 
 
 def _result(k: Kernel, scenario: Scenario, strategy: Strategy, faults: Any,
@@ -179,6 +198,7 @@ def run(scenario: Scenario | str | os.PathLike, *, seed: int = 0,
         **params: strategy parameters (e.g. ``depth=3`` for pct).
     """
     _check_driver(driver)
+    _check_no_running_loop(driver)
     sc = _as_scenario(scenario)
     plan = _load_faults(faults)
     strat = _resolve_strategy(strategy, seed, params)

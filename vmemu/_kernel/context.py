@@ -15,7 +15,7 @@ from .._scenario.model import TASK_FLAGS
 from ._values import wrap
 from .sync import Lock, RWSem, might_sleep
 from .waitqueue import WaitQueue
-from .task import BLOCKED, Task, VerdictSignal
+from .task import BLOCKED, Task, VerdictSignal, check_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -77,6 +77,7 @@ class TaskContext:
     async def sleep(self, ticks: int) -> None:
         """Sleep ``ticks`` of virtual time."""
         k, t = self.k, self.task
+        ticks = check_ticks(t, "sleep", ticks)
         might_sleep(t, f"sleep {ticks}")
         await k.checkpoint(t)
         await k.sleep(t, ticks)
@@ -84,6 +85,7 @@ class TaskContext:
     async def io(self, ticks: int) -> bool:
         """Block on IO for ``ticks``; False (and var ``ok`` = 0) when an IO fault fails it."""
         k, t = self.k, self.task
+        ticks = check_ticks(t, "io", ticks)
         might_sleep(t, f"io {ticks}")
         await k.checkpoint(t)
         ok = True
@@ -104,6 +106,9 @@ class TaskContext:
     async def point(self, name: str) -> None:
         """A named fault-injection site (BUGGIFY): a plan may delay or preempt here."""
         k, t = self.k, self.task
+        if not isinstance(name, str):
+            raise VerdictSignal("bug", f"BUG: {t.name}: point names a fault site with a "
+                                f"string, got {type(name).__name__}")
         await k.checkpoint(t)
         k.emit(t, "point", name)
         if k.faults is not None:

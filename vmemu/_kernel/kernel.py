@@ -23,7 +23,7 @@ from . import watchdog
 from .kthread import Kthreads
 from .resources import build, recipe
 from .task import (BLOCKED, DONE, REFUSE_AFTER, REFUSED, RUNNABLE, SLEEPING, Killed, Outcome,
-                   Task, VerdictSignal)
+                   Task, VerdictSignal, safe_str)
 
 
 class Kernel(Kthreads):
@@ -462,8 +462,8 @@ class Kernel(Kthreads):
             self.finish(Outcome(exc.verdict, exc.message, t.name))
         else:
             # An exception escaping emulated code is a kernel oops.
-            self.finish(Outcome("bug", f"task {t.name} raised {type(exc).__name__}: {exc}",
-                                t.name))
+            self.finish(Outcome("bug", f"task {t.name} raised {type(exc).__name__}: "
+                                f"{safe_str(exc)}", t.name))
 
     def fail_input(self, e: UserError) -> None:
         """Bad input discovered mid-run (replay divergence): stop; the runner re-raises it."""

@@ -180,3 +180,22 @@ class Outcome:
     verdict: str
     message: str = ""
     task: str | None = None            # the task the verdict is about (bug, assertion, hang)
+
+
+def safe_str(obj: object) -> str:
+    """``str(obj)``, or a stand-in when its ``__str__`` raises: a report must never fail
+    (an exception whose ``__str__`` raised ended a run with a traceback, or hung trio)."""
+    try:
+        return str(obj)
+    except Exception:
+        return f"<unprintable {type(obj).__name__}>"
+
+
+def check_ticks(t: Task, what: str, value: object) -> int:
+    """``value`` as a tick count for ``what``, or a ``bug`` verdict: a Python task's NaN hung
+    the clock, and a float or a negative count was taken (and crashed saving the trace)."""
+    from .._bounds import MAX_TICKS
+    if type(value) is not int or not 0 <= value <= MAX_TICKS:
+        raise VerdictSignal("bug", f"BUG: {t.name}: {what} of {safe_str(value)} ticks (a whole "
+                            f"number from 0 to {MAX_TICKS} is expected)")
+    return value

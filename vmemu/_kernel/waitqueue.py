@@ -21,7 +21,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .sync import Lock, LockStatistics, Resource, might_sleep
-from .task import Task
+from .._errors import did_you_mean
+from .task import Task, VerdictSignal, check_ticks, safe_str
+
+#: The states a task may wait in (Linux's TASK_UNINTERRUPTIBLE, _INTERRUPTIBLE, _KILLABLE).
+WAIT_STATES = ("uninterruptible", "interruptible", "killable")
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -70,6 +74,12 @@ class WaitQueue(Resource):
         and take it again before returning."""
         k = self.k
         t = k.current
+        if state not in WAIT_STATES:
+            raise VerdictSignal("bug", f"BUG: {t.name}: unknown wait state {safe_str(state)!r}"
+                                + did_you_mean(str(state), WAIT_STATES)
+                                + f"; one of {', '.join(WAIT_STATES)}")
+        if timeout is not None:
+            timeout = check_ticks(t, "a wait's timeout", timeout)
         might_sleep(t, f"wait {self.name}", with_lock)
         await k.checkpoint(t)
         if with_lock is not None:

@@ -87,14 +87,18 @@ def _import(file: str, data: bytes, digest: str) -> Any:
         # The bytes already read (and hashed), not a second read of the path: what runs
         # is what the trace pins, and the path is never opened in a way that could block.
         exec(compile(data, file, "exec", dont_inherit=True), module.__dict__)
-    except (Exception, SystemExit) as e:   # (sys.exit() at import: not vmemu's exit)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:   # (sys.exit() or an odd BaseException: not vmemu's exit)
         tb = e.__traceback__
         line = None
         while tb is not None:
             if tb.tb_frame.f_code.co_filename == file:
                 line = tb.tb_lineno
             tb = tb.tb_next
-        raise ScenarioError(f"error while importing the scenario: {type(e).__name__}: {e}",
+        from .._kernel.task import safe_str
+        raise ScenarioError(f"error while importing the scenario: {type(e).__name__}: "
+                            f"{safe_str(e)}",
                             file=file, line=line) from None
     sys.modules[name] = module
     return module

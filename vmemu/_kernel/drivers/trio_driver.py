@@ -90,15 +90,18 @@ async def _run(k: "Kernel") -> None:
             if not started:
                 t.coro.close()
             t.handle = None
-        if isinstance(exc, _HOST_EXCEPTIONS):
-            # Ctrl-C or a cancellation raised inside emulated code: stop the run and let
-            # the loop re-raise it once everything has unwound.
-            stop.append(outcome.Error(exc).unwrap)
-        else:
-            k.task_finished(t, exc)
-        # Only the running task can end, or (once the run is over) the one being
-        # unwound: either way the loop waits for it.
-        reschedule(loop)
+        try:
+            if isinstance(exc, _HOST_EXCEPTIONS):
+                # Ctrl-C or a cancellation raised inside emulated code: stop the run and
+                # let the loop re-raise it once everything has unwound.
+                stop.append(outcome.Error(exc).unwrap)
+            else:
+                k.task_finished(t, exc)
+        finally:
+            # Only the running task can end, or (once the run is over) the one being
+            # unwound: either way the loop waits for it, even if the above failed (the
+            # loop parks where no cancellation reaches it: it would wait for ever).
+            reschedule(loop)
 
     async def start_task(t: Task) -> None:
         # Called by the spawning task, which runs: the new trio task parks before its
