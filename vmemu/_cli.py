@@ -415,13 +415,9 @@ class _Terminated(KeyboardInterrupt):
     signum = 15
 
 
-def _sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
-
-
 def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
-    import signal
-
+    # (A SIGTERM while this sets up is _stop_at_a_step's: no run yet, so it raises
+    # _Terminated at once; the exploration's own handlers take over while it runs.)
     from ._explore import DEFAULT_RUNS, ExploreInterrupted, WorkersLost, explore
     from ._explore.ui import ProgressBar, explore_json, explore_text
     # --time alone means "as many schedules as fit"; --runs still caps it when given.
@@ -435,7 +431,6 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
             _log_result(log, r)
     store = _store(args.store)
     args.findings = findings_dir(args.findings)
-    old_term = signal.signal(signal.SIGTERM, _sigterm)
     try:
         with bar:
             x = explore(args.scenario, runs=runs, seed=args.seed, strategy=args.strategy,
@@ -464,8 +459,6 @@ def _cmd_explore(args: argparse.Namespace, log: Any) -> int:
         print(f"vmemu: error: {e}; gave up after {_plural(e.schedules, 'schedule')}{kept} "
               "(with fewer --jobs, if memory ran out)", file=sys.stderr)
         return EXIT_WORKERS
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
     if log is not None and not x.findings:
         log.note("explored", scenario=x.result.scenario.name, verdict=x.verdict,
                  schedules=x.schedules)

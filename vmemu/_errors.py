@@ -59,3 +59,12 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     import difflib   # (only when there is a mistake to name)
     close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def safe_str(obj: object) -> str:
+    """``str(obj)``, or a stand-in when its ``__str__`` raises: a report must never fail
+    (an exception whose ``__str__`` raised ended a run with a traceback, or hung trio)."""
+    try:
+        return str(obj)
+    except Exception:
+        return f"<unprintable {type(obj).__name__}>"

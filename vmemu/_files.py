@@ -62,7 +62,7 @@ def check_writable_place(path: str, option: str, place: Path) -> None:
             raise UserError(f"cannot write {path}: the current folder no longer exists; "
                             "cd to one that does, or give a full path", key=option) from None
     probe = place
-    while not _exists(probe, path, option) and probe != probe.parent:
+    while _stat_output(probe, path, option) is None and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"cannot write {path}: {probe} is not a folder", key=option)
@@ -71,18 +71,21 @@ def check_writable_place(path: str, option: str, place: Path) -> None:
                         key=option)
 
 
-def _exists(p: Path, path: str, option: str) -> bool:
+_NUL = "not a valid file name (it contains a NUL byte)"
+
+
+def _stat_output(p: str | Path, path: str, option: str) -> os.stat_result | None:
+    """``os.stat(p)`` on the way to writing ``path``: None when nothing is there (yet);
+    one line for what else stops it (a name too long, a symlink loop, no permission)."""
     try:
-        os.stat(p)
-        return True
+        return os.stat(p)
     except OSError as e:
         if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            return False
-        raise UserError(f"cannot write {path}: {_stat_error(str(p), e, 'folder')}",
+            return None
+        raise UserError(f"cannot write {path}: {_stat_error(str(p), e, 'file')}",
                         key=option) from None
     except ValueError:
-        raise UserError(f"cannot write {path}: not a valid file name (it contains a NUL "
-                        "byte)", key=option) from None
+        raise UserError(f"cannot write {path}: {_NUL}", key=option) from None
 
 
 def check_output_file(path: str, option: str, example: str) -> None:
@@ -92,16 +95,7 @@ def check_output_file(path: str, option: str, example: str) -> None:
     (:func:`atomic_write_text`), never replaced."""
     if not path or not path.strip():
         raise UserError("needs a file name, got an empty one", key=option)
-    try:
-        st: os.stat_result | None = os.stat(path)
-    except OSError as e:
-        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
-            raise UserError(f"cannot write {path}: {_stat_error(path, e, 'file')}",
-                            key=option) from None
-        st = None
-    except ValueError:
-        raise UserError(f"cannot write {path}: not a valid file name (it contains a NUL "
-                        "byte)", key=option) from None
+    st = _stat_output(path, path, option)
     if st is not None:
         kind = describe_path(st.st_mode)
         if kind == "a directory":
@@ -198,7 +192,7 @@ def _regular(file: str, what: str, fail: Any) -> os.stat_result:
         st = os.stat(file)
     except (OSError, ValueError) as e:   # ValueError: a NUL byte in the name
         raise fail(_stat_error(file, e, what) if isinstance(e, OSError)
-                   else "not a valid file name (it contains a NUL byte)") from None
+                   else _NUL) from None
     kind = describe_path(st.st_mode)
     if kind is not None:
         raise fail(f"is {kind}, not a {what} (only regular files are read)")

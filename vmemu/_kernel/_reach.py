@@ -160,11 +160,12 @@ NAMES_SHOWN = 5
 NAMES_CUT_TO = 3
 
 
-def names(tasks: list[Task], also: Task | None = None) -> str:
-    """``"s1 or s2"``; a long list cut short: ``"s0, s1, s2 ... and 9997 more"`` (with
-    ``also``, one of ``tasks``, among the names shown: a cycle's next task)."""
+def names(tasks: list[Task], also: Task | None = None, joiner: str = " or ") -> str:
+    """``"s1 or s2"`` (``joiner`` between the names of a short list); a long list cut
+    short: ``"s0, s1, s2 ... and 9997 more"`` (with ``also``, one of ``tasks``, among the
+    names shown: a cycle's next task)."""
     if len(tasks) <= NAMES_SHOWN:
-        return " or ".join(t.name for t in tasks)
+        return joiner.join(t.name for t in tasks)
     shown = list(tasks[:NAMES_CUT_TO])
     if also is not None and also not in shown:
         shown.append(also)

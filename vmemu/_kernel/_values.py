@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, TYPE_CHECKING
 
 from .._scenario.expr import OutOfBounds
-from .._scenario.model import INT_MAX, INT_MIN, Expr, Loc, Place, Routine, Step
+from .._scenario.model import Expr, Loc, Place, Routine, Step, wrap
 from .task import Frame, Task, VerdictSignal
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +33,6 @@ def nested(t: Task, loc: Loc | None) -> None:
         raise VerdictSignal("bug", f"BUG: {t.name}: routine calls and if/while/repeat "
                             f"bodies nested beyond {MAX_NESTING} (kernel stack overflow) "
                             f"at {loc}")
-_SPAN = 1 << 64
 
 
 class Return(Exception):
@@ -43,12 +42,6 @@ class Return(Exception):
         super().__init__(value)
         self.value = value
 
-
-def wrap(value: int) -> int:
-    """``value`` as an s64 (two's complement wrap-around)."""
-    if INT_MIN <= value <= INT_MAX:
-        return value
-    return (value - INT_MIN) % _SPAN + INT_MIN
 
 
 def _kasan(frame: Frame, e: OutOfBounds, step: Step | None) -> VerdictSignal:

@@ -17,13 +17,13 @@ import types
 from bisect import bisect_left
 from typing import Any, Callable, Iterable
 
-from .._errors import UserError
+from .._errors import UserError, safe_str
 from .._scenario.model import Scenario
 from . import watchdog
 from .kthread import Kthreads
 from .resources import build, recipe
 from .task import (BLOCKED, DONE, REFUSE_AFTER, REFUSED, RUNNABLE, SLEEPING, Killed, Outcome,
-                   Task, VerdictSignal, safe_str)
+                   Task, VerdictSignal)
 
 
 class Kernel(Kthreads):

@@ -336,7 +336,7 @@ class Semaphore(Lock):
         taking = {b.tid for b in self.takers}
         held = [b for b in blockers if b.tid in taking]
         others = [b for b in blockers if b.tid not in taking]
-        parts = [f"held by {names(held).replace(' or ', ', ')}"] if held else []
+        parts = [f"held by {names(held, joiner=', ')}"] if held else []
         if others:
             parts.append(f"{'only ' if not held else ''}{names(others)} can up it")
         return f"{self.describe()} ({'; '.join(parts) or self.nobody_text()})", blockers

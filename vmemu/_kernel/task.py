@@ -7,6 +7,8 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, TYPE_CHECKING
 
+from .._errors import safe_str
+
 if TYPE_CHECKING:  # pragma: no cover
     from .._scenario.model import Loc, TaskSpec
 
@@ -180,15 +182,6 @@ class Outcome:
     verdict: str
     message: str = ""
     task: str | None = None            # the task the verdict is about (bug, assertion, hang)
-
-
-def safe_str(obj: object) -> str:
-    """``str(obj)``, or a stand-in when its ``__str__`` raises: a report must never fail
-    (an exception whose ``__str__`` raised ended a run with a traceback, or hung trio)."""
-    try:
-        return str(obj)
-    except Exception:
-        return f"<unprintable {type(obj).__name__}>"
 
 
 def check_ticks(t: Task, what: str, value: object) -> int:

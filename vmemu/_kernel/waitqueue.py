@@ -20,12 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._errors import did_you_mean, safe_str
+from .._scenario.model import WAIT_STATES
 from .sync import Lock, LockStatistics, Resource, might_sleep
-from .._errors import did_you_mean
-from .task import Task, VerdictSignal, check_ticks, safe_str
-
-#: The states a task may wait in (Linux's TASK_UNINTERRUPTIBLE, _INTERRUPTIBLE, _KILLABLE).
-WAIT_STATES = ("uninterruptible", "interruptible", "killable")
+from .task import Task, VerdictSignal, check_ticks
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -74,9 +72,10 @@ class WaitQueue(Resource):
         and take it again before returning."""
         k = self.k
         t = k.current
-        if state not in WAIT_STATES:
-            raise VerdictSignal("bug", f"BUG: {t.name}: unknown wait state {safe_str(state)!r}"
-                                + did_you_mean(str(state), WAIT_STATES)
+        if state not in WAIT_STATES:    # (a scenario file's are checked at load)
+            text = safe_str(state)
+            raise VerdictSignal("bug", f"BUG: {t.name}: unknown wait state {text!r}"
+                                + did_you_mean(text, WAIT_STATES)
                                 + f"; one of {', '.join(WAIT_STATES)}")
         if timeout is not None:
             timeout = check_ticks(t, "a wait's timeout", timeout)

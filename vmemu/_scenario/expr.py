@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable
 
 from .._errors import ScenarioError, did_you_mean
 from ._text import shown
-from .model import TASK_NAMES, Expr, Place
+from .model import INT_MAX, INT_MIN, TASK_NAMES, Expr, Place, wrap
 
 __all__ = ["compile_expr", "compile_place", "expand_template", "KEYWORDS", "Scope",
            "OutOfBounds"]
@@ -65,14 +65,6 @@ _MUL_OPS: dict[str, Callable[[int, int], int]] = {
 }
 
 _Fn = Callable[[Any], int]
-_HALF = 1 << 63
-_MASK = (1 << 64) - 1
-
-
-def _s64(v: int) -> int:
-    """``v`` wrapped to a 64-bit signed integer (callers test the common in-range case
-    inline: a call per operation would cost more than the operation)."""
-    return ((v + _HALF) & _MASK) - _HALF
 # A token: (kind, text, 1-based column). kind is "int", "name", "op", "end", or "bad" (a
 # character outside the language; always the last token).
 _Token = tuple[str, str, int]
@@ -296,15 +288,17 @@ class _Parser:
             return first
         if len(rest) == 1:
             (op, second), = rest
-            return lambda env: (v if -_HALF <= (v := op(first(env), second(env))) < _HALF
-                                else _s64(v))
+            # (the common in-range case tested inline: a call per operation would
+            # cost more than the operation)
+            return lambda env: (v if INT_MIN <= (v := op(first(env), second(env))) <= INT_MAX
+                                else wrap(v))
 
         def chain(env: Any) -> int:
             value = first(env)
             for op, fn in rest:
                 value = op(value, fn(env))
-                if not -_HALF <= value < _HALF:
-                    value = _s64(value)
+                if not INT_MIN <= value <= INT_MAX:
+                    value = wrap(value)
             return value
         return chain
 
@@ -321,13 +315,13 @@ class _Parser:
         self.enter()
         inner = self.unary()
         self.depth -= 1
-        return lambda env: v if (v := -inner(env)) < _HALF else _s64(v)
+        return lambda env: v if (v := -inner(env)) <= INT_MAX else wrap(v)
 
     def primary(self) -> _Fn:
         kind, text, col = self.peek()
         if kind == "int":
             self.take()
-            value = _s64(int(text))
+            value = wrap(int(text))
             return lambda env: value
         if kind == "name":
             if text in ("true", "false"):

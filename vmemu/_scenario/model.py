@@ -26,6 +26,16 @@ WAIT_STATES = ("uninterruptible", "interruptible", "killable")
 TASK_NAMES = ("ok", "should_stop")
 #: Values are 64-bit signed integers and wrap on store, as C's s64 does.
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+_SPAN = 1 << 64
+
+
+def wrap(value: int) -> int:
+    """``value`` as an s64 (two's complement wrap-around): what a store keeps, and what
+    every operation of an expression yields (``expr``)."""
+    if INT_MIN <= value <= INT_MAX:
+        return value
+    return (value - INT_MIN) % _SPAN + INT_MIN
+
 #: Swap-out policies of ``memory.swapout`` (docs/swapout.md); the first is the default.
 SWAPOUT_POLICIES = ("vmscan", "shrink_mmap", "vmscan_alloc_deferred_io")
 #: Orders of ``touch`` (``stride:K`` and ``random:SEED`` take a number after the colon).

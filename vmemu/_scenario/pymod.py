@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from .._errors import ScenarioError, did_you_mean
+from .._errors import ScenarioError, did_you_mean, safe_str
 from .._files import read_user_file
 from .model import TASK_FLAGS, Loc, Scenario, TaskSpec
 from .yaml_loader import TOP_KEYS, _Loader
@@ -96,7 +96,6 @@ def _import(file: str, data: bytes, digest: str) -> Any:
             if tb.tb_frame.f_code.co_filename == file:
                 line = tb.tb_lineno
             tb = tb.tb_next
-        from .._kernel.task import safe_str
         raise ScenarioError(f"error while importing the scenario: {type(e).__name__}: "
                             f"{safe_str(e)}",
                             file=file, line=line) from None
