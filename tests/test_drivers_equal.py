@@ -507,18 +507,23 @@ tasks = {"main": main, "keeper": {"fn": keeper, "daemon": True}}
 '''
 
 
+def _alike_on_every_driver(path, source: str) -> list:
+    """Write the Python scenario ``source`` to ``path`` and run it on the three drivers;
+    the runs, checked to give one trace hash."""
+    path.write_text(source)
+    runs = [vmemu.run(str(path), driver=d) for d in ("direct", "trio", "asyncio")]
+    assert len({r.trace_hash for r in runs}) == 1
+    return runs
+
+
 def test_the_last_task_left_is_unwound_on_every_driver(tmp_path):
     # main ends the run (`ok`) with one task of two done; the daemon left waiting is
     # unwound all the same, swallows the Killed and returns: its `exit` follows the
     # verdict on every driver.
-    path = tmp_path / "one_left.py"
-    path.write_text(_ONE_LEFT)
-    runs = [vmemu.run(str(path), driver=d) for d in ("direct", "trio", "asyncio")]
-    for r in runs:
+    for r in _alike_on_every_driver(tmp_path / "one_left.py", _ONE_LEFT):
         assert r.verdict == "ok"
         assert [e[1:3] for e in r.trace.events][-3:] == [
             ["main", "exit"], ["-", "verdict"], ["keeper", "exit"]]
-    assert len({r.trace_hash for r in runs}) == 1
 
 
 _JOINED = '''
@@ -546,11 +551,7 @@ def test_what_a_task_raises_while_it_unwinds_changes_nothing(tmp_path):
     # The run deadlocks (main joins worker, which waits for a signal nobody sends). While
     # unwinding, worker raises something else than the Killed thrown into it: that is not
     # an exit (its joiner main is not woken) and adds nothing to the trace.
-    path = tmp_path / "joined.py"
-    path.write_text(_JOINED)
-    runs = [vmemu.run(str(path), driver=d) for d in ("direct", "trio", "asyncio")]
-    for r in runs:
+    for r in _alike_on_every_driver(tmp_path / "joined.py", _JOINED):
         assert r.verdict == "deadlock"
         assert [e[1:3] for e in r.trace.events][-1] == ["-", "verdict"]
         assert not [e for e in r.trace.events if e[2] == "wake"]
-    assert len({r.trace_hash for r in runs}) == 1
